@@ -1,0 +1,59 @@
+# Ember: the two commands a newcomer needs are `make run` and `make test`.
+# Both install what a fresh Debian/Ubuntu machine lacks first (`make deps`).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Debian packages the build and tests need: clang + libclang for RocksDB's bindings,
+# Chromium for the dashboard test.
+APT_PACKAGES := clang libclang-dev
+TESTNET_ARGS ?=
+
+.PHONY: all deps build release run test lint fmt bench clean
+
+all: build
+
+## deps: install missing system packages (apt-get; sudo when not root)
+deps:
+	@missing=""; \
+	for pkg in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+## build: debug build of every crate, binaries included
+build: deps
+	$(CARGO) build --workspace --bins
+
+## release: optimised binaries for running a network
+release: deps
+	$(CARGO) build --release -p ember-node -p ember-wallet -p ember-testnet
+
+## run: build and start a local 4-node testnet with its dashboard
+run: release
+	$(CARGO) run --release -q -p ember-testnet -- up $(TESTNET_ARGS)
+
+## test: formatting, lints and every test in the workspace
+test: build
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+## lint: formatting and clippy only
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: criterion benchmarks (figures printed per benchmark)
+bench: deps
+	$(CARGO) bench --workspace
+
+clean:
+	$(CARGO) clean

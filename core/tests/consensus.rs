@@ -1,0 +1,425 @@
+//! Consensus properties of ember-core: each test fails if the rule it names is removed.
+
+use ember_core::block::merkle_root;
+use ember_core::encoding::{decode, encode};
+use ember_core::keys::{verify_message, Signature};
+use ember_core::pow::CompactTarget;
+use ember_core::testkit::{child_block, devnet_funding, keys, pay};
+use ember_core::validate::{
+    apply_block, check_block_structure, check_header, check_header_context, check_tx,
+    StrictVerifier,
+};
+use ember_core::*;
+use proptest::prelude::*;
+
+fn arb_hash() -> impl Strategy<Value = [u8; 32]> {
+    any::<[u8; 32]>()
+}
+
+fn arb_body() -> impl Strategy<Value = TxBody> {
+    (arb_hash(), arb_hash(), arb_hash(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(c, f, t, a, fee, n)| TxBody {
+            chain: BlockId::from_bytes(c),
+            from: Address::from_bytes(f),
+            to: Address::from_bytes(t),
+            amount: Amount::from_units(a),
+            fee: Amount::from_units(fee),
+            nonce: n,
+        },
+    )
+}
+
+fn arb_tx() -> impl Strategy<Value = Transaction> {
+    (arb_body(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(b, s1, s2)| {
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&s1);
+        sig[32..].copy_from_slice(&s2);
+        Transaction::from_parts(b, Signature(sig))
+    })
+}
+
+fn arb_header() -> impl Strategy<Value = BlockHeader> {
+    (
+        any::<u32>(),
+        any::<u64>(),
+        arb_hash(),
+        arb_hash(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u64>(),
+        arb_hash(),
+    )
+        .prop_map(|(v, h, p, r, t, tg, n, m)| BlockHeader {
+            version: v,
+            height: h,
+            prev: BlockId::from_bytes(p),
+            tx_root: Hash::from_bytes(r),
+            time: t,
+            target: CompactTarget(tg),
+            nonce: n,
+            miner: Address::from_bytes(m),
+        })
+}
+
+/// Round trip both ways: value -> bytes -> value, and accepted bytes -> value -> same bytes.
+fn round_trip<T>(value: &T, limit: usize) -> Result<(), TestCaseError>
+where
+    T: bincode::Encode + bincode::Decode<()> + PartialEq + std::fmt::Debug,
+{
+    let bytes = encode(value);
+    let back: T = decode(&bytes, limit).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&back, value);
+    prop_assert_eq!(encode(&back), bytes);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_encoded_type_round_trips(tx in arb_tx(), h in arb_header(), ntx in 0usize..5,
+                                      acct in (any::<u64>(), any::<u64>())) {
+        round_trip(&tx, 1 << 20)?;
+        round_trip(&h, 1 << 20)?;
+        round_trip(tx.body(), 1 << 20)?;
+        round_trip(&Block { header: h, txs: vec![tx; ntx] }, 1 << 20)?;
+        round_trip(&Account { balance: Amount::from_units(acct.0), nonce: acct.1 }, 64)?;
+        round_trip(&Undo { previous: vec![(tx.body().from, Account::default())] }, 1 << 20)?;
+        round_trip(&h.target, 4)?;
+        round_trip(&tx.txid(), 32)?;
+    }
+
+    #[test]
+    fn accepted_bytes_re_encode_identically(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        // Decoding arbitrary bytes: whatever is accepted must re-encode to the same bytes.
+        if let Ok(tx) = decode::<Transaction>(&bytes, 1 << 16) {
+            prop_assert_eq!(encode(&tx), bytes.clone());
+        }
+        if let Ok(b) = decode::<Block>(&bytes, 1 << 16) {
+            prop_assert_eq!(encode(&b), bytes.clone());
+        }
+    }
+
+    #[test]
+    fn flipping_any_byte_of_a_signed_tx_invalidates_it(pos in 0usize..tx::TX_ENCODED_LEN, bit in 0u8..8) {
+        let k = keys(2);
+        let params = devnet_funding(&k, 100);
+        let t = pay(&params, &k[0], k[1].address(), 5, 1, 0);
+        let mut bytes = t.encode();
+        bytes[pos] ^= 1 << bit;
+        let mutated = Transaction::decode(&bytes).expect("fixed-width fields decode from any bytes");
+        prop_assert!(check_tx(&params, &mutated, &StrictVerifier).is_err());
+    }
+
+    #[test]
+    fn flipping_any_byte_of_a_header_changes_id_or_invalidates(pos in 0usize..block::HEADER_ENCODED_LEN, bit in 0u8..8) {
+        let k = keys(1);
+        let params = devnet_funding(&k, 100);
+        let b = child_block(&params, &params.genesis().header, vec![], k[0].address(), 0);
+        let mut bytes = b.header.encode();
+        bytes[pos] ^= 1 << bit;
+        let h = BlockHeader::decode(&bytes).unwrap();
+        prop_assert_ne!(h.id(), b.id());
+        let g = params.genesis().header;
+        let valid = check_header(&params, &h).is_ok()
+            && check_header_context(&params, &h, &g, &[g.time], u64::MAX / 2).is_ok()
+            && h.tx_root == b.header.tx_root && h.miner == b.header.miner;
+        // It may still be a valid header (a different nonce that also meets the easy devnet
+        // target), but then it is a different block, never the same id with other content.
+        if valid { prop_assert_ne!(h.id(), b.id()); }
+    }
+
+    #[test]
+    fn apply_then_undo_restores_state_and_conserves_coins(
+        payments in proptest::collection::vec((0usize..4, 0usize..4, 0u64..2_000, 0u64..50), 0..24)
+    ) {
+        let k = keys(4);
+        let params = devnet_funding(&k, 10);
+        let mut state = params.genesis_state();
+        let mut nonces = [0u64; 4];
+        let mut txs = Vec::new();
+        let mut shadow = state.clone();
+        for (from, to, amount, fee) in payments {
+            let t = pay(&params, &k[from], k[to].address(), amount * 100_000, fee, nonces[from]);
+            // Only keep payments that are valid in sequence, so the block is valid.
+            let one = Block { header: params.genesis().header, txs: vec![t] };
+            if let Ok(d) = apply_block_without_reward(&params, &shadow, &one) {
+                shadow.apply(&d);
+                nonces[from] += 1;
+                txs.push(t);
+            }
+        }
+        let miner = keys(5)[4].address();
+        let b = child_block(&params, &params.genesis().header, txs, miner, 0);
+        check_block_structure(&params, &b, &StrictVerifier).unwrap();
+        let before = state.clone();
+        let delta = apply_block(&params, &state, &b).unwrap();
+        state.apply(&delta);
+        // Conservation: supply grows by exactly the subsidy; fees move, never vanish.
+        prop_assert_eq!(state.total_balance(), params.supply_at(1));
+        state.revert(&delta.undo);
+        prop_assert_eq!(&state, &before);
+        prop_assert_eq!(state.digest(), before.digest());
+    }
+}
+
+/// Applies a one-transaction block at height 0 (no subsidy), to test a payment in isolation.
+fn apply_block_without_reward(
+    params: &ChainParams,
+    s: &MemState,
+    b: &Block,
+) -> Result<StateDelta, BlockError> {
+    apply_block(params, s, b).map(|mut d| {
+        // Drop the miner credit of zero (height 0 has no subsidy, fees are credited to the
+        // zero address): keep the payment's effects only.
+        d.updates.retain(|(a, _)| *a != b.header.miner);
+        d
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct EdgeCases {
+    cases: Vec<EdgeCase>,
+}
+#[derive(serde::Deserialize)]
+struct EdgeCase {
+    case: u32,
+    message: String,
+    pub_key: String,
+    signature: String,
+    verify_strict: bool,
+}
+
+#[test]
+fn ed25519_edge_cases_follow_verify_strict() {
+    let text = include_str!("data/ed25519_edge_cases.json");
+    let cases: EdgeCases = serde_json::from_str(text).unwrap();
+    assert_eq!(cases.cases.len(), 12);
+    let mut accepted = Vec::new();
+    for c in &cases.cases {
+        let msg = hex::decode(&c.message).unwrap();
+        let key: [u8; 32] = hex::decode(&c.pub_key).unwrap().try_into().unwrap();
+        let sig: [u8; 64] = hex::decode(&c.signature).unwrap().try_into().unwrap();
+        let ok = verify_message(&key, &msg, &sig).is_ok();
+        assert_eq!(ok, c.verify_strict, "case {}", c.case);
+        if ok {
+            accepted.push(c.case);
+        }
+    }
+    assert_eq!(accepted, vec![3], "only case 3 is a strictly valid signature");
+}
+
+#[test]
+fn small_order_key_cannot_sign_for_an_account() {
+    // The identity point: any signature with R = identity, S = 0 verifies under plain
+    // (cofactored or not) checks for it; strict verification must refuse the key.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let params = devnet_funding(&keys(1), 1);
+    let body = TxBody {
+        chain: params.genesis_id(),
+        from: Address::from_bytes(identity),
+        to: keys(1)[0].address(),
+        amount: Amount::from_units(1),
+        fee: Amount::ZERO,
+        nonce: 0,
+    };
+    let mut sig = [0u8; 64];
+    sig[0] = 1; // R = identity, S = 0
+    let t = Transaction::from_parts(body, Signature(sig));
+    assert!(matches!(check_tx(&params, &t, &StrictVerifier), Err(TxError::BadSignature(_))));
+}
+
+#[test]
+fn non_canonical_s_is_refused() {
+    let k = keys(2);
+    let params = devnet_funding(&k, 1);
+    let t = pay(&params, &k[0], k[1].address(), 1, 0, 0);
+    // S + L is the same scalar mod L but not canonical.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut sig = t.signature().0;
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = sig[32 + i] as u16 + L[i] as u16 + carry;
+        sig[32 + i] = v as u8;
+        carry = v >> 8;
+    }
+    let bad = Transaction::from_parts(*t.body(), Signature(sig));
+    assert!(check_tx(&params, &t, &StrictVerifier).is_ok());
+    assert!(matches!(check_tx(&params, &bad, &StrictVerifier), Err(TxError::BadSignature(_))));
+}
+
+#[test]
+fn tx_signed_for_another_genesis_is_refused() {
+    let k = keys(2);
+    let params = devnet_funding(&k, 1);
+    let other = ChainParams::devnet();
+    let t = pay(&other, &k[0], k[1].address(), 1, 0, 0);
+    assert!(matches!(check_tx(&params, &t, &StrictVerifier), Err(TxError::WrongChain { .. })));
+    // Re-labelling the chain field breaks the signature.
+    let mut body = *t.body();
+    body.chain = params.genesis_id();
+    let relabelled = Transaction::from_parts(body, *t.signature());
+    assert!(matches!(
+        check_tx(&params, &relabelled, &StrictVerifier),
+        Err(TxError::BadSignature(_))
+    ));
+}
+
+fn one_tx_block(params: &ChainParams, txs: Vec<Transaction>) -> Result<StateDelta, BlockError> {
+    let b = child_block(params, &params.genesis().header, txs, keys(9)[8].address(), 0);
+    check_block_structure(params, &b, &StrictVerifier)?;
+    apply_block(params, &params.genesis_state(), &b)
+}
+
+fn tx_error(r: Result<StateDelta, BlockError>) -> TxError {
+    match r {
+        Err(BlockError::Tx { error, .. }) => error,
+        other => panic!("expected a transaction error, got {other:?}"),
+    }
+}
+
+#[test]
+fn nonce_gaps_and_replays_are_refused() {
+    let k = keys(2);
+    let params = devnet_funding(&k, 10);
+    let to = k[1].address();
+    assert!(one_tx_block(&params, vec![pay(&params, &k[0], to, 1, 0, 0)]).is_ok());
+    assert_eq!(
+        tx_error(one_tx_block(&params, vec![pay(&params, &k[0], to, 1, 0, 1)])),
+        TxError::NonceTooHigh { expected: 0, found: 1 }
+    );
+    // Replay in the same block: nonce 0 twice (different amounts so the txids differ).
+    let r = one_tx_block(
+        &params,
+        vec![pay(&params, &k[0], to, 1, 0, 0), pay(&params, &k[0], to, 2, 0, 0)],
+    );
+    assert_eq!(tx_error(r), TxError::NonceTooLow { expected: 1, found: 0 });
+    // Replay of the identical transaction is a duplicate.
+    let t = pay(&params, &k[0], to, 1, 0, 0);
+    assert!(matches!(one_tx_block(&params, vec![t, t]), Err(BlockError::DuplicateTx(_))));
+}
+
+#[test]
+fn overflowing_amounts_are_refused() {
+    let k = keys(2);
+    let params = devnet_funding(&k, 10);
+    let t = pay(&params, &k[0], k[1].address(), u64::MAX, 1, 0);
+    assert_eq!(tx_error(one_tx_block(&params, vec![t])), TxError::CostOverflow);
+    let t = pay(&params, &k[0], k[1].address(), 11 * 100_000_000, 0, 0);
+    assert!(matches!(
+        tx_error(one_tx_block(&params, vec![t])),
+        TxError::InsufficientBalance { .. }
+    ));
+}
+
+#[test]
+fn block_rules_are_enforced() {
+    let k = keys(2);
+    let params = devnet_funding(&k, 10);
+    let g = params.genesis().header;
+    let good = child_block(
+        &params,
+        &g,
+        vec![pay(&params, &k[0], k[1].address(), 1, 0, 0)],
+        k[0].address(),
+        0,
+    );
+    check_block_structure(&params, &good, &StrictVerifier).unwrap();
+    check_header_context(&params, &good.header, &g, &[g.time], g.time + 10_000).unwrap();
+
+    // Merkle root must match.
+    let mut wrong_root = good.clone();
+    wrong_root.txs.push(pay(&params, &k[1], k[0].address(), 1, 0, 0));
+    let err = check_block_structure(&params, &wrong_root, &StrictVerifier).unwrap_err();
+    assert!(
+        matches!(err, BlockError::BadTxRoot { .. }) || matches!(err, BlockError::InsufficientWork)
+    );
+
+    // Size limit.
+    let mut small = params.clone();
+    small.max_block_bytes = good.encoded_len() - 1;
+    assert!(matches!(
+        check_block_structure(&small, &good, &StrictVerifier),
+        Err(BlockError::TooLarge { .. })
+    ));
+
+    // Time rules.
+    let mut h = good.header;
+    h.time = g.time;
+    assert!(matches!(
+        check_header_context(&params, &h, &g, &[g.time], g.time),
+        Err(BlockError::TimeTooOld { .. })
+    ));
+    h.time = g.time + params.max_future_ms + 1_000;
+    assert!(matches!(
+        check_header_context(&params, &h, &g, &[g.time], g.time),
+        Err(BlockError::TimeTooNew { .. })
+    ));
+    // Linkage and height.
+    let mut h = good.header;
+    h.height = 2;
+    assert!(matches!(
+        check_header_context(&params, &h, &g, &[g.time], u64::MAX / 2),
+        Err(BlockError::WrongHeight { .. })
+    ));
+    let mut h = good.header;
+    h.prev = BlockId::from_bytes([7; 32]);
+    assert!(matches!(
+        check_header_context(&params, &h, &g, &[g.time], u64::MAX / 2),
+        Err(BlockError::WrongParent { .. })
+    ));
+    // Target must be the required one.
+    let mut h = good.header;
+    h.target = CompactTarget(0x1f00ffff);
+    assert!(matches!(
+        check_header_context(&params, &h, &g, &[g.time], u64::MAX / 2),
+        Err(BlockError::WrongTarget { .. })
+    ));
+}
+
+#[test]
+fn proof_of_work_is_checked() {
+    let k = keys(1);
+    let params = devnet_funding(&k, 10);
+    let mut b = child_block(&params, &params.genesis().header, vec![], k[0].address(), 0);
+    // Find a nonce whose id misses the devnet target (about half of them do).
+    let target = params.pow_limit_target();
+    while pow::meets_target(b.header.id().as_bytes(), target) {
+        b.header.nonce += 1;
+    }
+    assert_eq!(check_header(&params, &b.header), Err(BlockError::InsufficientWork));
+}
+
+#[test]
+fn median_time_past_uses_eleven_blocks() {
+    let k = keys(1);
+    let params = devnet_funding(&k, 10);
+    let mut parent = params.genesis().header;
+    let mut times = vec![parent.time];
+    for _ in 0..15 {
+        let b = child_block(&params, &parent, vec![], k[0].address(), 0);
+        parent = b.header;
+        times.insert(0, parent.time);
+    }
+    let recent = &times[..11];
+    let median = validate::median_time(recent);
+    let mut child = child_block(&params, &parent, vec![], k[0].address(), 0);
+    child.header.time = median;
+    assert!(matches!(
+        check_header_context(&params, &child.header, &parent, recent, u64::MAX / 2),
+        Err(BlockError::TimeTooOld { .. })
+    ));
+}
+
+#[test]
+fn merkle_root_commits_to_txids() {
+    let k = keys(2);
+    let params = devnet_funding(&k, 10);
+    let a = pay(&params, &k[0], k[1].address(), 1, 0, 0);
+    let b = pay(&params, &k[0], k[1].address(), 2, 0, 0);
+    assert_ne!(merkle_root(&[a.txid(), b.txid()]), merkle_root(&[b.txid(), a.txid()]));
+}
