@@ -3,8 +3,7 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-# Debian packages the build and tests need: clang + libclang for RocksDB's bindings,
-# Chromium for the dashboard test.
+# Debian packages the build needs: clang + libclang for RocksDB's bindings.
 APT_PACKAGES := clang libclang-dev
 TESTNET_ARGS ?=
 

@@ -67,6 +67,11 @@ impl Address {
             .as_slice()
             .try_into()
             .map_err(|_| AddressError::WrongLength { addr: s.to_string(), len: bytes.len() })?;
+        // bech32 leaves a few padding bits in the last character; only the canonical
+        // string (padding zero) is accepted, so each address has exactly one text form.
+        if Address(arr).to_bech32(expected_hrp) != s.to_lowercase() {
+            return Err(AddressError::Invalid { addr: s.to_string(), reason: "non-zero padding bits".into() });
+        }
         let usable = VerifyingKey::from_bytes(&arr).is_ok_and(|k| !k.is_weak());
         if !usable {
             return Err(AddressError::NotAKey { addr: s.to_string() });
@@ -116,6 +121,27 @@ mod tests {
         let err = Address::parse(&s, "edev").unwrap_err();
         assert!(matches!(err, AddressError::WrongNetwork { .. }));
         assert!(err.to_string().contains("etest"));
+    }
+
+    #[test]
+    fn non_zero_padding_is_refused() {
+        // 32 bytes = 256 bits in 52 five-bit groups: the last group carries 4 padding bits.
+        let s = addr().to_bech32("edev");
+        let data_end = s.len() - 6;
+        let last = s.as_bytes()[data_end - 1] as char;
+        const CHARSET: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+        let v = CHARSET.find(last).unwrap();
+        let padded = CHARSET.as_bytes()[v | 1] as char;
+        assert_ne!(padded, last, "padding bits of a canonical address are zero");
+        let hrp = Hrp::parse("edev").unwrap();
+        // Rebuild the checksum over the altered data so only the padding differs.
+        let mut fes: Vec<bech32::Fe32> =
+            s[5..data_end].chars().map(|c| bech32::Fe32::from_char(c).unwrap()).collect();
+        *fes.last_mut().unwrap() = bech32::Fe32::from_char(padded).unwrap();
+        let text: String = bech32::primitives::iter::Fe32IterExt::with_checksum::<Bech32m>(fes.into_iter(), &hrp)
+            .chars()
+            .collect();
+        assert!(matches!(Address::parse(&text, "edev"), Err(AddressError::Invalid { .. })), "{text}");
     }
 
     #[test]

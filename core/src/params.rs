@@ -111,8 +111,10 @@ pub struct ChainParams {
     genesis: Block,
     genesis_id: BlockId,
     allocations: Vec<(Address, Amount)>,
-    /// The easiest target any block may have (and the genesis target).
+    /// The easiest target any block may have.
     pub pow_limit: CompactTarget,
+    /// The genesis block's target, which anchors the retarget rule.
+    pub initial_target: CompactTarget,
     /// Whether targets follow ASERT; devnet keeps every block at `pow_limit`.
     pub retarget: bool,
     pub target_spacing_ms: u64,
@@ -173,7 +175,7 @@ impl ChainParams {
             prev: BlockId::ZERO,
             tx_root: commitment,
             time: spec.time_ms,
-            target: params.pow_limit,
+            target: params.initial_target,
             nonce: 0,
             miner: Address::default(),
         };
@@ -211,6 +213,7 @@ impl ChainParams {
             allocations: Vec::new(),
             // Half of all hashes meet it: blocks are made instantly, as on Bitcoin's regtest.
             pow_limit: CompactTarget(0x207f_ffff),
+            initial_target: CompactTarget(0x207f_ffff),
             retarget: false,
             target_spacing_ms: 2_000,
             half_life_ms: 3_600_000,
@@ -226,9 +229,11 @@ impl ChainParams {
         ChainParams {
             network: Network::Testnet,
             magic: *b"EMBt",
-            // About 2^20 hashes per block: a second or so of one CPU core at genesis;
-            // ASERT then follows the real hash rate.
+            // The easiest target: 2^12 expected hashes per block.
             pow_limit: CompactTarget(0x1f0f_ffff),
+            // 2^24 expected hashes at genesis: seconds on one CPU core; ASERT then follows
+            // the real hash rate.
+            initial_target: CompactTarget(0x1e00_ffff),
             retarget: true,
             target_spacing_ms: 10_000,
             ..Self::devnet_rules()
@@ -293,7 +298,7 @@ impl ChainParams {
     pub fn asert(&self) -> Asert {
         let g = &self.genesis.header;
         Asert {
-            anchor_target: self.pow_limit_target(),
+            anchor_target: self.initial_target.expand().expect("initial target is canonical"),
             anchor_height: 0,
             anchor_parent_time_ms: g.time as i128 - self.target_spacing_ms as i128,
             spacing_ms: self.target_spacing_ms as i128,
@@ -405,8 +410,8 @@ mod tests {
         assert_eq!(d.next_target(&h), d.pow_limit);
         let t = ChainParams::testnet();
         let mut g = t.genesis().header;
-        assert_eq!(t.next_target(&g), t.pow_limit); // on schedule at the anchor
+        assert_eq!(t.next_target(&g), t.initial_target); // on schedule at the anchor
         g.time -= 3_600_000; // an hour ahead of schedule: harder
-        assert!(t.next_target(&g).expand().unwrap() < t.pow_limit_target());
+        assert!(t.next_target(&g).expand().unwrap() < t.initial_target.expand().unwrap());
     }
 }

@@ -147,7 +147,8 @@ impl Asert {
         // Apply 2^shifts then undo the 16.16 scaling; clamp far-off exponents early.
         let total_shift = shifts - 16;
         if total_shift >= 0 {
-            if total_shift >= 256 {
+            // Any bit shifted past 512 would be lost; such a target is far above the limit.
+            if total_shift >= 256 || next.bits() + total_shift as usize > 512 {
                 return self.pow_limit;
             }
             next <<= total_shift as usize;
@@ -245,6 +246,9 @@ mod tests {
 
     #[test]
     fn asert_is_clamped() {
+        // An anchor at 2^255 far behind schedule must clamp to the limit, not wrap.
+        let high = Asert { anchor_target: U256::one() << 255, pow_limit: U256::MAX, ..asert() };
+        assert_eq!(high.next_target(0, 10_000 + 3_600_000 * 257), U256::MAX);
         let a = asert();
         assert_eq!(a.next_target(0, u64::MAX / 2), a.pow_limit);
         assert_eq!(a.next_target(10_000_000, 0), U256::one());

@@ -179,20 +179,22 @@ pub fn check_block_body(
     block: &Block,
     verifier: &dyn SigVerifier,
 ) -> Result<(), BlockError> {
+    // The merkle root first: a body that does not match it is not this block's body, and
+    // must be reported as a bad copy before any rule that would condemn the id.
+    let txids: Vec<Txid> = block.txs.iter().map(Transaction::txid).collect();
+    let computed = crate::block::merkle_root(&txids);
+    if computed != block.header.tx_root {
+        return Err(BlockError::BadTxRoot { found: block.header.tx_root, computed });
+    }
     let size = block.encoded_len();
     if size > params.max_block_bytes {
         return Err(BlockError::TooLarge { size, max: params.max_block_bytes });
     }
-    let txids: Vec<Txid> = block.txs.iter().map(Transaction::txid).collect();
     let mut seen = HashSet::with_capacity(txids.len());
     for id in &txids {
         if !seen.insert(*id) {
             return Err(BlockError::DuplicateTx(*id));
         }
-    }
-    let computed = crate::block::merkle_root(&txids);
-    if computed != block.header.tx_root {
-        return Err(BlockError::BadTxRoot { found: block.header.tx_root, computed });
     }
     for (index, (tx, txid)) in block.txs.iter().zip(&txids).enumerate() {
         check_tx(params, tx, verifier).map_err(|error| BlockError::Tx {

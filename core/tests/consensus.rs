@@ -423,3 +423,23 @@ fn merkle_root_commits_to_txids() {
     let b = pay(&params, &k[0], k[1].address(), 2, 0, 0);
     assert_ne!(merkle_root(&[a.txid(), b.txid()]), merkle_root(&[b.txid(), a.txid()]));
 }
+
+#[test]
+fn tampered_body_is_a_bad_copy_not_an_invalid_block() {
+    let k = keys(2);
+    let params = devnet_funding(&k, 10);
+    let t = pay(&params, &k[0], k[1].address(), 1, 0, 0);
+    let good = child_block(&params, &params.genesis().header, vec![t], k[0].address(), 0);
+    // A duplicated transaction keeps the id but not the root: reported as malleation.
+    let mut dup = good.clone();
+    dup.txs.push(t);
+    let err = check_block_structure(&params, &dup, &StrictVerifier).unwrap_err();
+    assert!(matches!(err, BlockError::BadTxRoot { .. }), "{err:?}");
+    assert!(err.is_body_malleation());
+    // A replaced signature keeps id and root: also malleation.
+    let mut resigned = good.clone();
+    resigned.txs[0] = Transaction::from_parts(*t.body(), Signature([7; 64]));
+    let err = check_block_structure(&params, &resigned, &StrictVerifier).unwrap_err();
+    assert!(err.is_body_malleation(), "{err:?}");
+    assert_eq!(resigned.id(), good.id());
+}
