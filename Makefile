@@ -7,7 +7,7 @@ CARGO ?= cargo
 APT_PACKAGES := clang libclang-dev
 TESTNET_ARGS ?=
 
-.PHONY: all deps build release run test lint fmt bench clean
+.PHONY: all deps build run test lint fmt bench clean
 
 all: build
 
@@ -24,28 +24,31 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-## build: debug build of every crate, binaries included
-build: deps
-	$(CARGO) build --workspace --bins
+# Every cargo command below selects the same targets (`--workspace --all-targets`), so cargo
+# resolves one feature set and RocksDB's C++ (the slow part of a cold build) compiles once.
+# Dependencies are optimised even in this profile (see Cargo.toml), so the debug binaries
+# are fast enough to run a network.
+CARGO_SEL := --workspace --all-targets
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-## release: optimised binaries for running a network
-release: deps
-	$(CARGO) build --release -p ember-node -p ember-wallet -p ember-testnet
+## build: debug build of every crate, tests and binaries included
+build: deps
+	$(CARGO) build $(CARGO_SEL)
 
 ## run: build and start a local 4-node testnet with its dashboard
-run: release
-	$(CARGO) run --release -q -p ember-testnet -- up $(TESTNET_ARGS)
+run: build
+	$(TARGET_DIR)/debug/ember-testnet up $(TESTNET_ARGS)
 
 ## test: formatting, lints and every test in the workspace
 test: build
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace
+	$(CARGO) clippy $(CARGO_SEL) -- -D warnings
+	$(CARGO) test $(CARGO_SEL)
 
 ## lint: formatting and clippy only
 lint: deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy $(CARGO_SEL) -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

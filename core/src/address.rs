@@ -70,7 +70,10 @@ impl Address {
         // bech32 leaves a few padding bits in the last character; only the canonical
         // string (padding zero) is accepted, so each address has exactly one text form.
         if Address(arr).to_bech32(expected_hrp) != s.to_lowercase() {
-            return Err(AddressError::Invalid { addr: s.to_string(), reason: "non-zero padding bits".into() });
+            return Err(AddressError::Invalid {
+                addr: s.to_string(),
+                reason: "non-zero padding bits".into(),
+            });
         }
         let usable = VerifyingKey::from_bytes(&arr).is_ok_and(|k| !k.is_weak());
         if !usable {
@@ -138,10 +141,14 @@ mod tests {
         let mut fes: Vec<bech32::Fe32> =
             s[5..data_end].chars().map(|c| bech32::Fe32::from_char(c).unwrap()).collect();
         *fes.last_mut().unwrap() = bech32::Fe32::from_char(padded).unwrap();
-        let text: String = bech32::primitives::iter::Fe32IterExt::with_checksum::<Bech32m>(fes.into_iter(), &hrp)
-            .chars()
-            .collect();
-        assert!(matches!(Address::parse(&text, "edev"), Err(AddressError::Invalid { .. })), "{text}");
+        let text: String =
+            bech32::primitives::iter::Fe32IterExt::with_checksum::<Bech32m>(fes.into_iter(), &hrp)
+                .chars()
+                .collect();
+        assert!(
+            matches!(Address::parse(&text, "edev"), Err(AddressError::Invalid { .. })),
+            "{text}"
+        );
     }
 
     #[test]

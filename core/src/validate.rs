@@ -91,8 +91,15 @@ impl BlockError {
     pub fn is_body_malleation(&self) -> bool {
         matches!(
             self,
-            BlockError::BadTxRoot { .. } | BlockError::Tx { error: TxError::BadSignature(_), .. }
+            BlockError::BadTxRoot { .. }
+                | BlockError::Tx { error: TxError::BadSignature(SignatureError::Invalid), .. }
         )
+    }
+
+    /// True when the block may become valid later (its time is too far ahead of our clock
+    /// now); such a block must not be recorded as invalid.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, BlockError::TimeTooNew { .. })
     }
 }
 

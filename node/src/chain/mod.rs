@@ -1,0 +1,701 @@
+//! The chain manager: the one owner of chain state. All writes go through it.
+//!
+//! It keeps an in-memory index of every known header (with cumulative work and status),
+//! validates what arrives with `ember-core`, stores bodies, and keeps the main chain on the
+//! valid branch with the most cumulative work (first seen wins ties). Switching branches
+//! disconnects blocks down to the fork point with their undo records and connects the new
+//! branch; each connect or disconnect is one atomic store batch that moves the tip, so a
+//! crash mid-reorg reopens at a consistent tip and [`ChainManager::open`] resumes the switch.
+//!
+//! Blocks whose parent is unknown wait in a bounded orphan pool. A block that fails a rule
+//! its id commits to is marked invalid with all its descendants and never fetched again; a
+//! body that fails only because it was altered in transit (see
+//! [`ember_core::BlockError::is_body_malleation`]) is refused without marking the id.
+//!
+//! Every change of tip is published as a [`ChainEvent`] on a broadcast channel, for the
+//! mempool, miner, RPC and network.
+
+mod orphans;
+pub mod sigcache;
+
+use crate::store::{Batch, BlockStatus, ChainStore, HeaderEntry, StoreError, TxLocation};
+use ember_core::state::StateHasher;
+use ember_core::validate::{self, apply_block, check_header, check_header_context};
+use ember_core::{
+    Account, Address, Block, BlockError, BlockHeader, BlockId, ChainParams, Digest32, StateView,
+    Transaction, U256,
+};
+use orphans::OrphanPool;
+pub use sigcache::SigCache;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// A change of the main chain.
+#[derive(Debug, Clone)]
+pub struct ChainEvent {
+    pub tip: BlockId,
+    pub height: u64,
+    /// Blocks connected, oldest first.
+    pub connected: Vec<Arc<Block>>,
+    /// Blocks disconnected by a reorg, newest first.
+    pub disconnected: Vec<Arc<Block>>,
+}
+
+/// What happened to an accepted block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// It (and possibly others) became the new main chain.
+    NewTip { height: u64 },
+    /// Valid so far and stored, on a branch with less work than the tip.
+    SideChain,
+    /// Its parent is unknown; it waits in the orphan pool.
+    Orphan,
+    /// Already known.
+    Duplicate,
+}
+
+/// Why a block was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The block breaks a consensus rule; it is marked invalid.
+    #[error("invalid block {id}: {error}")]
+    Invalid { id: BlockId, error: Box<BlockError> },
+    /// The body does not match the header or carries a bad signature: a bad copy, the id
+    /// is not marked (the sender is to blame).
+    #[error("bad copy of block {id}: {error}")]
+    BadCopy { id: BlockId, error: Box<BlockError> },
+    #[error("block {0} is known to be invalid")]
+    KnownInvalid(BlockId),
+    /// A header whose parent is unknown (headers must arrive in order).
+    #[error("parent {0} of the header is unknown")]
+    UnknownParent(BlockId),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ChainError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ChainError::Invalid { .. } => "invalid",
+            ChainError::BadCopy { .. } => "bad_copy",
+            ChainError::KnownInvalid(_) => "known_invalid",
+            ChainError::UnknownParent(_) => "unknown_parent",
+            ChainError::Store(_) => "store",
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ChainStats {
+    pub blocks_accepted: u64,
+    pub blocks_refused: HashMap<&'static str, u64>,
+    pub reorgs: u64,
+    pub txs_connected: u64,
+}
+
+/// Reads account state from the store. A read error means the disk or the database is
+/// failing; the node cannot continue safely, so it stops (RocksDB reopens consistently).
+struct StoreState<'a>(&'a ChainStore);
+
+impl StateView for StoreState<'_> {
+    fn account(&self, address: &Address) -> Account {
+        self.0.account(address).expect("account read failed: the store is unusable")
+    }
+}
+
+pub struct ChainManager {
+    params: Arc<ChainParams>,
+    store: ChainStore,
+    index: HashMap<BlockId, HeaderEntry>,
+    children: HashMap<BlockId, Vec<BlockId>>,
+    tip: BlockId,
+    orphans: OrphanPool,
+    sig_cache: Arc<SigCache>,
+    events: broadcast::Sender<ChainEvent>,
+    stats: ChainStats,
+}
+
+impl ChainManager {
+    /// Opens the chain on `store`, writing genesis into a fresh one, loading the header index,
+    /// and finishing any branch switch a crash interrupted.
+    pub fn open(params: Arc<ChainParams>, store: ChainStore) -> Result<Self, ChainError> {
+        let genesis = params.genesis().clone();
+        let gid = genesis.id();
+        if store.tip()?.is_none() {
+            let mut b = Batch::new();
+            b.init_meta(&params);
+            let entry = HeaderEntry {
+                header: genesis.header,
+                work: work_bytes(block_work(&genesis.header)),
+                status: BlockStatus::BodyStored,
+            };
+            b.put_header(&gid, &entry);
+            b.put_body(&gid, &genesis.txs);
+            for (addr, acct) in params.genesis_state().iter() {
+                b.put_account(addr, acct);
+            }
+            b.set_main(0, Some(&gid));
+            b.set_tip(&gid);
+            store.write(b)?;
+        }
+        let tip = store.tip()?.expect("tip written above");
+        let mut index = HashMap::new();
+        let mut children: HashMap<BlockId, Vec<BlockId>> = HashMap::new();
+        for (id, entry) in store.all_headers()? {
+            if id != gid {
+                children.entry(entry.header.prev).or_default().push(id);
+            }
+            index.insert(id, entry);
+        }
+        if !index.contains_key(&tip) {
+            return Err(StoreError::Corrupt(format!("tip {tip} has no header")).into());
+        }
+        let (events, _) = broadcast::channel(1024);
+        let mut cm = ChainManager {
+            params,
+            store,
+            index,
+            children,
+            tip,
+            orphans: OrphanPool::new(256, 10 * 60 * 1000),
+            sig_cache: Arc::new(SigCache::new(200_000)),
+            events,
+            stats: ChainStats::default(),
+        };
+        cm.activate_best_chain()?;
+        Ok(cm)
+    }
+
+    pub fn params(&self) -> &Arc<ChainParams> {
+        &self.params
+    }
+    pub fn store(&self) -> &ChainStore {
+        &self.store
+    }
+    pub fn sig_cache(&self) -> &Arc<SigCache> {
+        &self.sig_cache
+    }
+    pub fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+    pub fn stats(&self) -> &ChainStats {
+        &self.stats
+    }
+    pub fn tip(&self) -> BlockId {
+        self.tip
+    }
+    pub fn tip_entry(&self) -> &HeaderEntry {
+        &self.index[&self.tip]
+    }
+    pub fn height(&self) -> u64 {
+        self.tip_entry().header.height
+    }
+    pub fn tip_work(&self) -> U256 {
+        self.tip_entry().work()
+    }
+    pub fn entry(&self, id: &BlockId) -> Option<&HeaderEntry> {
+        self.index.get(id)
+    }
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.len()
+    }
+    /// Number of known headers (all branches).
+    pub fn known_headers(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The account's state at the tip.
+    pub fn account(&self, address: &Address) -> Result<Account, StoreError> {
+        self.store.account(address)
+    }
+
+    /// A `StateView` of the tip state.
+    pub fn state(&self) -> impl StateView + '_ {
+        StoreState(&self.store)
+    }
+
+    /// The main-chain block id at `height`.
+    pub fn main_id_at(&self, height: u64) -> Result<Option<BlockId>, StoreError> {
+        self.store.main_chain_at(height)
+    }
+
+    /// Whether `id` is on the main chain.
+    pub fn is_main(&self, id: &BlockId) -> Result<bool, StoreError> {
+        match self.index.get(id) {
+            Some(e) => Ok(self.store.main_chain_at(e.header.height)? == Some(*id)),
+            None => Ok(false),
+        }
+    }
+
+    /// A stored block (any branch).
+    pub fn block(&self, id: &BlockId) -> Result<Option<Block>, StoreError> {
+        let Some(entry) = self.index.get(id) else { return Ok(None) };
+        Ok(self.store.body(id)?.map(|txs| Block { header: entry.header, txs }))
+    }
+
+    /// The digest of the whole account state at the tip.
+    pub fn state_digest(&self) -> Result<Digest32, StoreError> {
+        let mut h = StateHasher::default();
+        self.store.for_each_account(|a, s| h.add(&a, &s))?;
+        Ok(h.finish())
+    }
+
+    /// Times of `id` and its ancestors, newest first, at most the median span.
+    fn recent_times(&self, id: &BlockId) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.params.median_time_span);
+        let mut cur = self.index.get(id);
+        while let Some(e) = cur {
+            out.push(e.header.time);
+            if out.len() == self.params.median_time_span || e.header.height == 0 {
+                break;
+            }
+            cur = self.index.get(&e.header.prev);
+        }
+        out
+    }
+
+    /// The target and minimum time a child of the tip must have (for the miner).
+    pub fn next_block_rules(&self) -> (ember_core::pow::CompactTarget, u64) {
+        let tip = self.tip_entry().header;
+        let median = validate::median_time(&self.recent_times(&self.tip));
+        (self.params.next_target(&tip), median + 1)
+    }
+
+    /// Validates and stores a header without its body (header-first sync).
+    pub fn accept_header(&mut self, header: &BlockHeader, now_ms: u64) -> Result<bool, ChainError> {
+        let id = header.id();
+        match self.index.get(&id) {
+            Some(e) if e.status == BlockStatus::Invalid => {
+                return Err(ChainError::KnownInvalid(id))
+            }
+            Some(_) => return Ok(false),
+            None => {}
+        }
+        if !self.index.contains_key(&header.prev) {
+            return Err(ChainError::UnknownParent(header.prev));
+        }
+        self.check_new_header(&id, header, now_ms)?;
+        let work = self.index[&header.prev].work() + block_work(header);
+        let entry = HeaderEntry {
+            header: *header,
+            work: work_bytes(work),
+            status: BlockStatus::HeaderOnly,
+        };
+        let mut b = Batch::new();
+        b.put_header(&id, &entry);
+        self.store.write(b)?;
+        self.insert_index(id, entry);
+        Ok(true)
+    }
+
+    /// Header checks shared by headers and blocks: proof of work, a known valid parent, and
+    /// the contextual rules. A header failing after its parent is known is marked invalid.
+    fn check_new_header(
+        &mut self,
+        id: &BlockId,
+        header: &BlockHeader,
+        now_ms: u64,
+    ) -> Result<(), ChainError> {
+        // Structural failures are not recorded: the id does not even meet its target, so
+        // anyone can make endless such ids and recording them would only fill our memory.
+        check_header(&self.params, header)
+            .map_err(|error| ChainError::Invalid { id: *id, error: Box::new(error) })?;
+        let parent = match self.index.get(&header.prev) {
+            Some(p) if p.status == BlockStatus::Invalid => {
+                self.mark_invalid_new(id, header)?;
+                return Err(ChainError::KnownInvalid(header.prev));
+            }
+            Some(p) => *p,
+            None => return Err(ChainError::UnknownParent(header.prev)),
+        };
+        let times = self.recent_times(&header.prev);
+        if let Err(error) =
+            check_header_context(&self.params, header, &parent.header, &times, now_ms)
+        {
+            // Too far in the future is not a permanent verdict: it may be valid later.
+            if !error.is_temporary() {
+                self.mark_invalid_new(id, header)?;
+            }
+            return Err(ChainError::Invalid { id: *id, error: Box::new(error) });
+        }
+        Ok(())
+    }
+
+    fn insert_index(&mut self, id: BlockId, entry: HeaderEntry) {
+        if self.index.insert(id, entry).is_none() {
+            self.children.entry(entry.header.prev).or_default().push(id);
+        }
+    }
+
+    /// Records a header that failed contextual checks as invalid.
+    fn mark_invalid_new(&mut self, id: &BlockId, header: &BlockHeader) -> Result<(), StoreError> {
+        let work = self.index.get(&header.prev).map(|p| p.work()).unwrap_or_default();
+        let entry =
+            HeaderEntry { header: *header, work: work_bytes(work), status: BlockStatus::Invalid };
+        let mut b = Batch::new();
+        b.put_header(id, &entry);
+        self.store.write(b)?;
+        self.insert_index(*id, entry);
+        Ok(())
+    }
+
+    /// Marks a known block and all its descendants invalid.
+    fn mark_invalid_tree(&mut self, id: &BlockId) -> Result<(), StoreError> {
+        let mut stack = vec![*id];
+        let mut b = Batch::new();
+        while let Some(cur) = stack.pop() {
+            if let Some(e) = self.index.get_mut(&cur) {
+                e.status = BlockStatus::Invalid;
+                b.put_header(&cur, e);
+            }
+            if let Some(kids) = self.children.get(&cur) {
+                stack.extend(kids.iter().copied());
+            }
+        }
+        self.store.write(b)
+    }
+
+    /// Accepts a block from anywhere (miner, RPC, peer): validates, stores, and switches the
+    /// main chain when it leads to more work. Orphans whose parent this block is follow.
+    pub fn accept_block(&mut self, block: Block, now_ms: u64) -> Result<Accepted, ChainError> {
+        let result = self.accept_one(block, now_ms);
+        match &result {
+            Ok(Accepted::NewTip { .. } | Accepted::SideChain) => self.stats.blocks_accepted += 1,
+            Ok(_) => {}
+            Err(e) => *self.stats.blocks_refused.entry(e.reason()).or_default() += 1,
+        }
+        result
+    }
+
+    fn accept_one(&mut self, block: Block, now_ms: u64) -> Result<Accepted, ChainError> {
+        let id = block.id();
+        let known = self.index.get(&id).copied();
+        match known {
+            Some(e) if e.status == BlockStatus::Invalid => {
+                return Err(ChainError::KnownInvalid(id))
+            }
+            Some(e) if e.status == BlockStatus::BodyStored => return Ok(Accepted::Duplicate),
+            _ => {}
+        }
+        if known.is_none() {
+            if !self.index.contains_key(&block.header.prev) {
+                check_header(&self.params, &block.header)
+                    .map_err(|error| ChainError::Invalid { id, error: Box::new(error) })?;
+                self.orphans.insert(block, now_ms);
+                return Ok(Accepted::Orphan);
+            }
+            self.check_new_header(&id, &block.header, now_ms)?;
+        }
+        // Body: verify uncached signatures in parallel first, then the structural rules.
+        self.sig_cache.preverify(&block.txs);
+        if let Err(error) =
+            validate::check_block_body(&self.params, &block, self.sig_cache.as_ref())
+        {
+            if error.is_body_malleation() {
+                return Err(ChainError::BadCopy { id, error: Box::new(error) });
+            }
+            if known.is_none() {
+                self.mark_invalid_new(&id, &block.header)?;
+            } else {
+                self.mark_invalid_tree(&id)?;
+            }
+            return Err(ChainError::Invalid { id, error: Box::new(error) });
+        }
+        let parent_work = self.index[&block.header.prev].work();
+        let entry = HeaderEntry {
+            header: block.header,
+            work: work_bytes(parent_work + block_work(&block.header)),
+            status: BlockStatus::BodyStored,
+        };
+        let mut b = Batch::new();
+        b.put_header(&id, &entry);
+        b.put_body(&id, &block.txs);
+        self.store.write(b)?;
+        self.insert_index(id, entry);
+
+        let old_tip = self.tip;
+        let mut result =
+            if entry.work() > self.tip_work() { self.activate_best_chain()? } else { None };
+        // Children that were waiting for this block.
+        for orphan in self.orphans.take_children(&id, now_ms) {
+            let oid = orphan.id();
+            match self.accept_one(orphan, now_ms) {
+                Ok(Accepted::NewTip { .. }) => result = Some(self.height()),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(block = %oid, error = %e, "orphan refused"),
+            }
+        }
+        // Report whether *this* block ended up on the main chain.
+        if self.tip != old_tip && self.is_main(&id)? {
+            return Ok(Accepted::NewTip { height: result.unwrap_or(self.height()) });
+        }
+        if self.index[&id].status == BlockStatus::Invalid {
+            return Err(ChainError::KnownInvalid(id));
+        }
+        Ok(Accepted::SideChain)
+    }
+
+    /// Moves the main chain to the most-work fully available valid branch. Returns the new
+    /// height when the tip changed.
+    fn activate_best_chain(&mut self) -> Result<Option<u64>, ChainError> {
+        let start_tip = self.tip;
+        let mut all_connected = Vec::new();
+        let mut all_disconnected = Vec::new();
+        while let Some(target) = self.best_candidate() {
+            if target == self.tip {
+                break;
+            }
+            match self.reorg_to(target, &mut all_connected, &mut all_disconnected) {
+                Ok(()) => break,
+                Err(ChainError::Invalid { id, error }) => {
+                    tracing::warn!(block = %id, %error, "block failed while connecting; marked invalid");
+                    *self.stats.blocks_refused.entry("invalid").or_default() += 1;
+                    // Try the next best branch (the old chain is always still available).
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if self.tip == start_tip {
+            return Ok(None);
+        }
+        // Blocks that were disconnected and connected again are neither.
+        let connected_ids: std::collections::HashSet<BlockId> =
+            all_connected.iter().map(|b: &Arc<Block>| b.id()).collect();
+        let disconnected_ids: std::collections::HashSet<BlockId> =
+            all_disconnected.iter().map(|b: &Arc<Block>| b.id()).collect();
+        all_connected.retain(|b| !disconnected_ids.contains(&b.id()));
+        all_disconnected.retain(|b| !connected_ids.contains(&b.id()));
+        if !all_disconnected.is_empty() {
+            self.stats.reorgs += 1;
+            tracing::info!(
+                disconnected = all_disconnected.len(),
+                connected = all_connected.len(),
+                tip = %self.tip,
+                "reorganised"
+            );
+        }
+        let height = self.height();
+        let _ = self.events.send(ChainEvent {
+            tip: self.tip,
+            height,
+            connected: all_connected,
+            disconnected: all_disconnected,
+        });
+        Ok(Some(height))
+    }
+
+    /// The most-work block whose whole branch has bodies and is not invalid. Scans only
+    /// entries with more work than the tip, so the common case (nothing better) is cheap.
+    fn best_candidate(&self) -> Option<BlockId> {
+        let tip_work = self.tip_work();
+        let mut better: Vec<(&BlockId, &HeaderEntry)> = self
+            .index
+            .iter()
+            .filter(|(_, e)| e.status == BlockStatus::BodyStored && e.work() > tip_work)
+            .collect();
+        // Most work first; among equals, lower id for determinism (first-seen is kept by
+        // never switching to equal work).
+        better.sort_by(|a, b| b.1.work().cmp(&a.1.work()).then(a.0.cmp(b.0)));
+        for (id, _) in better {
+            if self.branch_available(id) {
+                return Some(*id);
+            }
+        }
+        Some(self.tip)
+    }
+
+    /// Whether every block from `id` back to the main chain has a body and is not invalid.
+    fn branch_available(&self, id: &BlockId) -> bool {
+        let mut cur = *id;
+        loop {
+            let Some(e) = self.index.get(&cur) else { return false };
+            if e.status != BlockStatus::BodyStored {
+                return false;
+            }
+            if self.store.main_chain_at(e.header.height).ok().flatten() == Some(cur) {
+                return true;
+            }
+            cur = e.header.prev;
+        }
+    }
+
+    /// Disconnects down to the fork point with `target`'s branch, then connects that branch.
+    fn reorg_to(
+        &mut self,
+        target: BlockId,
+        connected: &mut Vec<Arc<Block>>,
+        disconnected: &mut Vec<Arc<Block>>,
+    ) -> Result<(), ChainError> {
+        // The branch from the fork point (exclusive) to target, oldest first.
+        let mut path = Vec::new();
+        let mut cur = target;
+        while !self.is_main(&cur)? {
+            path.push(cur);
+            cur = self.index[&cur].header.prev;
+        }
+        path.reverse();
+        let fork = cur;
+        while self.tip != fork {
+            disconnected.push(Arc::new(self.disconnect_tip()?));
+        }
+        for id in path {
+            let block = self
+                .block(&id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("body of {id} missing")))?;
+            match self.connect_tip(&block) {
+                Ok(()) => connected.push(Arc::new(block)),
+                Err(ChainError::Invalid { id, error }) => {
+                    self.mark_invalid_tree(&id)?;
+                    return Err(ChainError::Invalid { id, error });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `block` (a child of the tip) to the state: one atomic batch.
+    fn connect_tip(&mut self, block: &Block) -> Result<(), ChainError> {
+        let id = block.id();
+        debug_assert_eq!(block.header.prev, self.tip);
+        let delta = apply_block(&self.params, &StoreState(&self.store), block)
+            .map_err(|error| ChainError::Invalid { id, error: Box::new(error) })?;
+        let height = block.header.height;
+        let mut b = Batch::new();
+        for (addr, acct) in &delta.updates {
+            b.put_account(addr, acct);
+        }
+        b.put_undo(&id, Some(&delta.undo));
+        b.set_main(height, Some(&id));
+        for (pos, tx) in block.txs.iter().enumerate() {
+            let txid = tx.txid();
+            let loc = TxLocation { block: id, height, position: pos as u32 };
+            b.put_tx_location(&txid, Some(&loc));
+            b.put_history(&tx.body().from, height, pos as u32, Some(&txid));
+            if tx.body().to != tx.body().from {
+                b.put_history(&tx.body().to, height, pos as u32, Some(&txid));
+            }
+        }
+        b.set_tip(&id);
+        self.store.write(b)?;
+        self.tip = id;
+        self.stats.txs_connected += block.txs.len() as u64;
+        Ok(())
+    }
+
+    /// Reverts the tip block with its undo record: one atomic batch.
+    fn disconnect_tip(&mut self) -> Result<Block, ChainError> {
+        let id = self.tip;
+        let block = self
+            .block(&id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("body of tip {id} missing")))?;
+        let undo = self
+            .store
+            .undo(&id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("undo of tip {id} missing")))?;
+        let height = block.header.height;
+        let mut b = Batch::new();
+        for (addr, acct) in &undo.previous {
+            b.put_account(addr, acct);
+        }
+        b.put_undo(&id, None);
+        b.set_main(height, None);
+        for (pos, tx) in block.txs.iter().enumerate() {
+            b.put_tx_location(&tx.txid(), None);
+            b.put_history(&tx.body().from, height, pos as u32, None);
+            b.put_history(&tx.body().to, height, pos as u32, None);
+        }
+        b.set_tip(&block.header.prev);
+        self.store.write(b)?;
+        self.tip = block.header.prev;
+        Ok(block)
+    }
+
+    /// Header-only blocks to fetch: on the most-work known header chain, oldest first,
+    /// at most `limit`.
+    pub fn missing_bodies(&self, limit: usize) -> Vec<BlockId> {
+        let best = self
+            .index
+            .iter()
+            .filter(|(_, e)| e.status == BlockStatus::HeaderOnly)
+            .max_by(|a, b| a.1.work().cmp(&b.1.work()).then(b.0.cmp(a.0)));
+        let Some((best, _)) = best else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut cur = *best;
+        while let Some(e) = self.index.get(&cur) {
+            if e.status != BlockStatus::HeaderOnly {
+                break;
+            }
+            out.push(cur);
+            cur = e.header.prev;
+        }
+        out.reverse();
+        out.truncate(limit);
+        out
+    }
+
+    /// A block locator for the main chain: the tip, then exponentially sparser ancestors,
+    /// ending with genesis (at most 101 entries).
+    pub fn locator(&self) -> Result<Vec<BlockId>, StoreError> {
+        let mut out = Vec::new();
+        let mut height = self.height() as i64;
+        let mut step = 1i64;
+        while height > 0 && out.len() < 100 {
+            if let Some(id) = self.store.main_chain_at(height as u64)? {
+                out.push(id);
+            }
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        out.push(self.params.genesis_id());
+        Ok(out)
+    }
+}
+
+/// Work of one header (its target was checked to expand before it is indexed).
+fn block_work(header: &BlockHeader) -> U256 {
+    header.target.expand().map(ember_core::pow::work).unwrap_or_default()
+}
+
+fn work_bytes(w: U256) -> [u8; 32] {
+    w.to_big_endian()
+}
+
+/// Replays the main chain of `store` from genesis into memory and compares the resulting
+/// state digest with the stored state's. Returns (height, stored digest, replayed digest).
+pub fn replay_check(
+    params: &ChainParams,
+    store: &ChainStore,
+) -> Result<(u64, Digest32, Digest32), String> {
+    let tip = store.tip().map_err(|e| e.to_string())?.ok_or("the store has no tip")?;
+    let tip_entry = store.header(&tip).map_err(|e| e.to_string())?.ok_or("tip header missing")?;
+    let mut state = params.genesis_state();
+    for height in 1..=tip_entry.header.height {
+        let id = store
+            .main_chain_at(height)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("main chain has no block at height {height}"))?;
+        let header = store.header(&id).map_err(|e| e.to_string())?.ok_or("header missing")?.header;
+        let txs = store.body(&id).map_err(|e| e.to_string())?.ok_or("body missing")?;
+        let block = Block { header, txs };
+        let delta = apply_block(params, &state, &block)
+            .map_err(|e| format!("block {height} ({id}): {e}"))?;
+        state.apply(&delta);
+    }
+    let mut h = StateHasher::default();
+    store.for_each_account(|a, s| h.add(&a, &s)).map_err(|e| e.to_string())?;
+    Ok((tip_entry.header.height, h.finish(), state.digest()))
+}
+
+/// Convenience used by tests and the miner: the transactions of a block, as `Arc`.
+pub fn block_txs(block: &Block) -> &[Transaction] {
+    &block.txs
+}
+
+#[cfg(test)]
+mod tests;

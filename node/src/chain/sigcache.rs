@@ -1,0 +1,123 @@
+//! The signature cache: transactions whose signatures were already verified (at mempool
+//! admission, or earlier in a block) are not verified again when a block brings them.
+//!
+//! Keyed by txid *and* signature: the txid does not cover the signature, so a cache keyed
+//! by txid alone would let a tampered signature ride on an honest transaction's entry.
+
+use ember_core::keys::SignatureError;
+use ember_core::validate::SigVerifier;
+use ember_core::{Signature, Transaction, Txid};
+use rayon::prelude::*;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// A bounded set of verified (txid, signature) pairs, oldest evicted first.
+pub struct SigCache {
+    inner: Mutex<Inner>,
+    capacity: usize,
+    /// Verifications skipped thanks to the cache (a metric).
+    pub hits: AtomicU64,
+    /// Signatures actually verified through the cache.
+    pub verified: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<Txid, Signature>,
+    order: VecDeque<Txid>,
+}
+
+impl SigCache {
+    pub fn new(capacity: usize) -> Self {
+        SigCache {
+            inner: Mutex::new(Inner::default()),
+            capacity,
+            hits: AtomicU64::new(0),
+            verified: AtomicU64::new(0),
+        }
+    }
+
+    pub fn contains(&self, tx: &Transaction) -> bool {
+        let inner = self.inner.lock().expect("sig cache lock is never poisoned");
+        inner.map.get(&tx.txid()) == Some(tx.signature())
+    }
+
+    /// Records that `tx`'s signature verified.
+    pub fn insert(&self, txid: Txid, sig: Signature) {
+        let mut inner = self.inner.lock().expect("sig cache lock is never poisoned");
+        if inner.map.insert(txid, sig).is_none() {
+            inner.order.push_back(txid);
+            while inner.order.len() > self.capacity {
+                if let Some(old) = inner.order.pop_front() {
+                    inner.map.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Verifies the signatures of `txs` not yet cached, in parallel on all cores, and caches
+    /// the good ones. Errors are not reported here: validation runs afterwards and refuses
+    /// the bad ones through [`SigVerifier::verify`].
+    pub fn preverify(&self, txs: &[Transaction]) {
+        let todo: Vec<&Transaction> = txs.iter().filter(|t| !self.contains(t)).collect();
+        let good: Vec<(Txid, Signature)> = todo
+            .par_iter()
+            .filter(|t| t.verify_signature().is_ok())
+            .map(|t| (t.txid(), *t.signature()))
+            .collect();
+        self.verified.fetch_add(todo.len() as u64, Ordering::Relaxed);
+        for (id, sig) in good {
+            self.insert(id, sig);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("sig cache lock is never poisoned").map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl SigVerifier for SigCache {
+    fn verify(&self, tx: &Transaction) -> Result<(), SignatureError> {
+        if self.contains(tx) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.verified.fetch_add(1, Ordering::Relaxed);
+        tx.verify_signature()?;
+        self.insert(tx.txid(), *tx.signature());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ember_core::testkit::{devnet_funding, keys, pay};
+
+    #[test]
+    fn cache_keys_on_signature_too() {
+        let k = keys(2);
+        let p = devnet_funding(&k, 1);
+        let t = pay(&p, &k[0], k[1].address(), 1, 0, 0);
+        let cache = SigCache::new(10);
+        cache.verify(&t).unwrap();
+        assert!(cache.contains(&t));
+        let forged = Transaction::from_parts(*t.body(), Signature([0; 64]));
+        assert!(!cache.contains(&forged));
+        assert!(cache.verify(&forged).is_err());
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let cache = SigCache::new(3);
+        for i in 0..10u8 {
+            cache.insert(Txid::from_bytes([i; 32]), Signature([i; 64]));
+        }
+        assert_eq!(cache.len(), 3);
+    }
+}

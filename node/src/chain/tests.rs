@@ -1,0 +1,218 @@
+//! Chain manager tests on the in-memory store: fork choice, reorgs in every arrival order,
+//! orphans, invalid blocks, bad copies, and reopening.
+
+use super::*;
+use crate::store::{ChainStore, KvStore, MemKv};
+use ember_core::testkit::{child_block, devnet_funding, keys, pay};
+use ember_core::validate::SigVerifier;
+use ember_core::{Keypair, Signature};
+
+const NOW: u64 = u64::MAX / 4;
+
+fn setup() -> (Vec<Keypair>, Arc<ChainParams>, Arc<dyn KvStore>) {
+    let k = keys(4);
+    let params = Arc::new(devnet_funding(&k, 100));
+    (k, params, Arc::new(MemKv::new()))
+}
+
+fn open(params: &Arc<ChainParams>, kv: &Arc<dyn KvStore>) -> ChainManager {
+    ChainManager::open(params.clone(), ChainStore::open(kv.clone(), params).unwrap()).unwrap()
+}
+
+/// Branch A: 3 blocks with a payment from k0 in its first block. Branch B: 4 blocks from
+/// genesis with a payment from k1 (more work), built with a time offset so ids differ.
+fn branches(k: &[Keypair], params: &ChainParams) -> (Vec<Block>, Vec<Block>) {
+    let g = params.genesis().header;
+    let mut a = Vec::new();
+    let mut parent = g;
+    for i in 0..3 {
+        let txs =
+            if i == 0 { vec![pay(params, &k[0], k[2].address(), 1_000, 5, 0)] } else { vec![] };
+        let b = child_block(params, &parent, txs, k[3].address(), 0);
+        parent = b.header;
+        a.push(b);
+    }
+    let mut b_chain = Vec::new();
+    let mut parent = g;
+    for i in 0..4 {
+        let txs =
+            if i == 1 { vec![pay(params, &k[1], k[2].address(), 7_000, 9, 0)] } else { vec![] };
+        let b = child_block(params, &parent, txs, k[2].address(), 1);
+        parent = b.header;
+        b_chain.push(b);
+    }
+    (a, b_chain)
+}
+
+#[test]
+fn most_work_branch_wins_in_every_arrival_order() {
+    let (k, params, _) = setup();
+    let (a, b) = branches(&k, &params);
+    let orders: Vec<Vec<Block>> = vec![
+        a.iter().chain(&b).cloned().collect(),
+        b.iter().chain(&a).cloned().collect(),
+        a.iter().rev().chain(b.iter().rev()).cloned().collect(),
+        b.iter().rev().chain(a.iter()).cloned().collect(),
+        // interleaved
+        vec![
+            a[0].clone(),
+            b[0].clone(),
+            a[1].clone(),
+            b[1].clone(),
+            a[2].clone(),
+            b[2].clone(),
+            b[3].clone(),
+        ],
+        vec![
+            b[3].clone(),
+            a[2].clone(),
+            b[2].clone(),
+            a[1].clone(),
+            b[1].clone(),
+            a[0].clone(),
+            b[0].clone(),
+        ],
+    ];
+    let mut results = Vec::new();
+    for order in orders {
+        let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
+        let mut cm = open(&params, &kv);
+        for block in order {
+            cm.accept_block(block, NOW).unwrap();
+        }
+        assert_eq!(cm.tip(), b[3].id());
+        assert_eq!(cm.height(), 4);
+        assert_eq!(cm.orphan_count(), 0);
+        results.push(cm.state_digest().unwrap());
+        // The stored state equals a replay of the main chain.
+        let (_, stored, replayed) = replay_check(&params, cm.store()).unwrap();
+        assert_eq!(stored, replayed);
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "same state whatever the order");
+}
+
+#[test]
+fn reorg_publishes_disconnected_transactions() {
+    let (k, params, kv) = setup();
+    let (a, b) = branches(&k, &params);
+    let mut cm = open(&params, &kv);
+    let mut rx = cm.subscribe();
+    for block in &a {
+        cm.accept_block(block.clone(), NOW).unwrap();
+    }
+    while rx.try_recv().is_ok() {}
+    for block in &b {
+        cm.accept_block(block.clone(), NOW).unwrap();
+    }
+    let mut disconnected = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        disconnected.extend(ev.disconnected.iter().flat_map(|b| b.txs.clone()));
+    }
+    assert_eq!(disconnected, a[0].txs, "the losing branch's payment comes back");
+    assert_eq!(cm.stats().reorgs, 1);
+    // Its payment is no longer confirmed, the winner's is.
+    assert!(cm.store().tx_location(&a[0].txs[0].txid()).unwrap().is_none());
+    assert!(cm.store().tx_location(&b[1].txs[0].txid()).unwrap().is_some());
+}
+
+#[test]
+fn equal_work_keeps_the_first_seen_tip() {
+    let (k, params, kv) = setup();
+    let g = params.genesis().header;
+    let x = child_block(&params, &g, vec![], k[0].address(), 0);
+    let y = child_block(&params, &g, vec![], k[1].address(), 0);
+    let mut cm = open(&params, &kv);
+    assert_eq!(cm.accept_block(x.clone(), NOW).unwrap(), Accepted::NewTip { height: 1 });
+    assert_eq!(cm.accept_block(y, NOW).unwrap(), Accepted::SideChain);
+    assert_eq!(cm.tip(), x.id());
+}
+
+#[test]
+fn invalid_block_is_marked_with_descendants_and_never_accepted() {
+    let (k, params, kv) = setup();
+    let g = params.genesis().header;
+    // Overspends: k0 has 100 coins.
+    let bad_tx = pay(&params, &k[0], k[1].address(), 200 * 100_000_000, 0, 0);
+    let bad = child_block(&params, &g, vec![bad_tx], k[0].address(), 0);
+    let child = child_block(&params, &bad.header, vec![], k[0].address(), 0);
+    let mut cm = open(&params, &kv);
+    let digest = cm.state_digest().unwrap();
+    // The child first (orphan), then the bad parent.
+    assert_eq!(cm.accept_block(child.clone(), NOW).unwrap(), Accepted::Orphan);
+    assert!(cm.accept_block(bad.clone(), NOW).is_err());
+    assert_eq!(cm.tip(), params.genesis_id());
+    assert_eq!(cm.entry(&bad.id()).unwrap().status, BlockStatus::Invalid);
+    assert!(matches!(cm.accept_block(bad, NOW), Err(ChainError::KnownInvalid(_))));
+    assert!(matches!(
+        cm.accept_block(child, NOW),
+        Err(ChainError::KnownInvalid(_)) | Err(ChainError::Invalid { .. })
+    ));
+    assert_eq!(cm.state_digest().unwrap(), digest);
+}
+
+#[test]
+fn bad_copy_does_not_condemn_the_block() {
+    let (k, params, kv) = setup();
+    let g = params.genesis().header;
+    let t = pay(&params, &k[0], k[1].address(), 10, 1, 0);
+    let good = child_block(&params, &g, vec![t], k[0].address(), 0);
+    let mut tampered = good.clone();
+    tampered.txs[0] = Transaction::from_parts(*t.body(), Signature([9; 64]));
+    let mut cm = open(&params, &kv);
+    assert!(matches!(cm.accept_block(tampered, NOW), Err(ChainError::BadCopy { .. })));
+    assert_eq!(cm.accept_block(good, NOW).unwrap(), Accepted::NewTip { height: 1 });
+}
+
+#[test]
+fn signature_cache_skips_verified_transactions() {
+    let (k, params, kv) = setup();
+    let t = pay(&params, &k[0], k[1].address(), 10, 1, 0);
+    let mut cm = open(&params, &kv);
+    cm.sig_cache().verify(&t).unwrap();
+    let verified_before = cm.sig_cache().verified.load(std::sync::atomic::Ordering::Relaxed);
+    let b = child_block(&params, &params.genesis().header, vec![t], k[0].address(), 0);
+    cm.accept_block(b, NOW).unwrap();
+    let verified_after = cm.sig_cache().verified.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(verified_before, verified_after, "no signature verified again");
+}
+
+#[test]
+fn reopening_keeps_tip_and_state() {
+    let (k, params, kv) = setup();
+    let (a, _) = branches(&k, &params);
+    let (tip, digest) = {
+        let mut cm = open(&params, &kv);
+        for b in &a {
+            cm.accept_block(b.clone(), NOW).unwrap();
+        }
+        (cm.tip(), cm.state_digest().unwrap())
+    };
+    let cm = open(&params, &kv);
+    assert_eq!(cm.tip(), tip);
+    assert_eq!(cm.state_digest().unwrap(), digest);
+    assert_eq!(cm.known_headers(), 4);
+}
+
+#[test]
+fn foreign_store_is_refused() {
+    let (_, params, kv) = setup();
+    drop(open(&params, &kv));
+    let other = Arc::new(ChainParams::devnet());
+    assert!(matches!(ChainStore::open(kv.clone(), &other), Err(StoreError::Foreign(_))));
+    // A non-empty store without an Ember schema is refused too.
+    let junk: Arc<dyn KvStore> = Arc::new(MemKv::new());
+    junk.write(vec![(crate::store::Column::Accounts, vec![1], Some(vec![2]))]).unwrap();
+    assert!(matches!(ChainStore::open(junk, &params), Err(StoreError::Foreign(_))));
+}
+
+#[test]
+fn future_block_is_not_marked_invalid() {
+    let (k, params, kv) = setup();
+    let g = params.genesis().header;
+    let b = child_block(&params, &g, vec![], k[0].address(), 10 * params.max_future_ms);
+    let mut cm = open(&params, &kv);
+    // Our clock is far behind the block's time.
+    assert!(cm.accept_block(b.clone(), g.time).is_err());
+    assert!(cm.entry(&b.id()).is_none());
+    assert!(cm.accept_block(b, NOW).is_ok());
+}

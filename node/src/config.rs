@@ -1,0 +1,260 @@
+//! Node configuration: command-line flags, `EMBER_*` environment variables and an optional
+//! TOML file, in that order of precedence, resolved into one [`NodeConfig`].
+//!
+//! A config file with an unknown key or a value of the wrong type is refused with the file
+//! name and the reason, rather than half-applied.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ember_core::{Address, ChainParams, GenesisSpec, Network};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ember-node",
+    version,
+    about = "The Ember full node: keeps the chain, relays blocks and payments, serves JSON-RPC.",
+    long_about = "The Ember full node.\n\nIt keeps the chain in RocksDB under --data-dir, validates \
+                  and relays blocks and transactions, keeps a mempool, mines when asked, and serves \
+                  JSON-RPC 2.0 over HTTP (loopback by default) with GET /health and GET /metrics.",
+    after_help = "Examples:\n  ember-node --network devnet                 # built-in devnet, RPC on 127.0.0.1:8545\n  \
+                  ember-node --network devnet --mine --block-time 2\n  \
+                  ember-node check --data-dir ~/.local/share/ember/devnet\n\n\
+                  Flags override EMBER_* environment variables, which override --config FILE (TOML)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Open a data dir read-only, replay its main chain from genesis and compare the state.
+    /// Exit code 0 when the stored state matches the replay, 1 when it does not.
+    Check {
+        /// The data dir to check.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Network of the data dir.
+        #[arg(long, value_enum, default_value = "devnet")]
+        network: NetworkArg,
+        /// Genesis file of the data dir's devnet (when not the built-in one).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkArg {
+    Devnet,
+    Testnet,
+}
+
+impl From<NetworkArg> for Network {
+    fn from(n: NetworkArg) -> Self {
+        match n {
+            NetworkArg::Devnet => Network::Devnet,
+            NetworkArg::Testnet => Network::Testnet,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Flags of the node itself. Every one can also come from the environment or the file.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunArgs {
+    /// Network to join.
+    #[arg(long, value_enum, env = "EMBER_NETWORK")]
+    pub network: Option<NetworkArg>,
+    /// Genesis spec (JSON) of a devnet; without it the built-in devnet is used.
+    #[arg(long, env = "EMBER_GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// Where the chain, the RPC cookie and the node's files live
+    /// [default: <user data dir>/ember/<network>].
+    #[arg(long, env = "EMBER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// JSON-RPC listen address [default: 127.0.0.1:8545].
+    #[arg(long, env = "EMBER_RPC_ADDR")]
+    pub rpc_addr: Option<SocketAddr>,
+    /// P2P listen address [default: 127.0.0.1:9545].
+    #[arg(long, env = "EMBER_P2P_ADDR")]
+    pub p2p_addr: Option<SocketAddr>,
+    /// Peer to connect to at start (repeatable).
+    #[arg(long = "peer", env = "EMBER_PEERS", value_delimiter = ',')]
+    #[serde(default, rename = "peers")]
+    pub peers: Vec<String>,
+    /// Mine blocks continuously (devnet: paced at random around --block-time).
+    #[arg(long, env = "EMBER_MINE")]
+    #[serde(default)]
+    pub mine: bool,
+    /// Address credited with mined blocks [default on devnet: dev account 0].
+    #[arg(long, env = "EMBER_MINER_ADDRESS")]
+    pub miner_address: Option<String>,
+    /// Mining threads (0 = do not mine) [default: 1].
+    #[arg(long, env = "EMBER_MINE_THREADS")]
+    pub mine_threads: Option<usize>,
+    /// Mean seconds between devnet blocks when mining [default: 2].
+    #[arg(long, env = "EMBER_BLOCK_TIME")]
+    pub block_time: Option<f64>,
+    /// TOML config file with any of these settings (keys in kebab-case, `peers = [...]`).
+    #[arg(long, env = "EMBER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Log output format.
+    #[arg(long, value_enum, env = "EMBER_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The resolved configuration the node runs with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub params: Arc<ChainParams>,
+    pub data_dir: PathBuf,
+    pub rpc_addr: SocketAddr,
+    pub p2p_addr: SocketAddr,
+    pub peers: Vec<String>,
+    pub mine: bool,
+    pub miner_address: Option<Address>,
+    pub mine_threads: usize,
+    pub block_time: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Loads a genesis spec file with its name in every error.
+pub fn load_params(network: Network, genesis: Option<&Path>) -> anyhow::Result<ChainParams> {
+    match (network, genesis) {
+        (Network::Testnet, None) => Ok(ChainParams::testnet()),
+        (Network::Devnet, None) => Ok(ChainParams::devnet()),
+        (_, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read genesis file {}: {e}", path.display()))?;
+            let spec = GenesisSpec::from_json(&text)
+                .map_err(|e| anyhow::anyhow!("genesis file {}: {e}", path.display()))?;
+            if spec.network != network {
+                anyhow::bail!(
+                    "genesis file {} is for {}, but --network is {network}",
+                    path.display(),
+                    spec.network
+                );
+            }
+            ChainParams::from_spec(&spec)
+                .map_err(|e| anyhow::anyhow!("genesis file {}: {e}", path.display()))
+        }
+    }
+}
+
+/// Default data dir: `<user data dir>/ember/<network>`.
+pub fn default_data_dir(network: Network) -> PathBuf {
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("ember").join(network.name())
+}
+
+impl RunArgs {
+    /// Merges a TOML file under the flags (flags and env win).
+    fn merge_file(mut self) -> anyhow::Result<Self> {
+        let Some(path) = self.config.clone() else { return Ok(self) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        let file: RunArgs = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+        self.network = self.network.or(file.network);
+        self.genesis = self.genesis.or(file.genesis);
+        self.data_dir = self.data_dir.or(file.data_dir);
+        self.rpc_addr = self.rpc_addr.or(file.rpc_addr);
+        self.p2p_addr = self.p2p_addr.or(file.p2p_addr);
+        if self.peers.is_empty() {
+            self.peers = file.peers;
+        }
+        self.mine = self.mine || file.mine;
+        self.miner_address = self.miner_address.or(file.miner_address);
+        self.mine_threads = self.mine_threads.or(file.mine_threads);
+        self.block_time = self.block_time.or(file.block_time);
+        self.log_format = self.log_format.or(file.log_format);
+        Ok(self)
+    }
+
+    /// Resolves defaults and validates every value.
+    pub fn resolve(self) -> anyhow::Result<NodeConfig> {
+        let args = self.merge_file()?;
+        let network: Network = args.network.unwrap_or(NetworkArg::Devnet).into();
+        let params = load_params(network, args.genesis.as_deref())?;
+        let miner_address = match &args.miner_address {
+            Some(text) => Some(
+                Address::parse(text, params.hrp())
+                    .map_err(|e| anyhow::anyhow!("--miner-address: {e}"))?,
+            ),
+            None => None,
+        };
+        let block_time = args.block_time.unwrap_or(2.0);
+        if !(block_time.is_finite() && block_time > 0.0 && block_time <= 3600.0) {
+            anyhow::bail!("--block-time must be between 0 and 3600 seconds, got {block_time}");
+        }
+        let mine_threads = args.mine_threads.unwrap_or(1);
+        Ok(NodeConfig {
+            data_dir: args.data_dir.unwrap_or_else(|| default_data_dir(network)),
+            rpc_addr: args.rpc_addr.unwrap_or_else(|| "127.0.0.1:8545".parse().expect("valid")),
+            p2p_addr: args.p2p_addr.unwrap_or_else(|| "127.0.0.1:9545".parse().expect("valid")),
+            peers: args.peers,
+            mine: args.mine && mine_threads > 0,
+            miner_address,
+            mine_threads,
+            block_time: Duration::from_secs_f64(block_time),
+            log_format: args.log_format.unwrap_or_default(),
+            params: Arc::new(params),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_is_merged_under_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "rpc-addr = \"127.0.0.1:1234\"\nmine-threads = 3\npeers = [\"127.0.0.1:9\"]\n",
+        )
+        .unwrap();
+        let args = RunArgs { config: Some(path), mine_threads: Some(2), ..Default::default() };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(cfg.rpc_addr.port(), 1234);
+        assert_eq!(cfg.mine_threads, 2, "flags win over the file");
+        assert_eq!(cfg.peers, vec!["127.0.0.1:9".to_string()]);
+    }
+
+    #[test]
+    fn corrupt_config_is_refused_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "rpc-addr = 5\n").unwrap();
+        let err =
+            RunArgs { config: Some(path.clone()), ..Default::default() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("bad.toml"), "{err}");
+        std::fs::write(&path, "no-such-key = true\n").unwrap();
+        assert!(RunArgs { config: Some(path), ..Default::default() }.resolve().is_err());
+    }
+
+    #[test]
+    fn wrong_network_miner_address_is_refused() {
+        let addr = ember_core::Keypair::from_secret_bytes([1; 32]).address().to_bech32("etest");
+        let err =
+            RunArgs { miner_address: Some(addr), ..Default::default() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("--miner-address"));
+    }
+}

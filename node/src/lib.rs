@@ -1,0 +1,31 @@
+//! # ember-node: a full Ember node
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`store`] | the `KvStore` trait, RocksDB and in-memory implementations, the typed `ChainStore` |
+//! | [`chain`] | `ChainManager`: validation, fork choice, reorgs, orphans, signature cache, events |
+//! | [`mempool`] | pending transactions: per-sender nonce queues, admission, eviction, templates |
+//! | [`miner`] | block templates and the proof-of-work search; devnet pacing |
+//! | [`net`] | P2P: wire format, handshake, relay, header-first sync, bans |
+//! | [`rpc`] | JSON-RPC 2.0 over HTTP, `/health`, `/metrics`, cookie auth |
+//! | [`node`] | `Node`: the running pieces wired together |
+//! | [`config`] | flags, environment and TOML config resolved into `NodeConfig` |
+//! | [`metrics`] | counters for `/metrics` |
+//!
+//! Tasks and channels: the chain manager publishes a `ChainEvent` on every tip change; the
+//! node applies it to the mempool while still holding the chain lock (so a template never
+//! sees a stale mempool), then re-broadcasts it on `Node::events` for the RPC and network.
+//! The miner runs on blocking threads; RPC handlers run on the tokio runtime and move CPU
+//! work (signature checks, mining) to `spawn_blocking`.
+
+pub mod chain;
+pub mod config;
+pub mod mempool;
+pub mod metrics;
+pub mod miner;
+pub mod net;
+pub mod node;
+pub mod rpc;
+pub mod store;
+
+pub use node::Node;

@@ -1,0 +1,142 @@
+//! The `ember-node` binary: parses the configuration, opens the store, starts the RPC server
+//! and the miner, and shuts down cleanly on SIGINT/SIGTERM or `node_stop`.
+
+use clap::Parser;
+use ember_node::chain::replay_check;
+use ember_node::config::{load_params, Cli, Command, LogFormat};
+use ember_node::node::{open_store, Node};
+use ember_node::store::{ChainStore, KvStore, RocksKv};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("EMBER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { data_dir, network, genesis }) => {
+            init_logging(LogFormat::Text);
+            check(&data_dir, network.into(), genesis.as_deref())
+        }
+        None => {
+            let config = match cli.run.resolve() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(config.log_format);
+            let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+            match runtime.block_on(run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(
+    data_dir: &std::path::Path,
+    network: ember_core::Network,
+    genesis: Option<&std::path::Path>,
+) -> ExitCode {
+    let params = match load_params(network, genesis) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = data_dir.join("chain");
+    let kv: Arc<dyn KvStore> = match RocksKv::open_read_only(&path) {
+        Ok(kv) => Arc::new(kv),
+        Err(e) => {
+            eprintln!("error: cannot open {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let store = match ChainStore::open(kv, &params) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", data_dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    match replay_check(&params, &store) {
+        Ok((height, stored, replayed)) if stored == replayed => {
+            println!("ok: height {height}, state digest {stored} matches a replay from genesis");
+            ExitCode::SUCCESS
+        }
+        Ok((height, stored, replayed)) => {
+            println!("MISMATCH at height {height}: stored state {stored}, replay gives {replayed}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let data_dir = config.data_dir.clone();
+    let rpc_addr = config.rpc_addr;
+    let node = Node::new(config, store)?;
+    let token = ember_node::rpc::write_cookie(&data_dir).map_err(|e| {
+        anyhow::anyhow!("cannot write the RPC cookie in {}: {e}", data_dir.display())
+    })?;
+    let bound = ember_node::rpc::serve(node.clone(), rpc_addr, token).await?;
+    // Tools and tests that asked for port 0 read the real address from here.
+    std::fs::write(data_dir.join("rpc.addr"), bound.to_string())?;
+    let net = ember_node::net::Network::new(node.clone());
+    let p2p = net.start(node.config.p2p_addr, &node.config.peers).await?;
+    let _ = node.net.set(net);
+    std::fs::write(data_dir.join("p2p.addr"), p2p.to_string())?;
+    tracing::info!(rpc = %bound, p2p = %p2p, data_dir = %data_dir.display(), "node started");
+
+    if node.config.mine {
+        let miner = node
+            .config
+            .miner_address
+            .or_else(|| node.params.allocations().first().map(|(a, _)| *a))
+            .ok_or_else(|| anyhow::anyhow!("--mine needs --miner-address on this network"))?;
+        tokio::spawn(ember_node::miner::run(node.clone(), miner));
+    }
+    {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => node.expire_mempool(),
+                    _ = node.shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, stopping"),
+        _ = term.recv() => tracing::info!("SIGTERM received, stopping"),
+        _ = node.shutdown.cancelled() => tracing::info!("stop requested over RPC"),
+    }
+    node.shutdown.cancel();
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || n.close()).await?;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}

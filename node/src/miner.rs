@@ -1,0 +1,147 @@
+//! The miner: block templates from the mempool by fee, proof-of-work search on its own
+//! threads, restart when the tip moves.
+//!
+//! On devnet the target is so easy that a block is found in a couple of hashes, so
+//! `mining_generate` mines N blocks at once, and `--mine` paces blocks at exponentially
+//! distributed intervals around `--block-time` (as real proof of work would), so that
+//! independent devnet miners still race and occasionally fork.
+
+use crate::node::Node;
+use ember_core::block::{max_txs_for, merkle_root, BLOCK_VERSION};
+use ember_core::pow::meets_target;
+use ember_core::{Address, Block, BlockHeader, Transaction};
+use rand::Rng;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Builds a template on the current tip: the best transactions by fee within the block size.
+pub fn template(node: &Node, miner: Address) -> Block {
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    let (target, min_time) = chain.next_block_rules();
+    let tip = chain.tip_entry().header;
+    let max_txs = max_txs_for(node.params.max_block_bytes);
+    let txs: Vec<Transaction> = {
+        let mempool = node.mempool.lock().expect("mempool lock is never poisoned");
+        mempool.select_for_block(&chain.state(), max_txs)
+    };
+    let tx_root = merkle_root(&txs.iter().map(Transaction::txid).collect::<Vec<_>>());
+    let header = BlockHeader {
+        version: BLOCK_VERSION,
+        height: tip.height + 1,
+        prev: tip.id(),
+        tx_root,
+        time: crate::node::now_ms().max(min_time),
+        target,
+        nonce: rand::thread_rng().gen(),
+        miner,
+    };
+    Block { header, txs }
+}
+
+/// Searches nonces on `threads` threads until one meets the target, `stop` is set, or
+/// `deadline` passes (so the caller can refresh the template's time and transactions).
+/// Returns the solved header.
+pub fn search(
+    header: BlockHeader,
+    threads: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+    deadline: Instant,
+    hashes: &AtomicU64,
+) -> Option<BlockHeader> {
+    let target = header.target.expand().ok()?;
+    let found: std::sync::Mutex<Option<BlockHeader>> = std::sync::Mutex::new(None);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for t in 0..threads.max(1) {
+            let (found, done) = (&found, &done);
+            s.spawn(move || {
+                let mut h = header;
+                h.nonce = header.nonce.wrapping_add(t as u64);
+                let mut n = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    if meets_target(h.id().as_bytes(), target) {
+                        *found.lock().expect("never poisoned") = Some(h);
+                        done.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    h.nonce = h.nonce.wrapping_add(threads.max(1) as u64);
+                    n += 1;
+                    if n % 4096 == 0 {
+                        hashes.fetch_add(4096, Ordering::Relaxed);
+                        if Instant::now() > deadline || stop() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    found.into_inner().expect("never poisoned")
+}
+
+/// Mines one block on the current tip and submits it; on devnet this takes microseconds.
+pub fn mine_one(node: &Node, miner: Address, stop: &AtomicBool) -> Option<Block> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let generation = node.tip_generation.load(Ordering::Relaxed);
+        let mut block = template(node, miner);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        // Stop early when asked to, or when another block moved the tip under us.
+        let stop_now = || {
+            stop.load(Ordering::Relaxed)
+                || node.tip_generation.load(Ordering::Relaxed) != generation
+        };
+        let threads = node.config.mine_threads.max(1);
+        if let Some(h) = search(block.header, threads, &stop_now, deadline, &node.hashes) {
+            block.header = h;
+            match node.accept_block(block.clone()) {
+                Ok(_) => return Some(block),
+                Err(e) => {
+                    tracing::warn!(error = %e, "own block refused");
+                    return None;
+                }
+            }
+        }
+        // Deadline passed or the tip moved: rebuild the template.
+    }
+}
+
+/// The `--mine` loop. Devnet: wait an exponentially distributed time around the block time,
+/// then mine one (instant) block. Testnet: mine continuously, restarting on a new tip.
+pub async fn run(node: Arc<Node>, miner: Address) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let devnet = !node.params.retarget;
+    loop {
+        if devnet {
+            let mean = node.config.block_time.as_secs_f64();
+            let u: f64 = rand::thread_rng().gen_range(f64::EPSILON..1.0);
+            let wait = Duration::from_secs_f64((-u.ln() * mean).min(mean * 20.0));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = node.shutdown.cancelled() => return,
+            }
+        }
+        let (n, s) = (node.clone(), stop.clone());
+        let stopper = {
+            let s = stop.clone();
+            let node = node.clone();
+            tokio::spawn(async move {
+                node.shutdown.cancelled().await;
+                s.store(true, Ordering::Relaxed);
+            })
+        };
+        let mined = tokio::task::spawn_blocking(move || mine_one(&n, miner, &s)).await;
+        stopper.abort();
+        match mined {
+            Ok(Some(b)) => {
+                tracing::info!(height = b.header.height, id = %b.id(), txs = b.txs.len(), "mined block")
+            }
+            Ok(None) if node.shutdown.is_cancelled() => return,
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "miner task failed"),
+        }
+    }
+}

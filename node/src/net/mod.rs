@@ -1,0 +1,851 @@
+//! Peer-to-peer networking: connections, handshake, relay, header-first sync and bans.
+//!
+//! One task per connection ([`run_peer`]): it performs the handshake, then `select!`s over
+//! the socket, its bounded outbound queue and a ping timer. Messages are handled in
+//! [`Network::handle`], which reaches the chain and mempool only through [`Node`]. Gossip
+//! never blocks: messages to a peer go through `try_send`, and a peer whose queue is full
+//! is too slow and is dropped.
+//!
+//! Relay: a new tip's blocks are pushed in full to every peer at once (one round trip per
+//! hop); transactions are announced by inventory in batches every 100 ms. Sync: after the
+//! handshake, and whenever a peer shows more work or sends a block whose parent we lack,
+//! we ask it for headers from our block locator, validate them, then fetch the bodies.
+//!
+//! Misbehaviour (a malformed or oversized frame, a wrong network, an invalid block or
+//! transaction signature) disconnects the peer and bans its address for a while, with the
+//! reason kept (`net_bans`). Bans key on the peer's listening address when it told us one,
+//! so that distinct nodes sharing an IP (as on a loopback testnet) are told apart.
+
+pub mod wire;
+
+use crate::chain::{Accepted, ChainError};
+use crate::node::{now_ms, Node};
+use ember_core::{BlockId, U256};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wire::{read_message, write_message, Inv, Message, Version, WireError};
+
+/// Outbound queue length per peer; a peer that lets it fill up is dropped.
+const PEER_QUEUE: usize = 512;
+/// How long the handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ping interval; a peer silent for three intervals is dropped.
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a misbehaving peer stays banned.
+const BAN_DURATION: Duration = Duration::from_secs(600);
+/// Most inbound connections.
+const MAX_INBOUND: usize = 64;
+/// Block bodies requested from one peer at a time.
+const MAX_BLOCKS_IN_FLIGHT: usize = 64;
+
+/// A ban with its reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ban {
+    pub address: String,
+    pub reason: String,
+    /// Unix ms when the ban ends.
+    pub until_ms: u64,
+}
+
+/// What `net_peers` shows of a peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub id: u64,
+    pub address: String,
+    pub listen_address: Option<String>,
+    pub direction: &'static str,
+    pub user_agent: String,
+    pub height: u64,
+    pub latency_ms: Option<u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub ban_score: u32,
+    pub connected_secs: u64,
+}
+
+struct Peer {
+    addr: SocketAddr,
+    listen_addr: Option<SocketAddr>,
+    inbound: bool,
+    user_agent: String,
+    height: u64,
+    work: U256,
+    tx: mpsc::Sender<Message>,
+    cancel: CancellationToken,
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: Arc<AtomicU64>,
+    latency_ms: Option<u64>,
+    ping_sent: Option<(u64, Instant)>,
+    ban_score: u32,
+    connected: Instant,
+    /// Inventory the peer is known to have: not announced back to it.
+    known: HashSet<Inv>,
+    /// Blocks requested from it and not yet received.
+    in_flight: HashSet<BlockId>,
+}
+
+/// The P2P side of a node.
+pub struct Network {
+    node: Arc<Node>,
+    magic: [u8; 4],
+    nonce: u64,
+    listen_port: Mutex<u16>,
+    peers: Mutex<HashMap<u64, Peer>>,
+    bans: Mutex<HashMap<String, Ban>>,
+    addr_book: Mutex<HashSet<SocketAddr>>,
+    next_id: AtomicU64,
+    tx_queue: Mutex<Vec<ember_core::Txid>>,
+}
+
+impl Network {
+    pub fn new(node: Arc<Node>) -> Arc<Network> {
+        Arc::new(Network {
+            magic: node.params.magic,
+            nonce: rand::random(),
+            node,
+            listen_port: Mutex::new(0),
+            peers: Mutex::new(HashMap::new()),
+            bans: Mutex::new(HashMap::new()),
+            addr_book: Mutex::new(HashSet::new()),
+            next_id: AtomicU64::new(1),
+            tx_queue: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Binds the P2P listener and starts the accept loop, relay tasks and outbound peers.
+    pub async fn start(
+        self: &Arc<Self>,
+        listen: SocketAddr,
+        peers: &[String],
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for peers on {listen}: {e}"))?;
+        let local = listener.local_addr()?;
+        *self.listen_port.lock().expect("never poisoned") = local.port();
+        let net = self.clone();
+        tokio::spawn(async move { net.accept_loop(listener).await });
+        let net = self.clone();
+        tokio::spawn(async move { net.relay_blocks().await });
+        let net = self.clone();
+        tokio::spawn(async move { net.relay_txs().await });
+        for p in peers {
+            self.add_peer(p)?;
+        }
+        Ok(local)
+    }
+
+    /// Starts a persistent outbound connection (reconnecting with back-off).
+    pub fn add_peer(self: &Arc<Self>, addr: &str) -> anyhow::Result<()> {
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("peer address {addr:?} is not ip:port: {e}"))?;
+        let net = self.clone();
+        tokio::spawn(async move { net.outbound_loop(addr).await });
+        Ok(())
+    }
+
+    async fn outbound_loop(self: Arc<Self>, addr: SocketAddr) {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            if self.node.shutdown.is_cancelled() {
+                return;
+            }
+            if self.is_banned(&addr.to_string()) || self.is_connected_to(addr) {
+                // Wait out the ban, or leave the existing connection alone.
+            } else {
+                let connect =
+                    tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await;
+                match connect {
+                    Ok(Ok(stream)) => {
+                        backoff = Duration::from_millis(250);
+                        run_peer(self.clone(), stream, addr, false).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "connect failed"),
+                    Err(_) => tracing::debug!(peer = %addr, "connect timed out"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.node.shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = self.node.shutdown.cancelled() => return,
+            };
+            let (stream, addr) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let inbound =
+                self.peers.lock().expect("never poisoned").values().filter(|p| p.inbound).count();
+            if inbound >= MAX_INBOUND {
+                tracing::debug!(peer = %addr, "inbound limit reached; refusing");
+                continue;
+            }
+            tokio::spawn(run_peer(self.clone(), stream, addr, true));
+        }
+    }
+
+    fn is_connected_to(&self, addr: SocketAddr) -> bool {
+        self.peers
+            .lock()
+            .expect("never poisoned")
+            .values()
+            .any(|p| p.addr == addr || p.listen_addr == Some(addr))
+    }
+
+    fn is_banned(&self, key: &str) -> bool {
+        let mut bans = self.bans.lock().expect("never poisoned");
+        match bans.get(key) {
+            Some(b) if b.until_ms > now_ms() => true,
+            Some(_) => {
+                bans.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Disconnects a peer and bans its (listening) address with a reason.
+    fn punish(&self, id: u64, reason: String) {
+        let key = {
+            let peers = self.peers.lock().expect("never poisoned");
+            let Some(p) = peers.get(&id) else { return };
+            p.cancel.cancel();
+            p.listen_addr.unwrap_or(p.addr).to_string()
+        };
+        tracing::warn!(peer = %key, %reason, "banning misbehaving peer");
+        self.ban(key, reason, BAN_DURATION);
+    }
+
+    pub fn ban(&self, address: String, reason: String, duration: Duration) {
+        let until_ms = now_ms() + duration.as_millis() as u64;
+        {
+            let peers = self.peers.lock().expect("never poisoned");
+            for p in peers.values() {
+                if p.addr.to_string() == address
+                    || p.listen_addr.map(|a| a.to_string()) == Some(address.clone())
+                {
+                    p.cancel.cancel();
+                }
+            }
+        }
+        self.bans
+            .lock()
+            .expect("never poisoned")
+            .insert(address.clone(), Ban { address, reason, until_ms });
+    }
+
+    pub fn unban(&self, address: &str) -> bool {
+        self.bans.lock().expect("never poisoned").remove(address).is_some()
+    }
+
+    pub fn bans(&self) -> Vec<Ban> {
+        let now = now_ms();
+        self.bans
+            .lock()
+            .expect("never poisoned")
+            .values()
+            .filter(|b| b.until_ms > now)
+            .cloned()
+            .collect()
+    }
+
+    /// Disconnects a peer by id or address; returns whether one matched.
+    pub fn disconnect(&self, target: &str) -> bool {
+        let peers = self.peers.lock().expect("never poisoned");
+        let mut hit = false;
+        for (id, p) in peers.iter() {
+            if id.to_string() == target
+                || p.addr.to_string() == target
+                || p.listen_addr.map(|a| a.to_string()).as_deref() == Some(target)
+            {
+                p.cancel.cancel();
+                hit = true;
+            }
+        }
+        hit
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.lock().expect("never poisoned").len()
+    }
+
+    /// Best height any peer reported (for "syncing").
+    pub fn best_peer_height(&self) -> u64 {
+        self.peers.lock().expect("never poisoned").values().map(|p| p.height).max().unwrap_or(0)
+    }
+
+    /// Most cumulative work any peer reported at its handshake.
+    pub fn best_peer_work(&self) -> U256 {
+        self.peers
+            .lock()
+            .expect("never poisoned")
+            .values()
+            .map(|p| p.work)
+            .max()
+            .unwrap_or_default()
+    }
+
+    pub fn peers(&self) -> Vec<PeerView> {
+        let peers = self.peers.lock().expect("never poisoned");
+        let mut out: Vec<PeerView> = peers
+            .iter()
+            .map(|(id, p)| PeerView {
+                id: *id,
+                address: p.addr.to_string(),
+                listen_address: p.listen_addr.map(|a| a.to_string()),
+                direction: if p.inbound { "inbound" } else { "outbound" },
+                user_agent: p.user_agent.clone(),
+                height: p.height,
+                latency_ms: p.latency_ms,
+                bytes_in: p.bytes_in.load(Ordering::Relaxed),
+                bytes_out: p.bytes_out.load(Ordering::Relaxed),
+                ban_score: p.ban_score,
+                connected_secs: p.connected.elapsed().as_secs(),
+            })
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+
+    /// Queues a message to one peer without waiting; a full queue drops the peer.
+    fn send(&self, id: u64, msg: Message) {
+        let peers = self.peers.lock().expect("never poisoned");
+        if let Some(p) = peers.get(&id) {
+            if p.tx.try_send(msg).is_err() {
+                tracing::info!(peer = %p.addr, "peer too slow (queue full); disconnecting");
+                p.cancel.cancel();
+            }
+        }
+    }
+
+    fn our_version(&self) -> Version {
+        let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+        Version {
+            protocol: wire::PROTOCOL_VERSION,
+            genesis: self.node.params.genesis_id(),
+            best_height: chain.height(),
+            best_work: chain.tip_work().to_big_endian(),
+            listen_port: *self.listen_port.lock().expect("never poisoned"),
+            user_agent: format!("ember-node/{}", env!("CARGO_PKG_VERSION")),
+            nonce: self.nonce,
+        }
+    }
+
+    fn locator_message(&self) -> Message {
+        let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+        let locator = chain.locator().unwrap_or_else(|_| vec![self.node.params.genesis_id()]);
+        Message::GetHeaders { locator, stop: BlockId::ZERO }
+    }
+
+    /// Pushes every newly connected block to all peers at once (or, after a long sync or
+    /// reorg, announces only the tip so peers fetch what they lack).
+    async fn relay_blocks(self: Arc<Self>) {
+        let mut rx = self.node.events.subscribe();
+        loop {
+            let ev = tokio::select! {
+                ev = rx.recv() => ev,
+                _ = self.node.shutdown.cancelled() => return,
+            };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            let ids: Vec<u64> =
+                self.peers.lock().expect("never poisoned").keys().copied().collect();
+            let push: Vec<_> =
+                if ev.connected.len() <= 4 { ev.connected.clone() } else { Vec::new() };
+            for id in ids {
+                let mut msgs = Vec::new();
+                {
+                    let mut peers = self.peers.lock().expect("never poisoned");
+                    let Some(p) = peers.get_mut(&id) else { continue };
+                    for b in &push {
+                        if p.known.insert(Inv::Block(b.id())) {
+                            msgs.push(Message::Block((**b).clone()));
+                        }
+                    }
+                    if push.is_empty() && p.known.insert(Inv::Block(ev.tip)) {
+                        msgs.push(Message::Inv(vec![Inv::Block(ev.tip)]));
+                    }
+                }
+                for m in msgs {
+                    self.send(id, m);
+                }
+            }
+        }
+    }
+
+    /// Announces admitted transactions in batches every 100 ms.
+    async fn relay_txs(self: Arc<Self>) {
+        let mut rx = self.node.new_txs.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                t = rx.recv() => match t {
+                    Ok(txid) => self.tx_queue.lock().expect("never poisoned").push(txid),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                },
+                _ = tick.tick() => self.flush_tx_announcements(),
+                _ = self.node.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn flush_tx_announcements(&self) {
+        let batch: Vec<ember_core::Txid> =
+            std::mem::take(&mut *self.tx_queue.lock().expect("never poisoned"));
+        if batch.is_empty() {
+            return;
+        }
+        let mut peers = self.peers.lock().expect("never poisoned");
+        for p in peers.values_mut() {
+            let inv: Vec<Inv> =
+                batch.iter().map(|t| Inv::Tx(*t)).filter(|i| p.known.insert(*i)).collect();
+            if !inv.is_empty() {
+                for chunk in inv.chunks(wire::MAX_INV) {
+                    if p.tx.try_send(Message::Inv(chunk.to_vec())).is_err() {
+                        p.cancel.cancel();
+                    }
+                }
+            }
+            if p.known.len() > 100_000 {
+                p.known.clear();
+            }
+        }
+    }
+
+    /// Handles one message from peer `id`.
+    async fn handle(self: &Arc<Self>, id: u64, msg: Message) {
+        match msg {
+            Message::Ping(n) => self.send(id, Message::Pong(n)),
+            Message::Pong(n) => {
+                let mut peers = self.peers.lock().expect("never poisoned");
+                if let Some(p) = peers.get_mut(&id) {
+                    if let Some((sent, at)) = p.ping_sent {
+                        if sent == n {
+                            p.latency_ms = Some(at.elapsed().as_millis() as u64);
+                            p.ping_sent = None;
+                        }
+                    }
+                }
+            }
+            Message::GetAddr => {
+                let addrs: Vec<String> = self
+                    .addr_book
+                    .lock()
+                    .expect("never poisoned")
+                    .iter()
+                    .take(wire::MAX_ADDRS)
+                    .map(|a| a.to_string())
+                    .collect();
+                self.send(id, Message::Addr(addrs));
+            }
+            Message::Addr(list) => {
+                let mut book = self.addr_book.lock().expect("never poisoned");
+                for a in list {
+                    if book.len() >= 1_000 {
+                        break;
+                    }
+                    if let Ok(sa) = a.parse::<SocketAddr>() {
+                        book.insert(sa);
+                    }
+                }
+            }
+            Message::Inv(items) => {
+                let want: Vec<Inv> = {
+                    let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+                    let mp = self.node.mempool.lock().expect("mempool lock is never poisoned");
+                    let mut peers = self.peers.lock().expect("never poisoned");
+                    let peer = peers.get_mut(&id);
+                    let mut want = Vec::new();
+                    let mut known = Vec::new();
+                    for i in items {
+                        known.push(i);
+                        let have = match i {
+                            Inv::Tx(t) => {
+                                mp.contains(&t)
+                                    || chain.store().tx_location(&t).ok().flatten().is_some()
+                            }
+                            Inv::Block(b) => chain
+                                .entry(&b)
+                                .is_some_and(|e| e.status != crate::store::BlockStatus::HeaderOnly),
+                        };
+                        if !have {
+                            want.push(i);
+                        }
+                    }
+                    if let Some(p) = peer {
+                        p.known.extend(known);
+                    }
+                    want
+                };
+                if !want.is_empty() {
+                    self.send(id, Message::GetData(want));
+                }
+            }
+            Message::GetData(items) => {
+                let mut missing = Vec::new();
+                let mut replies = Vec::new();
+                {
+                    let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+                    let mp = self.node.mempool.lock().expect("mempool lock is never poisoned");
+                    for i in items {
+                        match i {
+                            Inv::Tx(t) => match mp.get(&t) {
+                                Some(tx) => replies.push(Message::Tx(*tx)),
+                                None => missing.push(i),
+                            },
+                            Inv::Block(b) => match chain.block(&b).ok().flatten() {
+                                Some(block) => replies.push(Message::Block(block)),
+                                None => missing.push(i),
+                            },
+                        }
+                    }
+                }
+                for r in replies {
+                    self.send(id, r);
+                }
+                if !missing.is_empty() {
+                    self.send(id, Message::NotFound(missing));
+                }
+            }
+            Message::NotFound(items) => {
+                let mut peers = self.peers.lock().expect("never poisoned");
+                if let Some(p) = peers.get_mut(&id) {
+                    for i in items {
+                        if let Inv::Block(b) = i {
+                            p.in_flight.remove(&b);
+                        }
+                    }
+                }
+            }
+            Message::Tx(tx) => {
+                let txid = tx.txid();
+                if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+                    p.known.insert(Inv::Tx(txid));
+                }
+                match self.node.submit_tx(tx).await {
+                    Ok(_) => {}
+                    Err(e) if e.reason() == "bad_signature" || e.reason() == "wrong_chain" => {
+                        self.punish(id, format!("sent an invalid transaction: {e}"))
+                    }
+                    Err(_) => {}
+                }
+            }
+            Message::Block(block) => self.on_block(id, block).await,
+            Message::GetHeaders { locator, stop } => {
+                let headers = {
+                    let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+                    let mut start = 0;
+                    for l in &locator {
+                        if chain.is_main(l).unwrap_or(false) {
+                            start = chain.entry(l).map(|e| e.header.height + 1).unwrap_or(0);
+                            break;
+                        }
+                    }
+                    let mut out = Vec::new();
+                    let mut h = start.max(1);
+                    while out.len() < wire::MAX_HEADERS && h <= chain.height() {
+                        let Ok(Some(bid)) = chain.main_id_at(h) else { break };
+                        if let Some(e) = chain.entry(&bid) {
+                            out.push(e.header);
+                        }
+                        if bid == stop {
+                            break;
+                        }
+                        h += 1;
+                    }
+                    out
+                };
+                self.send(id, Message::Headers(headers));
+            }
+            Message::Headers(headers) => self.on_headers(id, headers).await,
+            Message::Version(_) | Message::Verack => {
+                self.punish(id, "handshake message after the handshake".into())
+            }
+        }
+    }
+
+    async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {
+        let bid = block.id();
+        let height = block.header.height;
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.known.insert(Inv::Block(bid));
+            p.in_flight.remove(&bid);
+            p.height = p.height.max(height);
+        }
+        let node = self.node.clone();
+        let result = tokio::task::spawn_blocking(move || node.accept_block(block)).await;
+        match result {
+            Ok(Ok(Accepted::Orphan)) => {
+                // We lack its ancestors: sync headers from this peer.
+                let m = self.locator_message();
+                self.send(id, m);
+            }
+            Ok(Ok(_)) => self.request_blocks(id),
+            Ok(Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_)))) => {
+                self.punish(id, format!("sent an invalid block: {e}"))
+            }
+            Ok(Err(ChainError::BadCopy { .. })) => {
+                self.punish(id, "sent a block body that does not match its header".into())
+            }
+            Ok(Err(e)) => tracing::warn!(block = %bid, error = %e, "block not accepted"),
+            Err(e) => tracing::error!(error = %e, "block task failed"),
+        }
+    }
+
+    async fn on_headers(self: &Arc<Self>, id: u64, headers: Vec<ember_core::BlockHeader>) {
+        let full = headers.len() == wire::MAX_HEADERS;
+        let last = headers.last().map(|h| h.id());
+        let node = self.node.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut chain = node.chain.lock().expect("chain lock is never poisoned");
+            for h in &headers {
+                match chain.accept_header(h, now_ms()) {
+                    Ok(_) => {}
+                    Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
+                        return Err(e.to_string())
+                    }
+                    Err(ChainError::UnknownParent(_)) => return Ok(false),
+                    Err(e) => return Err(format!("store: {e}")),
+                }
+            }
+            Ok(true)
+        })
+        .await;
+        match result {
+            Ok(Ok(true)) => {
+                // Lock order: chain before peers, everywhere.
+                let last_height = last.and_then(|l| {
+                    self.node
+                        .chain
+                        .lock()
+                        .expect("chain lock is never poisoned")
+                        .entry(&l)
+                        .map(|e| e.header.height)
+                });
+                if let (Some(h), Some(p)) =
+                    (last_height, self.peers.lock().expect("never poisoned").get_mut(&id))
+                {
+                    p.height = p.height.max(h);
+                }
+                self.request_blocks(id);
+                if full {
+                    let m = self.locator_after(last);
+                    self.send(id, m);
+                }
+            }
+            Ok(Ok(false)) => {
+                let m = self.locator_message();
+                self.send(id, m);
+            }
+            Ok(Err(reason)) => self.punish(id, format!("sent invalid headers: {reason}")),
+            Err(e) => tracing::error!(error = %e, "headers task failed"),
+        }
+    }
+
+    /// A locator that continues from the last header received.
+    fn locator_after(&self, last: Option<BlockId>) -> Message {
+        let mut m = self.locator_message();
+        if let (Message::GetHeaders { locator, .. }, Some(last)) = (&mut m, last) {
+            locator.insert(0, last);
+            locator.truncate(wire::MAX_LOCATOR);
+        }
+        m
+    }
+
+    /// Requests bodies of header-only blocks on the best header chain, a bounded window at a
+    /// time from this peer.
+    fn request_blocks(&self, id: u64) {
+        let wanted: Vec<BlockId> = {
+            let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+            chain.missing_bodies(MAX_BLOCKS_IN_FLIGHT * 4)
+        };
+        let mut peers = self.peers.lock().expect("never poisoned");
+        let in_flight_elsewhere: HashSet<BlockId> = peers
+            .iter()
+            .filter(|(pid, _)| **pid != id)
+            .flat_map(|(_, p)| p.in_flight.iter().copied())
+            .collect();
+        let Some(p) = peers.get_mut(&id) else { return };
+        let room = MAX_BLOCKS_IN_FLIGHT.saturating_sub(p.in_flight.len());
+        let ask: Vec<Inv> = wanted
+            .into_iter()
+            .filter(|b| !p.in_flight.contains(b) && !in_flight_elsewhere.contains(b))
+            .take(room)
+            .map(Inv::Block)
+            .collect();
+        for i in &ask {
+            if let Inv::Block(b) = i {
+                p.in_flight.insert(*b);
+            }
+        }
+        if !ask.is_empty() && p.tx.try_send(Message::GetData(ask)).is_err() {
+            p.cancel.cancel();
+        }
+    }
+}
+
+/// Runs one connection from handshake to disconnect.
+async fn run_peer(net: Arc<Network>, stream: TcpStream, addr: SocketAddr, inbound: bool) {
+    let _ = stream.set_nodelay(true);
+    let (mut r, mut w) = stream.into_split();
+    let magic = net.magic;
+    // Handshake: both sides send Version, check the other's, then Verack.
+    let handshake = async {
+        write_message(&mut w, magic, &Message::Version(net.our_version())).await?;
+        let (msg, _) = read_message(&mut r, magic, wire::MAX_HANDSHAKE_FRAME).await?;
+        let Message::Version(v) = msg else {
+            return Err(WireError::Malformed(format!("expected version, got {}", msg.name())));
+        };
+        write_message(&mut w, magic, &Message::Verack).await?;
+        let (msg, _) = read_message(&mut r, magic, wire::MAX_HANDSHAKE_FRAME).await?;
+        if msg != Message::Verack {
+            return Err(WireError::Malformed(format!("expected verack, got {}", msg.name())));
+        }
+        Ok(v)
+    };
+    let version = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %addr, error = %e, "handshake failed");
+            if !matches!(e, WireError::Closed | WireError::Io(_)) {
+                net.ban(addr.to_string(), format!("handshake: {e}"), BAN_DURATION);
+            }
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %addr, "handshake timed out");
+            return;
+        }
+    };
+    if version.nonce == net.nonce {
+        tracing::debug!(peer = %addr, "connected to ourselves; dropping");
+        return;
+    }
+    if version.genesis != net.node.params.genesis_id() || version.protocol != wire::PROTOCOL_VERSION
+    {
+        tracing::info!(peer = %addr, genesis = %version.genesis, "peer is on another network; refusing");
+        return;
+    }
+    let listen_addr =
+        (version.listen_port != 0).then(|| SocketAddr::new(addr.ip(), version.listen_port));
+    if let Some(la) = listen_addr {
+        if net.is_banned(&la.to_string()) || (inbound && net.is_connected_to(la)) {
+            return;
+        }
+        net.addr_book.lock().expect("never poisoned").insert(la);
+    }
+    let id = net.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel::<Message>(PEER_QUEUE);
+    let cancel = net.node.shutdown.child_token();
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let bytes_out = Arc::new(AtomicU64::new(0));
+    let their_work = U256::from_big_endian(&version.best_work);
+    net.peers.lock().expect("never poisoned").insert(
+        id,
+        Peer {
+            addr,
+            listen_addr,
+            inbound,
+            user_agent: version.user_agent.clone(),
+            height: version.best_height,
+            work: their_work,
+            tx: tx.clone(),
+            cancel: cancel.clone(),
+            bytes_in: bytes_in.clone(),
+            bytes_out: bytes_out.clone(),
+            latency_ms: None,
+            ping_sent: None,
+            ban_score: 0,
+            connected: Instant::now(),
+            known: HashSet::new(),
+            in_flight: HashSet::new(),
+        },
+    );
+    tracing::info!(peer = %addr, id, inbound, height = version.best_height, "peer connected");
+
+    // Writer: drains the bounded queue onto the socket.
+    let writer_cancel = cancel.clone();
+    let out_counter = bytes_out.clone();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                m = rx.recv() => {
+                    let Some(m) = m else { break };
+                    match write_message(&mut w, magic, &m).await {
+                        Ok(n) => { out_counter.fetch_add(n as u64, Ordering::Relaxed); }
+                        Err(_) => break,
+                    }
+                }
+                _ = writer_cancel.cancelled() => break,
+            }
+        }
+        writer_cancel.cancel();
+    });
+
+    // Catch up if they have more work; ask for addresses.
+    let our_work = net.node.chain.lock().expect("chain lock is never poisoned").tip_work();
+    if their_work > our_work {
+        let m = net.locator_message();
+        net.send(id, m);
+    }
+    net.send(id, Message::GetAddr);
+
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            read = read_message(&mut r, magic, wire::MAX_FRAME) => match read {
+                Ok((msg, n)) => {
+                    bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    last_heard = Instant::now();
+                    net.handle(id, msg).await;
+                }
+                Err(WireError::Closed | WireError::Io(_)) => break,
+                Err(e) => {
+                    net.punish(id, format!("protocol violation: {e}"));
+                    break;
+                }
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > PING_INTERVAL * 3 {
+                    tracing::info!(peer = %addr, "peer silent; disconnecting");
+                    break;
+                }
+                let n: u64 = rand::random();
+                if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
+                    p.ping_sent = Some((n, Instant::now()));
+                }
+                net.send(id, Message::Ping(n));
+            }
+            _ = cancel.cancelled() => break,
+        }
+    }
+    cancel.cancel();
+    let _ = writer.await;
+    net.peers.lock().expect("never poisoned").remove(&id);
+    tracing::info!(peer = %addr, id, "peer disconnected");
+}

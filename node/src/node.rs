@@ -1,0 +1,212 @@
+//! The running node: the chain manager, mempool and miner wired together, with the shared
+//! handles the RPC server and the network use.
+//!
+//! Locks: the chain and the mempool each sit behind a std `Mutex` (their operations are
+//! short and CPU-bound, never held across `.await`). When both are needed the chain is
+//! locked first. Signature checks for submitted transactions run in `spawn_blocking`, before
+//! any lock is taken, so RPC stays responsive under a flood.
+
+use crate::chain::{Accepted, ChainError, ChainEvent, ChainManager, SigCache};
+use crate::config::NodeConfig;
+use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::metrics::Metrics;
+use crate::store::{ChainStore, KvStore, RocksKv, StoreError};
+use ember_core::validate::check_tx_structure;
+use ember_core::{Block, ChainParams, Transaction, Txid};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Shared state of a running node.
+pub struct Node {
+    pub config: NodeConfig,
+    pub params: Arc<ChainParams>,
+    pub chain: Mutex<ChainManager>,
+    pub mempool: Mutex<Mempool>,
+    pub sig_cache: Arc<SigCache>,
+    pub metrics: Metrics,
+    /// Cancelled to stop every task of the node.
+    pub shutdown: CancellationToken,
+    /// Bumped on every tip change, so miners can restart cheaply.
+    pub tip_generation: AtomicU64,
+    /// Hashes tried by the miner.
+    pub hashes: AtomicU64,
+    /// Chain events for the mempool, drained while the chain lock is held so the mempool
+    /// never lags behind the tip a template is built on.
+    mempool_events: Mutex<broadcast::Receiver<ChainEvent>>,
+    /// Chain events for everyone else (RPC waiters, network).
+    pub events: broadcast::Sender<ChainEvent>,
+    /// Txids admitted to the mempool, for relay.
+    pub new_txs: broadcast::Sender<Txid>,
+    /// The P2P side, once started.
+    pub net: std::sync::OnceLock<Arc<crate::net::Network>>,
+}
+
+/// Opens the node's RocksDB store under `data_dir/chain`, refusing a foreign data dir.
+pub fn open_store(config: &NodeConfig) -> anyhow::Result<ChainStore> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
+    })?;
+    let path = config.data_dir.join("chain");
+    let kv: Arc<dyn KvStore> = Arc::new(
+        RocksKv::open(&path, true)
+            .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", path.display()))?,
+    );
+    ChainStore::open(kv, &config.params).map_err(|e| match e {
+        StoreError::Foreign(msg) => anyhow::anyhow!("{}: {msg}", config.data_dir.display()),
+        other => anyhow::anyhow!("{}: {other}", path.display()),
+    })
+}
+
+impl Node {
+    /// Builds a node on an opened store.
+    pub fn new(config: NodeConfig, store: ChainStore) -> anyhow::Result<Arc<Node>> {
+        let params = config.params.clone();
+        let chain = ChainManager::open(params.clone(), store)?;
+        let sig_cache = chain.sig_cache().clone();
+        let mempool_events = chain.subscribe();
+        let (events, _) = broadcast::channel(1024);
+        let mempool = Mempool::new(params.clone(), MempoolLimits::default());
+        tracing::info!(
+            network = %params.network,
+            genesis = %params.genesis_id(),
+            height = chain.height(),
+            tip = %chain.tip(),
+            "chain opened"
+        );
+        Ok(Arc::new(Node {
+            config,
+            params,
+            chain: Mutex::new(chain),
+            mempool: Mutex::new(mempool),
+            sig_cache,
+            metrics: Metrics::default(),
+            shutdown: CancellationToken::new(),
+            tip_generation: AtomicU64::new(0),
+            hashes: AtomicU64::new(0),
+            mempool_events: Mutex::new(mempool_events),
+            events,
+            new_txs: broadcast::channel(8192).0,
+            net: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// Accepts a block from anywhere and brings the mempool up to date before returning.
+    pub fn accept_block(&self, block: Block) -> Result<Accepted, ChainError> {
+        let mut chain = self.chain.lock().expect("chain lock is never poisoned");
+        let result = chain.accept_block(block, now_ms());
+        self.drain_events(&chain);
+        result
+    }
+
+    /// Applies pending chain events to the mempool; the caller holds the chain lock.
+    fn drain_events(&self, chain: &ChainManager) {
+        let mut rx = self.mempool_events.lock().expect("event lock is never poisoned");
+        loop {
+            match rx.try_recv() {
+                Ok(ev) => {
+                    {
+                        let state = chain.state();
+                        let mut mp = self.mempool.lock().expect("mempool lock is never poisoned");
+                        for b in &ev.connected {
+                            mp.remove_for_block(b, &state);
+                        }
+                        let back: Vec<Transaction> =
+                            ev.disconnected.iter().flat_map(|b| b.txs.iter().copied()).collect();
+                        if !back.is_empty() {
+                            mp.readmit_reorged(back, &state, now_ms());
+                        }
+                    }
+                    self.tip_generation.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.events.send(ev);
+                }
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    // Cannot happen while every accept drains (capacity 1024); if it does,
+                    // re-check the whole pool against the state rather than guess.
+                    tracing::error!(missed = n, "mempool missed chain events; revalidating");
+                    let state = chain.state();
+                    self.mempool.lock().expect("mempool lock is never poisoned").revalidate(&state);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Admits a transaction to the mempool: structural checks and the signature off the
+    /// async threads, then the stateful checks under the locks.
+    pub async fn submit_tx(self: &Arc<Self>, tx: Transaction) -> Result<Txid, MempoolError> {
+        let node = self.clone();
+        let result = tokio::task::spawn_blocking(move || node.submit_tx_blocking(tx))
+            .await
+            .unwrap_or_else(|e| Err(MempoolError::Internal(e.to_string())));
+        match &result {
+            Ok(txid) => {
+                self.metrics.txs_accepted.fetch_add(1, Ordering::Relaxed);
+                let _ = self.new_txs.send(*txid);
+            }
+            Err(e) => self.metrics.tx_refused(e.reason()),
+        }
+        result
+    }
+
+    /// The blocking part of [`Node::submit_tx`].
+    pub fn submit_tx_blocking(&self, tx: Transaction) -> Result<Txid, MempoolError> {
+        check_tx_structure(&self.params, &tx).map_err(MempoolError::Tx)?;
+        let txid = tx.txid();
+        if !self.sig_cache.contains(&tx) {
+            tx.verify_signature().map_err(|e| MempoolError::Tx(e.into()))?;
+            self.sig_cache.insert(txid, *tx.signature());
+        }
+        let chain = self.chain.lock().expect("chain lock is never poisoned");
+        let state = chain.state();
+        let mut mp = self.mempool.lock().expect("mempool lock is never poisoned");
+        mp.admit(tx, &state, now_ms(), true)?;
+        Ok(txid)
+    }
+
+    /// Mines `count` blocks now (devnet), paying `miner`. Returns their ids.
+    pub fn generate(
+        &self,
+        count: u32,
+        miner: ember_core::Address,
+    ) -> Result<Vec<ember_core::BlockId>, String> {
+        if self.params.retarget {
+            return Err("mining_generate is only available on devnet".into());
+        }
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut ids = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            match crate::miner::mine_one(self, miner, &stop) {
+                Some(b) => ids.push(b.id()),
+                None => return Err("a mined block was refused (see the node log)".into()),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Drops expired mempool transactions; run periodically.
+    pub fn expire_mempool(&self) {
+        let mut mp = self.mempool.lock().expect("mempool lock is never poisoned");
+        let gone = mp.expire(now_ms());
+        if !gone.is_empty() {
+            tracing::debug!(count = gone.len(), "expired mempool transactions");
+        }
+    }
+
+    /// Flushes the store; called on clean shutdown.
+    pub fn close(&self) {
+        let chain = self.chain.lock().expect("chain lock is never poisoned");
+        if let Err(e) = chain.store().flush() {
+            tracing::error!(error = %e, "flushing the store failed");
+        }
+    }
+}

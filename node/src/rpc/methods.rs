@@ -1,0 +1,487 @@
+//! The JSON-RPC methods. Params may be positional (array) or named (object); every value
+//! from the request is parsed with a precise error naming the parameter.
+//!
+//! Amounts are decimal coin strings ("1.5"), ids are hex, addresses are bech32m.
+
+use super::{codes, RpcError};
+use crate::metrics::metric;
+use crate::node::Node;
+use crate::store::BlockStatus;
+use ember_core::{Address, Amount, Block, BlockHeader, BlockId, Transaction, Txid};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Methods that change the node and need the cookie token.
+const ADMIN: &[&str] =
+    &["mining_generate", "node_stop", "net_addPeer", "net_disconnect", "net_ban", "net_unban"];
+
+pub async fn dispatch(
+    node: &Arc<Node>,
+    method: &str,
+    params: &Value,
+    authorized: bool,
+) -> Result<Value, RpcError> {
+    if ADMIN.contains(&method) && !authorized {
+        return Err(RpcError::new(
+            codes::UNAUTHORIZED,
+            format!("{method} needs the token from <data dir>/rpc.cookie as 'Authorization: Bearer <token>'"),
+        ));
+    }
+    let p = Params(params);
+    match method {
+        "node_info" => node_info(node),
+        "chain_getBlock" => chain_get_block(node, &p),
+        "chain_getHeader" => chain_get_header(node, &p),
+        "chain_getTransaction" => chain_get_transaction(node, &p),
+        "account_get" => account_get(node, &p),
+        "account_history" => account_history(node, &p),
+        "tx_submit" => tx_submit(node, &p).await,
+        "mempool_info" => mempool_info(node),
+        "mempool_list" => mempool_list(node, &p),
+        "mining_generate" => mining_generate(node, &p).await,
+        "state_digest" => state_digest(node),
+        "net_peers" | "net_addPeer" | "net_disconnect" | "net_ban" | "net_unban" | "net_bans" => {
+            net_method(node, method, &p)
+        }
+        "node_stop" => {
+            p.no_more(0)?;
+            node.shutdown.cancel();
+            Ok(json!("stopping"))
+        }
+        other => Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {other:?}"))),
+    }
+}
+
+/// Access to positional-or-named params.
+struct Params<'a>(&'a Value);
+
+impl Params<'_> {
+    fn get(&self, index: usize, name: &str) -> Option<&Value> {
+        match self.0 {
+            Value::Array(a) => a.get(index),
+            Value::Object(o) => o.get(name),
+            _ => None,
+        }
+        .filter(|v| !v.is_null())
+    }
+    fn required(&self, index: usize, name: &str) -> Result<&Value, RpcError> {
+        self.get(index, name).ok_or_else(|| RpcError::params(format!("missing parameter {name:?}")))
+    }
+    /// Refuses extra positional params (a likely mistake).
+    fn no_more(&self, count: usize) -> Result<(), RpcError> {
+        if let Value::Array(a) = self.0 {
+            if a.len() > count {
+                return Err(RpcError::params(format!(
+                    "expected at most {count} parameters, got {}",
+                    a.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+    fn str(&self, index: usize, name: &str) -> Result<&str, RpcError> {
+        self.required(index, name)?
+            .as_str()
+            .ok_or_else(|| RpcError::params(format!("parameter {name:?} must be a string")))
+    }
+    fn opt_u64(&self, index: usize, name: &str) -> Result<Option<u64>, RpcError> {
+        match self.get(index, name) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                RpcError::params(format!("parameter {name:?} must be a non-negative integer"))
+            }),
+        }
+    }
+    fn address(&self, node: &Node, index: usize, name: &str) -> Result<Address, RpcError> {
+        let s = self.str(index, name)?;
+        Address::parse(s, node.params.hrp())
+            .map_err(|e| RpcError::params(format!("parameter {name:?}: {e}")))
+    }
+}
+
+fn amount(a: Amount) -> Value {
+    Value::String(a.to_string())
+}
+
+fn tx_json(node: &Node, tx: &Transaction) -> Value {
+    let b = tx.body();
+    json!({
+        "txid": tx.txid(),
+        "chain": b.chain,
+        "from": b.from.to_bech32(node.params.hrp()),
+        "to": b.to.to_bech32(node.params.hrp()),
+        "amount": amount(b.amount),
+        "fee": amount(b.fee),
+        "nonce": b.nonce,
+        "signature": hex::encode(tx.signature().0),
+        "hex": hex::encode(tx.encode()),
+    })
+}
+
+fn header_json(node: &Node, h: &BlockHeader, confirmations: Option<u64>) -> Value {
+    json!({
+        "id": h.id(),
+        "version": h.version,
+        "height": h.height,
+        "prev": h.prev,
+        "tx_root": h.tx_root,
+        "time": h.time,
+        "target": format!("{:08x}", h.target.0),
+        "nonce": h.nonce,
+        "miner": h.miner.to_bech32(node.params.hrp()),
+        "confirmations": confirmations,
+        "hex": hex::encode(h.encode()),
+    })
+}
+
+/// Resolves a block reference: a height (number) or an id (hex string).
+fn resolve_block(node: &Node, v: &Value) -> Result<BlockId, RpcError> {
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    if let Some(h) = v.as_u64() {
+        return chain.main_id_at(h).map_err(internal)?.ok_or_else(|| {
+            RpcError::not_found(format!("no block at height {h} (tip is {})", chain.height()))
+        });
+    }
+    let s = v.as_str().ok_or_else(|| RpcError::params("block must be a height or a hex id"))?;
+    let id: BlockId = s.parse().map_err(|e| RpcError::params(format!("block id: {e}")))?;
+    Ok(id)
+}
+
+fn internal(e: impl std::fmt::Display) -> RpcError {
+    RpcError::new(codes::INTERNAL, e.to_string())
+}
+
+fn confirmations(tip_height: u64, height: u64, main: bool) -> Option<u64> {
+    main.then(|| tip_height.saturating_sub(height) + 1)
+}
+
+fn node_info(node: &Node) -> Result<Value, RpcError> {
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    let (count, bytes) = {
+        let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+        (mp.len(), mp.bytes())
+    };
+    Ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "network": node.params.network.name(),
+        "genesis": node.params.genesis_id(),
+        "height": chain.height(),
+        "tip": chain.tip(),
+        "work": format!("{:x}", chain.tip_work()),
+        "peers": node.net.get().map_or(0, |n| n.peer_count()),
+        "mempool_size": count,
+        "mempool_bytes": bytes,
+        "syncing": node.net.get().is_some_and(|n| n.best_peer_work() > chain.tip_work()),
+        "best_peer_height": node.net.get().map_or(0, |n| n.best_peer_height()),
+        "known_headers": chain.known_headers(),
+        "rpc_addr": node.config.rpc_addr.to_string(),
+        "p2p_addr": node.config.p2p_addr.to_string(),
+    }))
+}
+
+fn block_by_param(node: &Node, p: &Params) -> Result<(Block, Option<u64>), RpcError> {
+    let id = resolve_block(node, p.required(0, "block")?)?;
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    let block = chain
+        .block(&id)
+        .map_err(internal)?
+        .ok_or_else(|| RpcError::not_found(format!("block {id} not found")))?;
+    let main = chain.is_main(&id).map_err(internal)?;
+    Ok((block.clone(), confirmations(chain.height(), block.header.height, main)))
+}
+
+fn chain_get_block(node: &Node, p: &Params) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let (block, conf) = block_by_param(node, p)?;
+    let mut v = header_json(node, &block.header, conf);
+    v["txs"] = Value::Array(block.txs.iter().map(|t| tx_json(node, t)).collect());
+    v["size"] = json!(block.encoded_len());
+    Ok(v)
+}
+
+fn chain_get_header(node: &Node, p: &Params) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let id = resolve_block(node, p.required(0, "block")?)?;
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    let entry =
+        chain.entry(&id).ok_or_else(|| RpcError::not_found(format!("block {id} not found")))?;
+    let main = chain.is_main(&id).map_err(internal)?;
+    let mut v =
+        header_json(node, &entry.header, confirmations(chain.height(), entry.header.height, main));
+    v["status"] = json!(match entry.status {
+        BlockStatus::HeaderOnly => "header-only",
+        BlockStatus::BodyStored => "valid",
+        BlockStatus::Invalid => "invalid",
+    });
+    v["main_chain"] = json!(main);
+    v["work"] = json!(format!("{:x}", entry.work()));
+    Ok(v)
+}
+
+fn chain_get_transaction(node: &Node, p: &Params) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let txid: Txid =
+        p.str(0, "txid")?.parse().map_err(|e| RpcError::params(format!("txid: {e}")))?;
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    if let Some(loc) = chain.store().tx_location(&txid).map_err(internal)? {
+        let body = chain.store().body(&loc.block).map_err(internal)?.unwrap_or_default();
+        let tx = body
+            .get(loc.position as usize)
+            .ok_or_else(|| internal(format!("tx index points past block {}", loc.block)))?;
+        let mut v = tx_json(node, tx);
+        v["status"] = json!("confirmed");
+        v["block"] = json!(loc.block);
+        v["height"] = json!(loc.height);
+        v["position"] = json!(loc.position);
+        v["confirmations"] = json!(chain.height() - loc.height + 1);
+        return Ok(v);
+    }
+    let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+    match mp.get(&txid) {
+        Some(tx) => {
+            let mut v = tx_json(node, tx);
+            v["status"] = json!("pending");
+            v["confirmations"] = json!(0);
+            Ok(v)
+        }
+        None => {
+            Err(RpcError::not_found(format!("transaction {txid} is neither confirmed nor pending")))
+        }
+    }
+}
+
+fn account_get(node: &Node, p: &Params) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let addr = p.address(node, 0, "address")?;
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    let acct = chain.account(&addr).map_err(internal)?;
+    let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+    let pending = mp.pending_for(&addr);
+    let spend = mp.pending_spend(&addr);
+    Ok(json!({
+        "address": addr.to_bech32(node.params.hrp()),
+        "balance": amount(acct.balance),
+        "nonce": acct.nonce,
+        "next_nonce": mp.next_nonce(&addr, acct.nonce),
+        "pending_count": pending.len(),
+        "pending_spend": amount(spend),
+        "available": amount(acct.balance.checked_sub(spend).unwrap_or(Amount::ZERO)),
+        "height": chain.height(),
+    }))
+}
+
+fn account_history(node: &Node, p: &Params) -> Result<Value, RpcError> {
+    p.no_more(3)?;
+    let addr = p.address(node, 0, "address")?;
+    let page = p.opt_u64(1, "page")?.unwrap_or(0);
+    let page_size = p.opt_u64(2, "page_size")?.unwrap_or(50);
+    if page_size == 0 || page_size > 500 {
+        return Err(RpcError::params("page_size must be between 1 and 500"));
+    }
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    let mut all = chain.store().address_history(&addr).map_err(internal)?;
+    all.reverse(); // newest first
+    let total = all.len();
+    let start = (page.saturating_mul(page_size) as usize).min(total);
+    let end = (start + page_size as usize).min(total);
+    let mut items = Vec::new();
+    for (height, pos, txid) in &all[start..end] {
+        let loc = chain.store().tx_location(txid).map_err(internal)?;
+        let Some(loc) = loc else { continue };
+        let body = chain.store().body(&loc.block).map_err(internal)?.unwrap_or_default();
+        if let Some(tx) = body.get(*pos as usize) {
+            let mut v = tx_json(node, tx);
+            v["height"] = json!(height);
+            v["block"] = json!(loc.block);
+            v["confirmations"] = json!(chain.height() - height + 1);
+            v["direction"] = json!(if tx.body().from == addr { "sent" } else { "received" });
+            items.push(v);
+        }
+    }
+    let pending: Vec<Value> = {
+        let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+        mp.pending_for(&addr).iter().map(|t| tx_json(node, t)).collect()
+    };
+    Ok(
+        json!({ "total": total, "page": page, "page_size": page_size, "items": items, "pending": pending }),
+    )
+}
+
+async fn tx_submit(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let text = p.str(0, "tx")?;
+    let bytes =
+        hex::decode(text.trim()).map_err(|e| RpcError::params(format!("tx must be hex: {e}")))?;
+    let tx = Transaction::decode(&bytes)
+        .map_err(|e| RpcError::params(format!("tx does not decode: {e}")))?;
+    match node.submit_tx(tx).await {
+        Ok(txid) => Ok(json!(txid)),
+        Err(e) => Err(RpcError {
+            code: codes::TX_REFUSED,
+            message: format!("transaction refused: {e}"),
+            data: Some(json!({ "reason": e.reason() })),
+        }),
+    }
+}
+
+fn mempool_info(node: &Node) -> Result<Value, RpcError> {
+    let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+    let limits = mp.limits();
+    Ok(json!({
+        "count": mp.len(),
+        "bytes": mp.bytes(),
+        "max_count": limits.max_count,
+        "max_bytes": limits.max_bytes,
+        "min_fee": amount(limits.min_fee),
+    }))
+}
+
+fn mempool_list(node: &Node, p: &Params) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let limit = p.opt_u64(0, "limit")?.unwrap_or(1000).min(50_000) as usize;
+    let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+    let ids: Vec<Txid> = mp.txids().take(limit).collect();
+    Ok(json!(ids))
+}
+
+async fn mining_generate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(2)?;
+    let count = p.opt_u64(0, "count")?.unwrap_or(1);
+    if count == 0 || count > 10_000 {
+        return Err(RpcError::params("count must be between 1 and 10000"));
+    }
+    let miner = match p.get(1, "address") {
+        Some(_) => p.address(node, 1, "address")?,
+        None => node
+            .config
+            .miner_address
+            .or_else(|| node.params.allocations().first().map(|(a, _)| *a))
+            .ok_or_else(|| {
+                RpcError::params("no address given and the node has no default miner address")
+            })?,
+    };
+    let n = node.clone();
+    let ids = tokio::task::spawn_blocking(move || n.generate(count as u32, miner))
+        .await
+        .map_err(internal)?
+        .map_err(|e| RpcError::new(codes::UNSUPPORTED, e))?;
+    Ok(json!(ids))
+}
+
+fn state_digest(node: &Node) -> Result<Value, RpcError> {
+    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    let digest = chain.state_digest().map_err(internal)?;
+    Ok(json!({ "height": chain.height(), "tip": chain.tip(), "digest": digest }))
+}
+
+pub fn render_metrics(node: &Node) -> String {
+    let mut out = String::new();
+    {
+        let chain = node.chain.lock().expect("chain lock is never poisoned");
+        let stats = chain.stats();
+        metric(&mut out, "ember_height", "gauge", "Height of the main chain tip.", chain.height());
+        metric(
+            &mut out,
+            "ember_known_headers",
+            "gauge",
+            "Headers known on all branches.",
+            chain.known_headers(),
+        );
+        metric(
+            &mut out,
+            "ember_orphans",
+            "gauge",
+            "Blocks waiting for their parent.",
+            chain.orphan_count(),
+        );
+        metric(
+            &mut out,
+            "ember_blocks_accepted_total",
+            "counter",
+            "Blocks accepted.",
+            stats.blocks_accepted,
+        );
+        out.push_str("# HELP ember_blocks_refused_total Blocks refused, by reason.\n# TYPE ember_blocks_refused_total counter\n");
+        for (reason, n) in &stats.blocks_refused {
+            out.push_str(&format!("ember_blocks_refused_total{{reason=\"{reason}\"}} {n}\n"));
+        }
+        metric(&mut out, "ember_reorgs_total", "counter", "Chain reorganisations.", stats.reorgs);
+        metric(
+            &mut out,
+            "ember_txs_confirmed_total",
+            "counter",
+            "Transactions connected to the main chain.",
+            stats.txs_connected,
+        );
+    }
+    {
+        let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+        metric(&mut out, "ember_mempool_size", "gauge", "Transactions in the mempool.", mp.len());
+        metric(
+            &mut out,
+            "ember_mempool_bytes",
+            "gauge",
+            "Encoded bytes of mempool transactions.",
+            mp.bytes(),
+        );
+    }
+    metric(
+        &mut out,
+        "ember_peers",
+        "gauge",
+        "Connected peers.",
+        node.net.get().map_or(0, |n| n.peer_count()),
+    );
+    metric(
+        &mut out,
+        "ember_sigcache_hits_total",
+        "counter",
+        "Signature verifications skipped thanks to the cache.",
+        node.sig_cache.hits.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    node.metrics.render_into(&mut out);
+    out
+}
+
+fn net_method(node: &Node, method: &str, p: &Params) -> Result<Value, RpcError> {
+    let net = node
+        .net
+        .get()
+        .ok_or_else(|| RpcError::new(codes::UNSUPPORTED, "networking is not running"))?;
+    match method {
+        "net_peers" => {
+            p.no_more(0)?;
+            Ok(json!(net.peers()))
+        }
+        "net_bans" => {
+            p.no_more(0)?;
+            Ok(json!(net.bans()))
+        }
+        "net_addPeer" => {
+            p.no_more(1)?;
+            let addr = p.str(0, "address")?;
+            let node_net = net.clone();
+            node_net.add_peer(addr).map_err(|e| RpcError::params(e.to_string()))?;
+            Ok(json!(true))
+        }
+        "net_disconnect" => {
+            p.no_more(1)?;
+            Ok(json!(net.disconnect(p.str(0, "peer")?)))
+        }
+        "net_ban" => {
+            p.no_more(3)?;
+            let addr = p.str(0, "address")?;
+            addr.parse::<std::net::SocketAddr>()
+                .map_err(|e| RpcError::params(format!("address: {e}")))?;
+            let secs = p.opt_u64(1, "seconds")?.unwrap_or(3600);
+            let reason = p.get(2, "reason").and_then(Value::as_str).unwrap_or("banned by operator");
+            net.ban(addr.to_string(), reason.to_string(), std::time::Duration::from_secs(secs));
+            Ok(json!(true))
+        }
+        "net_unban" => {
+            p.no_more(1)?;
+            Ok(json!(net.unban(p.str(0, "address")?)))
+        }
+        _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {method:?}"))),
+    }
+}

@@ -1,0 +1,222 @@
+//! JSON-RPC 2.0 over HTTP, plus `GET /health` and `GET /metrics`, on one listener.
+//!
+//! Requests are read with a hard body limit (1 MiB) before parsing; a malformed or oversized
+//! request, an unknown method or bad params each get their precise JSON-RPC error and change
+//! nothing. Methods that change the node (mining, stop, peers, bans) need the token from the
+//! cookie file `<data dir>/rpc.cookie` as `Authorization: Bearer <token>`.
+
+mod methods;
+
+use crate::node::Node;
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest batch of requests in one body.
+pub const MAX_BATCH: usize = 100;
+
+/// JSON-RPC error codes used by Ember (see docs/PROTOCOL.md).
+pub mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL: i64 = -32603;
+    pub const UNAUTHORIZED: i64 = -32001;
+    pub const NOT_FOUND: i64 = -32004;
+    pub const TX_REFUSED: i64 = -32010;
+    pub const UNSUPPORTED: i64 = -32020;
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into(), data: None }
+    }
+    pub fn params(message: impl Into<String>) -> Self {
+        Self::new(codes::INVALID_PARAMS, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(codes::NOT_FOUND, message)
+    }
+    fn to_json(&self) -> Value {
+        let mut e = json!({ "code": self.code, "message": self.message });
+        if let Some(d) = &self.data {
+            e["data"] = d.clone();
+        }
+        e
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    node: Arc<Node>,
+    token: Arc<String>,
+}
+
+/// Creates (or replaces) the cookie file with a fresh random token, mode 0600.
+pub fn write_cookie(data_dir: &Path) -> std::io::Result<String> {
+    use rand::RngCore;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let path = data_dir.join("rpc.cookie");
+    let tmp = data_dir.join("rpc.cookie.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(token)
+}
+
+/// Binds the RPC listener and serves until the node shuts down. Returns the bound address
+/// (useful with port 0) once listening.
+pub async fn serve(node: Arc<Node>, addr: SocketAddr, token: String) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let state = AppState { node: node.clone(), token: Arc::new(token) };
+    let app = Router::new()
+        .route("/", post(handle_rpc))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let shutdown = node.shutdown.clone();
+    tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "RPC server failed");
+        }
+    });
+    Ok(local)
+}
+
+async fn health(State(s): State<AppState>) -> impl IntoResponse {
+    let height = s.node.chain.lock().expect("chain lock is never poisoned").height();
+    (StatusCode::OK, axum::Json(json!({ "status": "ok", "height": height })))
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let text = methods::render_metrics(&s.node);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+fn rpc_response(id: Value, result: Result<Value, RpcError>) -> Value {
+    match result {
+        Ok(r) => json!({ "jsonrpc": "2.0", "id": id, "result": r }),
+        Err(e) => json!({ "jsonrpc": "2.0", "id": id, "error": e.to_json() }),
+    }
+}
+
+fn json_reply(status: StatusCode, v: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+async fn handle_rpc(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = RpcError::new(
+                codes::INVALID_REQUEST,
+                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            );
+            return json_reply(StatusCode::PAYLOAD_TOO_LARGE, rpc_response(Value::Null, Err(e)));
+        }
+    };
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), s.token.as_bytes()));
+    let parsed: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let e = RpcError::new(codes::PARSE_ERROR, format!("invalid JSON: {e}"));
+            return json_reply(StatusCode::OK, rpc_response(Value::Null, Err(e)));
+        }
+    };
+    let reply = match parsed {
+        Value::Array(items) => {
+            if items.is_empty() || items.len() > MAX_BATCH {
+                let e = RpcError::new(
+                    codes::INVALID_REQUEST,
+                    format!("a batch must hold 1 to {MAX_BATCH} requests"),
+                );
+                rpc_response(Value::Null, Err(e))
+            } else {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Some(r) = handle_one(&s.node, item, authorized).await {
+                        out.push(r);
+                    }
+                }
+                Value::Array(out)
+            }
+        }
+        single => handle_one(&s.node, single, authorized).await.unwrap_or(Value::Null),
+    };
+    s.node.metrics.observe_rpc(started.elapsed().as_secs_f64());
+    json_reply(StatusCode::OK, reply)
+}
+
+/// Handles one request object; `None` for a notification (no id), which gets no answer.
+async fn handle_one(node: &Arc<Node>, req: Value, authorized: bool) -> Option<Value> {
+    let Value::Object(obj) = req else {
+        return Some(rpc_response(
+            Value::Null,
+            Err(RpcError::new(codes::INVALID_REQUEST, "request must be an object")),
+        ));
+    };
+    let id = obj.get("id").cloned();
+    let id_ok = matches!(id, None | Some(Value::Null | Value::Number(_) | Value::String(_)));
+    if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) || !id_ok {
+        let e = RpcError::new(
+            codes::INVALID_REQUEST,
+            "request must have \"jsonrpc\": \"2.0\" and a string or number id",
+        );
+        return Some(rpc_response(id.unwrap_or(Value::Null), Err(e)));
+    }
+    let Some(Value::String(method)) = obj.get("method") else {
+        let e = RpcError::new(codes::INVALID_REQUEST, "request must have a string \"method\"");
+        return Some(rpc_response(id.unwrap_or(Value::Null), Err(e)));
+    };
+    let params = obj.get("params").cloned().unwrap_or(Value::Array(vec![]));
+    if !matches!(params, Value::Array(_) | Value::Object(_)) {
+        let e = RpcError::params("params must be an array or an object");
+        return Some(rpc_response(id.unwrap_or(Value::Null), Err(e)));
+    }
+    let result = methods::dispatch(node, method, &params, authorized).await;
+    id.map(|id| rpc_response(id, result))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,303 @@
+//! The typed layer over [`KvStore`]: what the chain manager reads and writes.
+//!
+//! Keys are fixed-width byte strings (ids, addresses, big-endian heights so that key order is
+//! height order); values use the canonical encoding of `ember-core`. A value that does not
+//! decode is reported as [`StoreError::Corrupt`], never skipped.
+
+use super::{Column, KvStore, Op, StoreError};
+use ember_core::encoding::{decode, encode};
+use ember_core::tx::TX_ENCODED_LEN;
+use ember_core::{
+    Account, Address, BlockHeader, BlockId, ChainParams, Transaction, Txid, Undo, U256,
+};
+use std::sync::Arc;
+
+/// Version of the on-disk layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_SCHEMA: &[u8] = b"schema_version";
+const META_GENESIS: &[u8] = b"genesis";
+const META_NETWORK: &[u8] = b"network";
+const META_TIP: &[u8] = b"tip";
+
+/// Validation status of a known block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum BlockStatus {
+    /// Header valid (structural and contextual); body not stored yet.
+    HeaderOnly,
+    /// Header valid and body stored and structurally valid; state not yet checked unless it
+    /// is (or was) on the main chain.
+    BodyStored,
+    /// Failed validation, or descends from a block that did. Never requested again.
+    Invalid,
+}
+
+/// What is kept per known block header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct HeaderEntry {
+    pub header: BlockHeader,
+    /// Cumulative work of the chain ending here, big-endian.
+    pub work: [u8; 32],
+    pub status: BlockStatus,
+}
+
+impl HeaderEntry {
+    pub fn work(&self) -> U256 {
+        U256::from_big_endian(&self.work)
+    }
+}
+
+/// Where a confirmed transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct TxLocation {
+    pub block: BlockId,
+    pub height: u64,
+    pub position: u32,
+}
+
+/// Typed access to the chain's columns.
+#[derive(Clone)]
+pub struct ChainStore {
+    kv: Arc<dyn KvStore>,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+impl ChainStore {
+    /// Wraps a key-value store, checking (or, when empty, writing) its schema version and
+    /// network, so another network's or another program's data is refused, never reset.
+    pub fn open(kv: Arc<dyn KvStore>, params: &ChainParams) -> Result<Self, StoreError> {
+        let store = ChainStore { kv };
+        match store.kv.get(Column::Meta, META_SCHEMA)? {
+            None => {
+                // A fresh store: nothing else may be in it.
+                let mut any = false;
+                for col in Column::ALL {
+                    store.kv.scan_prefix(col, &[], &mut |_, _| {
+                        any = true;
+                        false
+                    })?;
+                }
+                if any {
+                    return Err(StoreError::Foreign(
+                        "the data dir holds a database without an Ember schema version: \
+                         not an Ember store (refusing to touch it)"
+                            .into(),
+                    ));
+                }
+            }
+            Some(v) => {
+                let found: u32 = decode(&v, 4).map_err(|e| corrupt("schema version", e))?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::SchemaMismatch { found, expected: SCHEMA_VERSION });
+                }
+                let genesis = store.kv.get(Column::Meta, META_GENESIS)?;
+                let network = store.kv.get(Column::Meta, META_NETWORK)?.unwrap_or_default();
+                let genesis: BlockId = match genesis {
+                    Some(g) => decode(&g, 32).map_err(|e| corrupt("genesis id", e))?,
+                    None => return Err(corrupt("meta", "genesis id missing")),
+                };
+                if genesis != params.genesis_id() {
+                    return Err(StoreError::Foreign(format!(
+                        "the data dir belongs to network {:?} with genesis {genesis}, but this node \
+                         runs {} with genesis {}; use another --data-dir",
+                        String::from_utf8_lossy(&network),
+                        params.network,
+                        params.genesis_id()
+                    )));
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Whether the store has been initialised with a genesis block.
+    pub fn is_initialised(&self) -> Result<bool, StoreError> {
+        Ok(self.kv.get(Column::Meta, META_SCHEMA)?.is_some())
+    }
+
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.kv
+    }
+
+    pub fn header(&self, id: &BlockId) -> Result<Option<HeaderEntry>, StoreError> {
+        self.kv
+            .get(Column::Headers, id.as_bytes())?
+            .map(|v| decode(&v, 256).map_err(|e| corrupt("header entry", e)))
+            .transpose()
+    }
+
+    pub fn body(&self, id: &BlockId) -> Result<Option<Vec<Transaction>>, StoreError> {
+        self.kv
+            .get(Column::Bodies, id.as_bytes())?
+            .map(|v| decode(&v, v.len().max(8)).map_err(|e| corrupt("block body", e)))
+            .transpose()
+    }
+
+    pub fn main_chain_at(&self, height: u64) -> Result<Option<BlockId>, StoreError> {
+        self.kv
+            .get(Column::MainChain, &height.to_be_bytes())?
+            .map(|v| decode(&v, 32).map_err(|e| corrupt("main chain entry", e)))
+            .transpose()
+    }
+
+    pub fn account(&self, address: &Address) -> Result<Account, StoreError> {
+        Ok(self
+            .kv
+            .get(Column::Accounts, address.as_bytes())?
+            .map(|v| decode(&v, 16).map_err(|e| corrupt("account", e)))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn undo(&self, id: &BlockId) -> Result<Option<Undo>, StoreError> {
+        self.kv
+            .get(Column::Undo, id.as_bytes())?
+            .map(|v| decode(&v, v.len().max(8)).map_err(|e| corrupt("undo record", e)))
+            .transpose()
+    }
+
+    pub fn tx_location(&self, txid: &Txid) -> Result<Option<TxLocation>, StoreError> {
+        self.kv
+            .get(Column::TxIndex, txid.as_bytes())?
+            .map(|v| decode(&v, 64).map_err(|e| corrupt("tx index", e)))
+            .transpose()
+    }
+
+    /// The stored tip, if the store is initialised.
+    pub fn tip(&self) -> Result<Option<BlockId>, StoreError> {
+        self.kv
+            .get(Column::Meta, META_TIP)?
+            .map(|v| decode(&v, 32).map_err(|e| corrupt("tip", e)))
+            .transpose()
+    }
+
+    /// Every stored header entry (loaded into the chain manager's index at start).
+    pub fn all_headers(&self) -> Result<Vec<(BlockId, HeaderEntry)>, StoreError> {
+        let mut out = Vec::new();
+        let mut err = None;
+        self.kv.scan_prefix(Column::Headers, &[], &mut |k, v| {
+            match (k.try_into(), decode::<HeaderEntry>(v, 256)) {
+                (Ok(k), Ok(e)) => out.push((BlockId::from_bytes(k), e)),
+                (_, Err(e)) => {
+                    err = Some(corrupt("header entry", e));
+                    return false;
+                }
+                (Err(_), _) => {
+                    err = Some(corrupt("header key", "not 32 bytes"));
+                    return false;
+                }
+            }
+            true
+        })?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Every account in address order (for the state digest and checks).
+    pub fn for_each_account(&self, mut f: impl FnMut(Address, Account)) -> Result<(), StoreError> {
+        let mut err = None;
+        self.kv.scan_prefix(Column::Accounts, &[], &mut |k, v| match (
+            <[u8; 32]>::try_from(k),
+            decode::<Account>(v, 16),
+        ) {
+            (Ok(k), Ok(a)) => {
+                f(Address::from_bytes(k), a);
+                true
+            }
+            _ => {
+                err = Some(corrupt("account entry", "undecodable"));
+                false
+            }
+        })?;
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Txids touching `address`, oldest first, as (height, position, txid).
+    pub fn address_history(&self, address: &Address) -> Result<Vec<(u64, u32, Txid)>, StoreError> {
+        let mut out = Vec::new();
+        self.kv.scan_prefix(Column::AddrIndex, address.as_bytes(), &mut |k, v| {
+            if k.len() == 44 && v.len() == 32 {
+                let height = u64::from_be_bytes(k[32..40].try_into().expect("8 bytes"));
+                let pos = u32::from_be_bytes(k[40..44].try_into().expect("4 bytes"));
+                out.push((height, pos, Txid::from_bytes(v.try_into().expect("32 bytes"))));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    pub fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.kv.write(batch.ops)
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.kv.flush()
+    }
+}
+
+/// Typed writes collected for one atomic [`ChainStore::write`].
+#[derive(Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+    /// Marks a fresh store as this network's (schema version, network name, genesis).
+    pub fn init_meta(&mut self, params: &ChainParams) {
+        self.ops.push((Column::Meta, META_SCHEMA.to_vec(), Some(encode(&SCHEMA_VERSION))));
+        self.ops.push((Column::Meta, META_GENESIS.to_vec(), Some(encode(&params.genesis_id()))));
+        self.ops.push((
+            Column::Meta,
+            META_NETWORK.to_vec(),
+            Some(params.network.name().as_bytes().to_vec()),
+        ));
+    }
+    pub fn put_header(&mut self, id: &BlockId, entry: &HeaderEntry) {
+        self.ops.push((Column::Headers, id.as_bytes().to_vec(), Some(encode(entry))));
+    }
+    pub fn put_body(&mut self, id: &BlockId, txs: &Vec<Transaction>) {
+        let mut bytes = Vec::with_capacity(8 + txs.len() * TX_ENCODED_LEN);
+        bytes.extend_from_slice(&encode(txs));
+        self.ops.push((Column::Bodies, id.as_bytes().to_vec(), Some(bytes)));
+    }
+    pub fn set_main(&mut self, height: u64, id: Option<&BlockId>) {
+        self.ops.push((Column::MainChain, height.to_be_bytes().to_vec(), id.map(encode)));
+    }
+    pub fn put_account(&mut self, address: &Address, account: &Account) {
+        let value = if account.is_empty() { None } else { Some(encode(account)) };
+        self.ops.push((Column::Accounts, address.as_bytes().to_vec(), value));
+    }
+    pub fn put_undo(&mut self, id: &BlockId, undo: Option<&Undo>) {
+        self.ops.push((Column::Undo, id.as_bytes().to_vec(), undo.map(encode)));
+    }
+    pub fn put_tx_location(&mut self, txid: &Txid, loc: Option<&TxLocation>) {
+        self.ops.push((Column::TxIndex, txid.as_bytes().to_vec(), loc.map(encode)));
+    }
+    pub fn put_history(&mut self, address: &Address, height: u64, pos: u32, txid: Option<&Txid>) {
+        let mut key = Vec::with_capacity(44);
+        key.extend_from_slice(address.as_bytes());
+        key.extend_from_slice(&height.to_be_bytes());
+        key.extend_from_slice(&pos.to_be_bytes());
+        self.ops.push((Column::AddrIndex, key, txid.map(|t| t.as_bytes().to_vec())));
+    }
+    pub fn set_tip(&mut self, id: &BlockId) {
+        self.ops.push((Column::Meta, META_TIP.to_vec(), Some(encode(id))));
+    }
+    pub fn put_raw(&mut self, col: Column, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.ops.push((col, key, value));
+    }
+}

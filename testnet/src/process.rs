@@ -1,0 +1,187 @@
+//! One real `ember-node` process on loopback: start, stop (SIGTERM), kill (SIGKILL),
+//! restart, and an RPC client for it.
+//!
+//! Ports come from the OS (`127.0.0.1:0`); the node writes the address it bound to
+//! `<data dir>/rpc.addr`, which is how we find it. Logs go to `<data dir>/node.log`.
+//! Dropping a `NodeProcess` kills the process, so a failing test leaves nothing running.
+
+use anyhow::{anyhow, bail, Context, Result};
+use ember_wallet::rpc::RpcClient;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds a sibling binary of the running executable (`target/<profile>/NAME`), or
+/// `$EMBER_BIN_DIR/NAME`.
+pub fn binary(name: &str) -> Result<PathBuf> {
+    if let Ok(dir) = std::env::var("EMBER_BIN_DIR") {
+        return Ok(PathBuf::from(dir).join(name));
+    }
+    let exe = std::env::current_exe().context("cannot find the running executable")?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Test binaries live in target/<profile>/deps.
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!("{} not found; build it first (cargo build --workspace --bins)", path.display());
+    }
+    Ok(path)
+}
+
+/// Polls `cond` until it returns `Some`, or fails after `timeout` with `what` in the error.
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running (or stopped) node process.
+pub struct NodeProcess {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    args: Vec<String>,
+    rpc_url: Option<String>,
+}
+
+impl NodeProcess {
+    /// Starts `ember-node` with `data_dir` and extra `args` (network, genesis, mining...).
+    /// RPC listens on a port from the OS unless `args` say otherwise.
+    pub fn start(data_dir: &Path, args: &[String]) -> Result<Self> {
+        let mut p = NodeProcess {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            args: args.to_vec(),
+            rpc_url: None,
+        };
+        p.spawn()?;
+        Ok(p)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.data_dir)?;
+        let addr_file = self.data_dir.join("rpc.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("node.log"))
+            .context("cannot open node.log")?;
+        let mut cmd = Command::new(binary("ember-node")?);
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        if !self.args.iter().any(|a| a == "--rpc-addr") {
+            cmd.args(["--rpc-addr", "127.0.0.1:0"]);
+        }
+        if !self.args.iter().any(|a| a == "--p2p-addr") {
+            cmd.args(["--p2p-addr", "127.0.0.1:0"]);
+        }
+        cmd.args(&self.args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        let child = cmd.spawn().context("cannot start ember-node")?;
+        self.child = Some(child);
+        let addr = wait_for(Duration::from_secs(60), "the node's RPC address", || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Some(Err(anyhow!(
+                    "ember-node exited with {status}; log:\n{}",
+                    self.log_tail()
+                )));
+            }
+            std::fs::read_to_string(&addr_file).ok().filter(|s| !s.is_empty()).map(Ok)
+        })??;
+        self.rpc_url = Some(format!("http://{}", addr.trim()));
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The P2P address the node listens on ("127.0.0.1:port").
+    pub fn p2p_addr(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("p2p.addr"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    pub fn rpc_url(&self) -> &str {
+        self.rpc_url.as_deref().unwrap_or("")
+    }
+
+    /// A client that sends the node's admin token.
+    pub fn client(&self) -> RpcClient {
+        let c = RpcClient::new(self.rpc_url());
+        c.with_cookie_file(&self.data_dir.join("rpc.cookie"))
+            .unwrap_or_else(|_| RpcClient::new(self.rpc_url()))
+    }
+
+    /// The last lines of the node's log (for error messages).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// SIGKILL: no chance to flush anything (crash-recovery tests).
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill().context("kill failed")?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a clean exit (up to 30 s, then SIGKILL). Returns whether the
+    /// process exited cleanly with status 0.
+    pub fn stop(&mut self) -> Result<bool> {
+        let Some(mut c) = self.child.take() else { return Ok(true) };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let status =
+            wait_for(Duration::from_secs(30), "the node to exit", || c.try_wait().ok().flatten());
+        match status {
+            Ok(s) => Ok(s.success()),
+            Err(_) => {
+                let _ = c.kill();
+                let _ = c.wait();
+                Ok(false)
+            }
+        }
+    }
+
+    /// Starts the process again with the same data dir and arguments.
+    pub fn restart(&mut self) -> Result<()> {
+        if self.is_running() {
+            self.stop()?;
+        }
+        self.spawn()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Ember's integration tests: real binaries on loopback, ports from the OS, temp dirs that
+//! are removed at the end. One test binary, one module per area.
+
+mod node_crash;
+mod node_rpc;
+mod p2p;
+mod support;
+mod testnet;
+mod wallet_cli;

@@ -1,0 +1,73 @@
+//! Shared helpers: a devnet node in a temp dir, dev keys, payments as hex.
+
+use ember_core::params::DEVNET_GENESIS_JSON;
+use ember_core::{ChainParams, Keypair};
+use ember_testnet::NodeProcess;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// A devnet node in its own temp dir (removed when dropped, after the process is killed).
+pub struct DevNode {
+    pub node: NodeProcess,
+    /// Removed on drop, after the process (dropped first) is gone.
+    pub _dir: TempDir,
+}
+
+impl DevNode {
+    pub fn start(extra: &[&str]) -> DevNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args: Vec<String> = vec!["--network".into(), "devnet".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let node = NodeProcess::start(&dir.path().join("node"), &args).expect("node starts");
+        DevNode { node, _dir: dir }
+    }
+
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        self.node
+            .client()
+            .call(method, params)
+            .unwrap_or_else(|e| panic!("{method} failed: {e}\nlog:\n{}", self.node.log_tail()))
+    }
+
+    pub fn height(&self) -> u64 {
+        self.call("node_info", json!([]))["height"].as_u64().expect("height")
+    }
+
+    pub fn digest(&self) -> String {
+        self.call("state_digest", json!([]))["digest"].as_str().expect("digest").to_string()
+    }
+}
+
+/// The built-in devnet's parameters.
+pub fn devnet() -> ChainParams {
+    ChainParams::devnet()
+}
+
+/// The secret of dev account `i` (SLIP-0010 from the public dev mnemonic), via the wallet.
+pub fn dev_key(i: u32) -> Keypair {
+    ember_wallet::dev_keypair(i)
+}
+
+/// Sanity: the built-in genesis funds exactly the wallet's dev accounts.
+#[test]
+fn builtin_genesis_funds_the_dev_mnemonic_accounts() {
+    let params = devnet();
+    let spec = ember_core::GenesisSpec::from_json(DEVNET_GENESIS_JSON).unwrap();
+    assert_eq!(spec.allocations.len(), params.allocations().len());
+    for (i, (addr, _)) in params.allocations().iter().enumerate() {
+        assert_eq!(dev_key(i as u32).address(), *addr, "dev account {i}");
+    }
+}
+
+/// A signed payment as hex, ready for `tx_submit`.
+pub fn payment_hex(
+    params: &ChainParams,
+    from: &Keypair,
+    to: ember_core::Address,
+    units: u64,
+    fee: u64,
+    nonce: u64,
+) -> String {
+    let tx = ember_core::testkit::pay(params, from, to, units, fee, nonce);
+    hex::encode(tx.encode())
+}

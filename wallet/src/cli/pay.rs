@@ -1,0 +1,404 @@
+//! Commands that talk to the node: `balance`, `send`, `history`, `tx`, `sign`,
+//! `broadcast`.
+//!
+//! The order of work in `send` (and online `sign`) is the point of this file: first
+//! everything that needs neither keys nor node (recipient of this wallet's network,
+//! amounts with at most 8 decimals, not zero), then the node (reachable, same network,
+//! minimum fee), then the passphrase and keys, then the account's available balance —
+//! and only when all of that passed is a transaction signed and submitted. So a mistake
+//! costs nothing: nothing is signed, nothing is sent, no file is touched.
+
+use std::time::{Duration, Instant};
+
+use ember_core::{Address, Amount, BlockId, ChainParams, Network, Transaction, Txid};
+use ember_wallet::node_client::{NodeError, NodeInfo, TxStatus};
+use ember_wallet::payment::{self, default_fee, parse_amount, parse_recipient, Payment};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use super::error::CliError;
+use super::output::{note, Outcome};
+use super::session::{read_stdin, Session};
+use super::{PaymentArgs, WaitArgs};
+
+/// How often `--wait` asks the node about the transaction.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a transaction may be unknown to the node while waiting before it counts as
+/// dropped: a reorg briefly moves confirmed transactions back to the mempool, and the
+/// node answers from its chain and its mempool one after the other.
+const DROPPED_AFTER: Duration = Duration::from_secs(2);
+
+/// `balance`: confirmed, pending and available.
+pub fn balance(s: &Session, account: Option<u32>) -> Result<Outcome, CliError> {
+    let network = s.wallet_network()?;
+    let info = s.node_info(Some(network))?;
+    let wallet = s.open_wallet()?;
+    let account = wallet.account(account)?;
+    let address = wallet.address(account.index())?;
+    let state = s.node().account(&address, network.hrp())?;
+
+    let address_text = address.to_bech32(network.hrp());
+    let mut text = format!(
+        "Account {} ({}) {address_text}\n  confirmed  {} coins (at height {})\n",
+        account.index(),
+        account.label(),
+        state.balance,
+        info.height
+    );
+    if state.pending_count > 0 {
+        text.push_str(&format!(
+            "  pending    -{} coins ({} payment{} waiting for a block)\n",
+            state.pending_spend,
+            state.pending_count,
+            if state.pending_count == 1 { "" } else { "s" }
+        ));
+    } else {
+        text.push_str("  pending    0 coins (no payments waiting)\n");
+    }
+    text.push_str(&format!("  available  {} coins", state.available));
+    let json = json!({
+        "network": network.name(),
+        "account": account.index(),
+        "label": account.label(),
+        "address": address_text,
+        "height": info.height,
+        "balance": state.balance.to_string(),
+        "pending_spend": state.pending_spend.to_string(),
+        "pending_count": state.pending_count,
+        "available": state.available.to_string(),
+        "nonce": state.nonce,
+        "next_nonce": state.next_nonce,
+    });
+    Ok(Outcome::new(text, json))
+}
+
+/// The payment asked for on the command line, checked as far as possible without keys
+/// or node. The fee is `None` when the user gave none (the node's minimum decides it).
+fn parse_payment(
+    args: &PaymentArgs,
+    network: Network,
+) -> Result<(Address, Amount, Option<Amount>), CliError> {
+    let to = parse_recipient(&args.to, network)?;
+    let amount = parse_amount("amount", &args.amount)?;
+    let fee = args.fee.as_deref().map(|f| parse_amount("fee", f)).transpose()?;
+    // Zero amount, overflow: refused now with a provisional fee, not after the prompt.
+    Payment::new(to, amount, fee.unwrap_or(payment::DEFAULT_FEE))?;
+    Ok((to, amount, fee))
+}
+
+/// A payment checked against the node and signed by the wallet; not yet submitted.
+struct Signed {
+    tx: Transaction,
+    network: Network,
+    account: u32,
+}
+
+/// Everything before submission, shared by `send` and online `sign`.
+fn sign_with_node(s: &Session, args: &PaymentArgs) -> Result<Signed, CliError> {
+    let network = s.wallet_network()?;
+    let (to, amount, fee) = parse_payment(args, network)?;
+    let info = s.node_info(Some(network))?;
+    let min_fee = s.node().min_fee()?;
+    let payment = Payment::new(to, amount, fee.unwrap_or_else(|| default_fee(min_fee)))?;
+    payment.check_fee(min_fee)?;
+
+    let wallet = s.open_wallet()?;
+    let account = wallet.account(args.account)?;
+    let from = wallet.address(account.index())?;
+    let state = s.node().account(&from, network.hrp())?;
+    payment.check_funds(&state)?;
+    let body = payment.body(info.genesis, from, state.next_nonce);
+    let tx = payment::sign(body, &wallet.key(account.index())?);
+    Ok(Signed { tx, network, account: account.index() })
+}
+
+/// `send`: check, sign, submit, and with `--wait` wait for a block.
+pub fn send(s: &Session, args: &PaymentArgs, wait: &WaitArgs) -> Result<Outcome, CliError> {
+    let signed = sign_with_node(s, args)?;
+    let txid = submit(s, &signed.tx, signed.network)?;
+    let confirmed = if wait.wait { Some(wait_for_block(s, &txid, wait.timeout)?) } else { None };
+    Ok(payment_outcome(&signed.tx, signed.network, Some(signed.account), &txid, confirmed))
+}
+
+/// Submits, turning a refusal for lack of funds into the same message as the
+/// wallet's own check (the balance can change between the check and the submission).
+fn submit(s: &Session, tx: &Transaction, network: Network) -> Result<Txid, CliError> {
+    match s.node().submit(tx) {
+        Ok(txid) => Ok(txid),
+        Err(NodeError::Refused { reason, message }) if reason == "insufficient_balance" => {
+            let body = tx.body();
+            let state = s.node().account(&body.from, network.hrp())?;
+            payment::check_funds(body.amount, body.fee, &state)?;
+            Err(NodeError::Refused { reason, message }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Polls the node until the transaction is in a block, showing a spinner on a terminal.
+/// Returns `(height, confirmations)`.
+fn wait_for_block(s: &Session, txid: &Txid, timeout_secs: u64) -> Result<(u64, u64), CliError> {
+    let spinner = if s.json() { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .expect("the spinner template is valid"),
+    );
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    spinner.set_message(format!("waiting for {txid} to be included in a block"));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(timeout_secs);
+    let mut unknown_since: Option<Instant> = None;
+    let outcome = loop {
+        match s.node().transaction(txid) {
+            Ok((TxStatus::Confirmed { height, confirmations }, _)) => {
+                break Ok((height, confirmations));
+            }
+            Ok((TxStatus::Pending, _)) => unknown_since = None,
+            Err(NodeError::NotFound(_)) => {
+                let since = *unknown_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= DROPPED_AFTER {
+                    break Err(CliError::Dropped(txid.to_string()));
+                }
+            }
+            // The node may be restarting; keep asking until the deadline.
+            Err(NodeError::Unreachable { url, .. }) => {
+                spinner.set_message(format!("waiting for {txid}: no answer from {url}, retrying"));
+            }
+            Err(e) => break Err(e.into()),
+        }
+        if Instant::now() >= deadline {
+            break Err(CliError::WaitTimeout { txid: txid.to_string(), secs: timeout_secs });
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    };
+    spinner.finish_and_clear();
+    outcome
+}
+
+fn payment_outcome(
+    tx: &Transaction,
+    network: Network,
+    account: Option<u32>,
+    txid: &Txid,
+    confirmed: Option<(u64, u64)>,
+) -> Outcome {
+    let body = tx.body();
+    let (from, to) = (body.from.to_bech32(network.hrp()), body.to.to_bech32(network.hrp()));
+    let status = match confirmed {
+        Some((height, confirmations)) => format!(
+            "confirmed in block {height} ({confirmations} confirmation{})",
+            if confirmations == 1 { "" } else { "s" }
+        ),
+        None => "submitted; pending until a block includes it".to_owned(),
+    };
+    let text = format!(
+        "Sent {} coins to {to} (fee {}, nonce {})\n  from  {from}\n  txid  {txid}\n  {status}",
+        body.amount, body.fee, body.nonce
+    );
+    let json = json!({
+        "txid": txid.to_string(),
+        "status": if confirmed.is_some() { "confirmed" } else { "pending" },
+        "height": confirmed.map(|c| c.0),
+        "confirmations": confirmed.map_or(0, |c| c.1),
+        "account": account,
+        "from": from,
+        "to": to,
+        "amount": body.amount.to_string(),
+        "fee": body.fee.to_string(),
+        "nonce": body.nonce,
+    });
+    Outcome::new(text, json)
+}
+
+/// `history`: pending payments, then one page of confirmed ones, newest first.
+pub fn history(
+    s: &Session,
+    account: Option<u32>,
+    page: u64,
+    limit: u64,
+) -> Result<Outcome, CliError> {
+    let network = s.wallet_network()?;
+    s.node_info(Some(network))?;
+    let wallet = s.open_wallet()?;
+    let account = wallet.account(account)?;
+    let address = wallet.address(account.index())?;
+    let address_text = address.to_bech32(network.hrp());
+    let mut answer = s.node().history(&address, network.hrp(), page - 1, limit)?;
+
+    let mut text = format!("Account {} ({}) {address_text}\n", account.index(), account.label());
+    let pending = answer["pending"].as_array().cloned().unwrap_or_default();
+    if !pending.is_empty() {
+        text.push_str("Pending (waiting for a block):\n");
+        for item in &pending {
+            text.push_str(&history_line(item, &address_text, None));
+        }
+    }
+    let total = answer["total"].as_u64().unwrap_or(0);
+    let items = answer["items"].as_array().cloned().unwrap_or_default();
+    let pages = total.div_ceil(limit).max(1);
+    if total == 0 {
+        text.push_str("No confirmed payments yet.\n");
+    } else {
+        text.push_str(&format!("Confirmed (page {page} of {pages}, {total} in all):\n"));
+        for item in &items {
+            text.push_str(&history_line(item, &address_text, item["height"].as_u64()));
+        }
+        if items.is_empty() {
+            text.push_str("  (no payments on this page)\n");
+        }
+    }
+    answer["account"] = json!(account.index());
+    answer["address"] = json!(address_text);
+    answer["page"] = json!(page);
+    Ok(Outcome::new(text, answer))
+}
+
+fn history_line(item: &Value, me: &str, height: Option<u64>) -> String {
+    let field = |name: &str| item[name].as_str().unwrap_or("?").to_owned();
+    let (from, to) = (field("from"), field("to"));
+    let (direction, other) = match item["direction"].as_str() {
+        Some("received") => ("received", format!("from {from}")),
+        Some(_) => ("sent", format!("to {to}")),
+        None if from == me => ("sent", format!("to {to}")),
+        None => ("received", format!("from {from}")),
+    };
+    let place = height.map_or_else(|| "pending".to_owned(), |h| format!("block {h}"));
+    format!(
+        "  {place:<12} {direction:<8} {:>20} coins  fee {:<12} {other}\n    txid {}\n",
+        field("amount"),
+        field("fee"),
+        field("txid")
+    )
+}
+
+/// `tx`: where a transaction is.
+pub fn tx(s: &Session, txid: &str) -> Result<Outcome, CliError> {
+    let txid: Txid = txid.trim().parse().map_err(|e| {
+        CliError::Invalid(format!("{txid:?} is not a transaction id (64 hex digits): {e}"))
+    })?;
+    let (status, answer) = s.node().transaction(&txid)?;
+    let status_text = match status {
+        TxStatus::Pending => "pending: in the node's mempool, waiting for a block".to_owned(),
+        TxStatus::Confirmed { height, confirmations } => format!(
+            "confirmed in block {height} ({confirmations} confirmation{})",
+            if confirmations == 1 { "" } else { "s" }
+        ),
+    };
+    let field = |name: &str| answer[name].as_str().unwrap_or("?").to_owned();
+    let text = format!(
+        "Transaction {txid}\n  status  {status_text}\n  from    {}\n  to      {}\n  \
+         amount  {} coins\n  fee     {} coins\n  nonce   {}",
+        field("from"),
+        field("to"),
+        field("amount"),
+        field("fee"),
+        answer["nonce"]
+    );
+    Ok(Outcome::new(text, answer))
+}
+
+/// `sign`: a signed payment as hex, not submitted. Offline with `--nonce`.
+pub fn sign(
+    s: &Session,
+    args: &PaymentArgs,
+    nonce: Option<u64>,
+    chain: Option<&str>,
+) -> Result<Outcome, CliError> {
+    let (tx, network, account) = match nonce {
+        None => {
+            let signed = sign_with_node(s, args)?;
+            (signed.tx, signed.network, signed.account)
+        }
+        Some(nonce) => {
+            let network = s.wallet_network()?;
+            let (to, amount, fee) = parse_payment(args, network)?;
+            let chain = match chain {
+                Some(text) => text.trim().parse::<BlockId>().map_err(|e| {
+                    CliError::Invalid(format!("--chain {text:?} is not a genesis block id: {e}"))
+                })?,
+                None => builtin_params(network).genesis_id(),
+            };
+            let payment = Payment::new(to, amount, fee.unwrap_or(payment::DEFAULT_FEE))?;
+            let wallet = s.open_wallet()?;
+            let account = wallet.account(args.account)?;
+            let from = wallet.address(account.index())?;
+            let body = payment.body(chain, from, nonce);
+            let tx = payment::sign(body, &wallet.key(account.index())?);
+            (tx, network, account.index())
+        }
+    };
+    let body = tx.body();
+    let hex = hex::encode(tx.encode());
+    if !s.json() {
+        note(&format!(
+            "signed, not submitted: {} coins to {} (fee {}, nonce {}), txid {}; submit it \
+             with `ember-wallet broadcast`",
+            body.amount,
+            body.to.to_bech32(network.hrp()),
+            body.fee,
+            body.nonce,
+            tx.txid()
+        ));
+    }
+    let json = json!({
+        "hex": hex,
+        "txid": tx.txid().to_string(),
+        "chain": body.chain.to_string(),
+        "account": account,
+        "from": body.from.to_bech32(network.hrp()),
+        "to": body.to.to_bech32(network.hrp()),
+        "amount": body.amount.to_string(),
+        "fee": body.fee.to_string(),
+        "nonce": body.nonce,
+    });
+    Ok(Outcome::new(hex, json))
+}
+
+/// The built-in parameters of a network (for its genesis id, when signing offline).
+fn builtin_params(network: Network) -> ChainParams {
+    match network {
+        Network::Devnet => ChainParams::devnet(),
+        Network::Testnet => ChainParams::testnet(),
+    }
+}
+
+/// `broadcast`: checks a signed transaction, submits it, optionally waits.
+pub fn broadcast(s: &Session, hex_arg: &str, wait: &WaitArgs) -> Result<Outcome, CliError> {
+    let text = if hex_arg == "-" { read_stdin()? } else { hex_arg.to_owned().into() };
+    let bytes = hex::decode(text.trim())
+        .map_err(|e| CliError::Invalid(format!("the transaction is not hex: {e}")))?;
+    let tx = Transaction::decode(&bytes)
+        .map_err(|e| CliError::Invalid(format!("not a signed Ember transaction: {e}")))?;
+    tx.verify_signature().map_err(|e| {
+        CliError::Invalid(format!(
+            "the transaction's signature is not valid ({e}); nothing was sent"
+        ))
+    })?;
+    let info = s.node_info(None)?;
+    check_chain(s, &tx, &info)?;
+    let body = tx.body();
+    let min_fee = s.node().min_fee()?;
+    if body.fee < min_fee {
+        return Err(payment::PaymentError::FeeTooLow { fee: body.fee, min_fee }.into());
+    }
+    let state = s.node().account(&body.from, info.network.hrp())?;
+    payment::check_funds(body.amount, body.fee, &state)?;
+
+    let txid = submit(s, &tx, info.network)?;
+    let confirmed = if wait.wait { Some(wait_for_block(s, &txid, wait.timeout)?) } else { None };
+    Ok(payment_outcome(&tx, info.network, None, &txid, confirmed))
+}
+
+fn check_chain(s: &Session, tx: &Transaction, info: &NodeInfo) -> Result<(), CliError> {
+    if tx.body().chain != info.genesis {
+        return Err(CliError::WrongNetwork(format!(
+            "the transaction was signed for chain {}, but the node at {} runs {} with chain {}; \
+             nothing was sent",
+            tx.body().chain,
+            s.node().url(),
+            info.network,
+            info.genesis
+        )));
+    }
+    Ok(())
+}

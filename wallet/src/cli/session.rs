@@ -1,0 +1,381 @@
+//! What every command shares: the global options resolved once — which wallet file,
+//! which node, which network, where the passphrase comes from, how strong a new
+//! wallet's key derivation is — and the opened wallet.
+//!
+//! Rules kept here:
+//! - The network is never guessed for an existing wallet: it is the one stored in the
+//!   wallet file; `--network` may only confirm it, and a node of another network is
+//!   refused. A new wallet takes `--network`, else the node's network, else devnet
+//!   (with a note on stderr saying so).
+//! - The passphrase comes from `--passphrase-file` (its first line), else the
+//!   `EMBER_WALLET_PASSPHRASE` environment variable, else a prompt on the terminal
+//!   (twice for a new wallet). It lives in wiped-on-drop memory and is never printed.
+//!   It is read from the environment by hand rather than through clap's `env`, because
+//!   clap prints the values of such variables in `--help`.
+//! - `EMBER_WALLET_KDF=test` makes *new* wallets use tiny argon2id costs (1 MiB, one
+//!   pass), for tests only: a wallet written so can be brute-forced quickly. Opening a
+//!   wallet always uses the costs stored in its file.
+
+use std::fs::DirBuilder;
+use std::io::Read;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use ember_core::{Address, Network};
+use ember_wallet::keystore::{Account, KdfParams, Keystore};
+use ember_wallet::node_client::{NodeClient, NodeError, NodeInfo};
+use ember_wallet::ExtendedKey;
+use zeroize::Zeroizing;
+
+use super::error::CliError;
+use super::output::note;
+use super::GlobalArgs;
+
+/// Environment variable holding the wallet passphrase, for scripts.
+pub const PASSPHRASE_ENV: &str = "EMBER_WALLET_PASSPHRASE";
+/// Environment variable choosing the key-derivation strength of new wallets; only
+/// `test` is recognised (tests only).
+pub const KDF_ENV: &str = "EMBER_WALLET_KDF";
+/// Longest passphrase file or stdin input read, so a wrong path (a device, a huge
+/// file) cannot exhaust memory.
+const MAX_INPUT_BYTES: u64 = 64 * 1024;
+
+/// How many times to ask for a passphrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Opening an existing wallet: once.
+    Once,
+    /// Choosing the passphrase of a new wallet: twice, and they must match.
+    Twice,
+}
+
+/// The resolved global options.
+pub struct Session {
+    wallet_path: Option<PathBuf>,
+    node: NodeClient,
+    network: Option<Network>,
+    json: bool,
+    passphrase_file: Option<PathBuf>,
+}
+
+impl Session {
+    /// Resolves the global options.
+    pub fn new(global: GlobalArgs) -> Result<Session, CliError> {
+        let wallet_path =
+            global.wallet.or_else(|| dirs::data_dir().map(|d| d.join("ember").join("wallet.json")));
+        Ok(Session {
+            wallet_path,
+            node: NodeClient::new(&global.node),
+            network: global.network.map(Network::from),
+            json: global.json,
+            passphrase_file: global.passphrase_file,
+        })
+    }
+
+    /// Whether results are printed as JSON.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// The `--network` flag, if given.
+    pub fn network_flag(&self) -> Option<Network> {
+        self.network
+    }
+
+    /// The node.
+    pub fn node(&self) -> &NodeClient {
+        &self.node
+    }
+
+    /// The wallet file.
+    pub fn wallet_path(&self) -> Result<&Path, CliError> {
+        self.wallet_path.as_deref().ok_or_else(|| {
+            CliError::Invalid(
+                "cannot find the user data directory for the default wallet file; \
+                 name one with --wallet FILE"
+                    .into(),
+            )
+        })
+    }
+
+    /// The network of the existing wallet file, read from its header without the
+    /// passphrase (so that wrong-network input is refused before the passphrase is
+    /// asked), and checked against `--network`.
+    pub fn wallet_network(&self) -> Result<Network, CliError> {
+        let path = self.existing_wallet()?;
+        let name = Keystore::peek_network(path)?;
+        let network = parse_network(&name, path)?;
+        if let Some(flag) = self.network {
+            if flag != network {
+                return Err(CliError::WrongNetwork(format!(
+                    "the wallet {} is for {network}, but --network {flag} was given",
+                    path.display()
+                )));
+            }
+        }
+        Ok(network)
+    }
+
+    /// The network for a new wallet: `--network`, else the node's, else devnet.
+    pub fn new_wallet_network(&self) -> Result<Network, CliError> {
+        if let Some(network) = self.network {
+            return Ok(network);
+        }
+        match self.node.info() {
+            Ok(info) => Ok(info.network),
+            Err(NodeError::Unreachable { url, .. }) => {
+                note(&format!(
+                    "no node answered at {url}, so this is a devnet wallet \
+                     (use --network testnet for a testnet one)"
+                ));
+                Ok(Network::Devnet)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `node_info`, refused unless the node runs `network` (when one is required).
+    pub fn node_info(&self, network: Option<Network>) -> Result<NodeInfo, CliError> {
+        let info = self.node.info()?;
+        let expected = network.or(self.network);
+        if let Some(expected) = expected {
+            if info.network != expected {
+                return Err(CliError::WrongNetwork(format!(
+                    "the node at {} runs {}, but this wallet is for {expected}; \
+                     choose a {expected} node with --node URL",
+                    self.node.url(),
+                    info.network
+                )));
+            }
+        }
+        Ok(info)
+    }
+
+    /// Refuses early (before a passphrase is typed) to create a wallet over an existing
+    /// file. (Saving refuses it again, atomically.)
+    pub fn refuse_existing_wallet(&self) -> Result<(), CliError> {
+        let path = self.wallet_path()?;
+        if path.symlink_metadata().is_ok() {
+            return Err(CliError::Keystore(ember_wallet::KeystoreError::AlreadyExists(
+                path.to_owned(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the wallet file's directory (mode 0700) if it is missing.
+    pub fn ensure_wallet_dir(&self) -> Result<(), CliError> {
+        let path = self.wallet_path()?;
+        match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| CliError::Io(format!("cannot create {}: {e}", dir.display()))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The passphrase, from the file, the environment or the terminal.
+    pub fn passphrase(&self, ask: Ask) -> Result<Zeroizing<Vec<u8>>, CliError> {
+        let passphrase = if let Some(file) = &self.passphrase_file {
+            read_passphrase_file(file)?
+        } else if let Some(value) = std::env::var_os(PASSPHRASE_ENV) {
+            Zeroizing::new(value.into_vec())
+        } else {
+            self.prompt_passphrase(ask)?
+        };
+        if ask == Ask::Twice && passphrase.is_empty() {
+            return Err(CliError::Passphrase(
+                "the passphrase is empty; choose one, since it is all that protects the \
+                 wallet file"
+                    .into(),
+            ));
+        }
+        Ok(passphrase)
+    }
+
+    fn prompt_passphrase(&self, ask: Ask) -> Result<Zeroizing<Vec<u8>>, CliError> {
+        let path = self.wallet_path()?;
+        let no_terminal = |e: std::io::Error| {
+            CliError::Passphrase(format!(
+                "no passphrase: cannot prompt for one ({e}); set {PASSPHRASE_ENV} or use \
+                 --passphrase-file FILE"
+            ))
+        };
+        let prompt = match ask {
+            Ask::Once => format!("Passphrase for {}: ", path.display()),
+            Ask::Twice => format!("New passphrase for {}: ", path.display()),
+        };
+        let first = Zeroizing::new(rpassword::prompt_password(prompt).map_err(no_terminal)?);
+        if ask == Ask::Twice {
+            let again = Zeroizing::new(
+                rpassword::prompt_password("Repeat the passphrase: ").map_err(no_terminal)?,
+            );
+            if *first != *again {
+                return Err(CliError::Passphrase(
+                    "the two passphrases differ; nothing was written".into(),
+                ));
+            }
+        }
+        Ok(Zeroizing::new(first.as_bytes().to_vec()))
+    }
+
+    /// The argon2id costs for a new wallet.
+    pub fn kdf_for_new_wallet(&self) -> Result<KdfParams, CliError> {
+        match std::env::var(KDF_ENV).as_deref() {
+            Err(_) => Ok(KdfParams::RECOMMENDED),
+            Ok("test") => {
+                note(&format!(
+                    "{KDF_ENV}=test: weak key derivation, for tests only; never use it for \
+                     a wallet that holds real coins"
+                ));
+                Ok(KdfParams::new(1024, 1, 1).expect("1 MiB, 1 pass, 1 lane are valid costs"))
+            }
+            Ok(other) => Err(CliError::Invalid(format!(
+                "{KDF_ENV}={other:?} is not known; unset it (the only other value, \"test\", \
+                 is for tests)"
+            ))),
+        }
+    }
+
+    fn existing_wallet(&self) -> Result<&Path, CliError> {
+        let path = self.wallet_path()?;
+        if path.symlink_metadata().is_err() {
+            return Err(CliError::NoWallet(path.to_owned()));
+        }
+        Ok(path)
+    }
+
+    /// Asks for the passphrase and opens the wallet. Never writes.
+    pub fn open_wallet(&self) -> Result<Wallet, CliError> {
+        let expected = self.wallet_network()?;
+        let path = self.existing_wallet()?;
+        let passphrase = self.passphrase(Ask::Once)?;
+        let keystore = Keystore::open(path, &passphrase)?;
+        // The header read before is authenticated only now; a file swapped in between
+        // would be caught here.
+        let network = parse_network(keystore.network(), path)?;
+        if network != expected {
+            return Err(CliError::WrongNetwork(format!(
+                "the wallet {} changed while it was being opened",
+                path.display()
+            )));
+        }
+        Ok(Wallet { keystore, network, path: path.to_owned(), passphrase })
+    }
+}
+
+fn parse_network(name: &str, path: &Path) -> Result<Network, CliError> {
+    name.parse().map_err(|_| {
+        CliError::WrongNetwork(format!(
+            "the wallet {} is for network {name:?}, which this ember-wallet does not know",
+            path.display()
+        ))
+    })
+}
+
+fn read_passphrase_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        CliError::Passphrase(format!("cannot read the passphrase file {}: {e}", path.display()))
+    })?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(256));
+    file.take(MAX_INPUT_BYTES).read_to_end(&mut bytes).map_err(|e| {
+        CliError::Passphrase(format!("cannot read the passphrase file {}: {e}", path.display()))
+    })?;
+    // The first line, without its line ending.
+    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let end = if end > 0 && bytes[end - 1] == b'\r' { end - 1 } else { end };
+    bytes.truncate(end);
+    Ok(bytes)
+}
+
+/// Reads all of stdin (bounded), into wiped-on-drop memory.
+pub fn read_stdin() -> Result<Zeroizing<String>, CliError> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(4096));
+    std::io::stdin()
+        .take(MAX_INPUT_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::Io(format!("cannot read standard input: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CliError::Invalid("standard input is not UTF-8 text".into()))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// An opened wallet: its keys, its network, and the passphrase it was opened with
+/// (kept to save it back after adding an account).
+pub struct Wallet {
+    /// The decrypted keystore.
+    pub keystore: Keystore,
+    /// Its network.
+    pub network: Network,
+    /// Its file.
+    pub path: PathBuf,
+    /// The passphrase it was opened with.
+    pub passphrase: Zeroizing<Vec<u8>>,
+}
+
+impl Wallet {
+    /// The account asked for, or the wallet's first account.
+    pub fn account(&self, requested: Option<u32>) -> Result<Account, CliError> {
+        let found = match requested {
+            Some(index) => self.keystore.account(index),
+            None => self.keystore.accounts().first(),
+        };
+        found.cloned().ok_or_else(|| match requested {
+            Some(index) => CliError::Invalid(format!(
+                "the wallet has no account {index}; its accounts are {} (see `ember-wallet \
+                 accounts`, add one with `ember-wallet new-account`)",
+                self.account_list()
+            )),
+            None => CliError::Invalid(
+                "the wallet has no accounts; add one with `ember-wallet new-account`".into(),
+            ),
+        })
+    }
+
+    fn account_list(&self) -> String {
+        let list: Vec<String> =
+            self.keystore.accounts().iter().map(|a| a.index().to_string()).collect();
+        list.join(", ")
+    }
+
+    /// An account's signing key.
+    pub fn key(&self, index: u32) -> Result<ExtendedKey, CliError> {
+        Ok(self.keystore.account_key(index)?)
+    }
+
+    /// An account's address.
+    pub fn address(&self, index: u32) -> Result<Address, CliError> {
+        Ok(Address::from_bytes(self.key(index)?.verifying_key()))
+    }
+
+    /// An account's address as text (bech32m with the network's prefix).
+    pub fn address_text(&self, index: u32) -> Result<String, CliError> {
+        Ok(self.address(index)?.to_bech32(self.network.hrp()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passphrase_file_gives_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for (content, expected) in [
+            (&b"secret\n"[..], &b"secret"[..]),
+            (b"secret\r\nsecond line\n", b"secret"),
+            (b"no newline", b"no newline"),
+            (b"  spaces kept  \n", b"  spaces kept  "),
+            (b"", b""),
+        ] {
+            let path = dir.path().join("pass");
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(read_passphrase_file(&path).unwrap().as_slice(), expected);
+        }
+        let err = read_passphrase_file(&dir.path().join("missing")).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}

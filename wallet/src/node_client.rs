@@ -1,0 +1,241 @@
+//! The node as the wallet sees it: typed answers to the few JSON-RPC methods a wallet
+//! uses (`node_info`, `account_get`, `mempool_info`, `tx_submit`, `chain_getTransaction`,
+//! `account_history`), over the plain [`RpcClient`].
+//!
+//! What it guarantees: every failure is one [`NodeError`] variant a person can act on —
+//! the node is not reachable (and at which URL), the node refused a transaction (with its
+//! machine-readable reason), the node does not know a transaction, or the node answered
+//! something this wallet does not understand (naming the method and field). Answers are
+//! parsed strictly: an amount that is not decimal coins or a network this wallet does not
+//! know is an error, never a default.
+
+use ember_core::{Address, Amount, BlockId, Network, Transaction, Txid};
+use serde_json::{json, Value};
+
+use crate::rpc::{RpcClient, RpcClientError};
+
+/// The JSON-RPC error code of a refused transaction (`tx_submit`).
+pub const TX_REFUSED: i64 = -32010;
+/// The JSON-RPC error code of "not found" (unknown transaction or block).
+pub const NOT_FOUND: i64 = -32004;
+
+/// Why a call to the node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Nothing answered at the URL.
+    #[error(
+        "cannot reach the node at {url} ({reason}); is ember-node running there? \
+         (choose another node with --node URL or EMBER_NODE)"
+    )]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The node refused a transaction (`tx_submit`), e.g. `nonce_too_low`.
+    #[error("the node refused the transaction ({reason}): {message}")]
+    Refused {
+        /// The node's machine-readable reason (`error.data.reason`).
+        reason: String,
+        /// The node's message.
+        message: String,
+    },
+    /// The node does not know what was asked for.
+    #[error("{0}")]
+    NotFound(String),
+    /// Any other JSON-RPC error.
+    #[error("the node at {url} answered with an error: {message} (error {code})")]
+    Rpc {
+        /// The URL of the node.
+        url: String,
+        /// The JSON-RPC error code.
+        code: i64,
+        /// The node's message.
+        message: String,
+    },
+    /// An answer this wallet cannot read (another program, another version).
+    #[error("unexpected answer from the node at {url} to {method}: {reason}")]
+    BadAnswer {
+        /// The URL of the node.
+        url: String,
+        /// The method called.
+        method: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+/// `node_info`: which network the node runs and where its tip is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's network.
+    pub network: Network,
+    /// The genesis id: the chain id every transaction signs.
+    pub genesis: BlockId,
+    /// Height of the node's best chain.
+    pub height: u64,
+}
+
+/// `account_get`: an account's confirmed state and what its pending payments spend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// Confirmed balance.
+    pub balance: Amount,
+    /// Confirmed nonce (payments applied so far).
+    pub nonce: u64,
+    /// The nonce the next payment must use (counts pending payments).
+    pub next_nonce: u64,
+    /// Payments of this account waiting in the node's mempool.
+    pub pending_count: u64,
+    /// `amount + fee` of those pending payments.
+    pub pending_spend: Amount,
+    /// What can still be spent: `balance - pending_spend`.
+    pub available: Amount,
+}
+
+/// Where a transaction is, from `chain_getTransaction`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// In the node's mempool, waiting for a block.
+    Pending,
+    /// In a block of the best chain.
+    Confirmed {
+        /// The block's height.
+        height: u64,
+        /// 1 for a transaction in the tip block, 2 one block later, ...
+        confirmations: u64,
+    },
+}
+
+/// A node, for the wallet.
+pub struct NodeClient {
+    client: RpcClient,
+}
+
+impl NodeClient {
+    /// A client for the node at `url`.
+    pub fn new(url: &str) -> NodeClient {
+        NodeClient { client: RpcClient::new(url) }
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> &str {
+        self.client.url()
+    }
+
+    fn call(&self, method: &'static str, params: Value) -> Result<Value, NodeError> {
+        self.client.call(method, params).map_err(|e| match e {
+            RpcClientError::Unreachable { url, reason } => NodeError::Unreachable { url, reason },
+            RpcClientError::BadResponse { url, reason } => {
+                NodeError::BadAnswer { url, method, reason }
+            }
+            RpcClientError::Rpc { code, message, data } => {
+                let reason = data.as_ref().and_then(|d| d.get("reason")).and_then(Value::as_str);
+                match (code, reason) {
+                    (TX_REFUSED, Some(reason)) => {
+                        NodeError::Refused { reason: reason.to_owned(), message }
+                    }
+                    (NOT_FOUND, _) => NodeError::NotFound(message),
+                    _ => NodeError::Rpc { url: self.url().to_owned(), code, message },
+                }
+            }
+        })
+    }
+
+    fn bad(&self, method: &'static str, reason: String) -> NodeError {
+        NodeError::BadAnswer { url: self.url().to_owned(), method, reason }
+    }
+
+    /// `node_info`.
+    pub fn info(&self) -> Result<NodeInfo, NodeError> {
+        const M: &str = "node_info";
+        let v = self.call(M, json!([]))?;
+        let network = field_str(&v, "network").ok_or_else(|| self.bad(M, missing("network")))?;
+        let network: Network = network.parse().map_err(|e| self.bad(M, e))?;
+        let genesis = field_str(&v, "genesis")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| self.bad(M, missing("genesis")))?;
+        let height = v["height"].as_u64().ok_or_else(|| self.bad(M, missing("height")))?;
+        Ok(NodeInfo { network, genesis, height })
+    }
+
+    /// `account_get` for `address` (written with the network's prefix `hrp`).
+    pub fn account(&self, address: &Address, hrp: &str) -> Result<AccountInfo, NodeError> {
+        const M: &str = "account_get";
+        let v = self.call(M, json!([address.to_bech32(hrp)]))?;
+        let amount = |name: &str| {
+            field_str(&v, name)
+                .and_then(|s| s.parse::<Amount>().ok())
+                .ok_or_else(|| self.bad(M, missing(name)))
+        };
+        let int = |name: &str| v[name].as_u64().ok_or_else(|| self.bad(M, missing(name)));
+        Ok(AccountInfo {
+            balance: amount("balance")?,
+            nonce: int("nonce")?,
+            next_nonce: int("next_nonce")?,
+            pending_count: int("pending_count")?,
+            pending_spend: amount("pending_spend")?,
+            available: amount("available")?,
+        })
+    }
+
+    /// The smallest fee the node admits to its mempool (`mempool_info.min_fee`).
+    pub fn min_fee(&self) -> Result<Amount, NodeError> {
+        const M: &str = "mempool_info";
+        let v = self.call(M, json!([]))?;
+        field_str(&v, "min_fee")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| self.bad(M, missing("min_fee")))
+    }
+
+    /// `tx_submit`: hands a signed transaction to the node; its txid when admitted.
+    pub fn submit(&self, tx: &Transaction) -> Result<Txid, NodeError> {
+        const M: &str = "tx_submit";
+        let v = self.call(M, json!([hex::encode(tx.encode())]))?;
+        v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| self.bad(M, missing("txid")))
+    }
+
+    /// `chain_getTransaction`: the node's whole answer, and the status read from it.
+    /// [`NodeError::NotFound`] when the transaction is neither confirmed nor pending.
+    pub fn transaction(&self, txid: &Txid) -> Result<(TxStatus, Value), NodeError> {
+        const M: &str = "chain_getTransaction";
+        let v = self.call(M, json!([txid.to_string()]))?;
+        let status = match field_str(&v, "status") {
+            Some("pending") => TxStatus::Pending,
+            Some("confirmed") => TxStatus::Confirmed {
+                height: v["height"].as_u64().ok_or_else(|| self.bad(M, missing("height")))?,
+                confirmations: v["confirmations"]
+                    .as_u64()
+                    .ok_or_else(|| self.bad(M, missing("confirmations")))?,
+            },
+            other => return Err(self.bad(M, format!("unknown status {other:?}"))),
+        };
+        Ok((status, v))
+    }
+
+    /// `account_history`: one page (0-based) of confirmed payments, newest first, and
+    /// the pending ones; the node's answer as it is.
+    pub fn history(
+        &self,
+        address: &Address,
+        hrp: &str,
+        page: u64,
+        page_size: u64,
+    ) -> Result<Value, NodeError> {
+        const M: &str = "account_history";
+        let v = self.call(M, json!([address.to_bech32(hrp), page, page_size]))?;
+        if !v["items"].is_array() || !v["total"].is_u64() {
+            return Err(self.bad(M, missing("items")));
+        }
+        Ok(v)
+    }
+}
+
+fn field_str<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.get(name).and_then(Value::as_str)
+}
+
+fn missing(name: &str) -> String {
+    format!("field {name:?} is missing or malformed")
+}

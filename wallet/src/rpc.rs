@@ -1,0 +1,108 @@
+//! A small blocking JSON-RPC 2.0 client for talking to an `ember-node` over HTTP.
+//!
+//! Used by the wallet CLI, the testnet tool and the integration tests. Errors say which URL
+//! could not be reached, or carry the node's own error code and message unchanged.
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcClientError {
+    /// No answer at all: the node is not running there, or the network refused.
+    #[error("cannot reach the node at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The node answered with a JSON-RPC error.
+    #[error("{message} (error {code})")]
+    Rpc { code: i64, message: String, data: Option<Value> },
+    /// The node answered something that is not a JSON-RPC response.
+    #[error("unexpected answer from {url}: {reason}")]
+    BadResponse { url: String, reason: String },
+}
+
+impl RpcClientError {
+    /// The node's refusal reason (`error.data.reason`), when it gave one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            RpcClientError::Rpc { data: Some(d), .. } => d.get("reason").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+}
+
+/// A client for one node.
+pub struct RpcClient {
+    url: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+    next_id: AtomicU64,
+}
+
+impl RpcClient {
+    /// A client for `url` (e.g. `http://127.0.0.1:8545`), with a 30 s timeout per call.
+    pub fn new(url: impl Into<String>) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build();
+        RpcClient { url: url.into(), token: None, agent, next_id: AtomicU64::new(1) }
+    }
+
+    /// Sends the admin token with every call.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Reads the admin token from a node's cookie file.
+    pub fn with_cookie_file(self, path: &Path) -> std::io::Result<Self> {
+        let token = std::fs::read_to_string(path)?;
+        Ok(self.with_token(token.trim()))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Calls `method` with `params` and returns its `result`.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let mut req = self.agent.post(&self.url).set("Content-Type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let text = match req.send_string(&body.to_string()) {
+            Ok(resp) => resp.into_string(),
+            // Non-2xx answers still carry a JSON-RPC error body (e.g. 413 for oversized).
+            Err(ureq::Error::Status(_, resp)) => resp.into_string(),
+            Err(ureq::Error::Transport(t)) => {
+                return Err(RpcClientError::Unreachable {
+                    url: self.url.clone(),
+                    reason: t.to_string(),
+                })
+            }
+        }
+        .map_err(|e| RpcClientError::BadResponse {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        })?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| RpcClientError::BadResponse {
+            url: self.url.clone(),
+            reason: format!("{e}: {}", text.chars().take(200).collect::<String>()),
+        })?;
+        if let Some(err) = v.get("error") {
+            return Err(RpcClientError::Rpc {
+                code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: err.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+                data: err.get("data").cloned(),
+            });
+        }
+        v.get("result").cloned().ok_or_else(|| RpcClientError::BadResponse {
+            url: self.url.clone(),
+            reason: "no result and no error".into(),
+        })
+    }
+}
