@@ -81,9 +81,12 @@ fn up(opts: &TestnetOptions) -> Result<()> {
     print_table(&net);
     let rpc0 = net.nodes[0].rpc_url().to_string();
     println!("\nSend coins (dev account 0 is prefunded with 1,000,000 coins):");
-    println!("  ember-wallet --node {rpc0} import-dev-key --index 0");
-    println!("  ember-wallet --node {rpc0} create --wallet bob.json");
-    println!("  ember-wallet --node {rpc0} send --to <address of bob> --amount 12.5 --wait");
+    println!("  ember-wallet --node {rpc0} import-dev-key --wallet dev.json");
+    println!("  ember-wallet --node {rpc0} create");
+    println!(
+        "  ember-wallet --node {rpc0} --wallet dev.json send --to $(ember-wallet address) --amount 12.5 --wait"
+    );
+    println!("  ember-wallet --node {rpc0} balance");
     println!(
         "\nData and logs: {} (node<i>/node.log). Ctrl-C stops every node.\n",
         opts.dir.display()
