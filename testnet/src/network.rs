@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use ember_core::params::{AllocationSpec, GenesisSpec, DEVNET_GENESIS_JSON};
 use ember_core::Network;
 use serde_json::json;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -244,9 +244,4 @@ pub fn parse_indices(s: &str) -> Result<Vec<usize>> {
     s.split(',')
         .map(|p| p.trim().parse::<usize>().with_context(|| format!("{p:?} is not a node index")))
         .collect()
-}
-
-/// The loopback address of a port.
-pub fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }

@@ -23,7 +23,7 @@ use ember_core::state::StateHasher;
 use ember_core::validate::{self, apply_block, check_header, check_header_context};
 use ember_core::{
     Account, Address, Block, BlockError, BlockHeader, BlockId, ChainParams, Digest32, StateView,
-    Transaction, U256,
+    U256,
 };
 use orphans::OrphanPool;
 pub use sigcache::SigCache;
@@ -690,11 +690,6 @@ pub fn replay_check(
     let mut h = StateHasher::default();
     store.for_each_account(|a, s| h.add(&a, &s)).map_err(|e| e.to_string())?;
     Ok((tip_entry.header.height, h.finish(), state.digest()))
-}
-
-/// Convenience used by tests and the miner: the transactions of a block, as `Arc`.
-pub fn block_txs(block: &Block) -> &[Transaction] {
-    &block.txs
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::*;
 use crate::store::{ChainStore, KvStore, MemKv};
 use ember_core::testkit::{child_block, devnet_funding, keys, pay};
 use ember_core::validate::SigVerifier;
-use ember_core::{Keypair, Signature};
+use ember_core::{Keypair, Signature, Transaction};
 
 const NOW: u64 = u64::MAX / 4;
 

@@ -297,7 +297,4 @@ impl Batch {
     pub fn set_tip(&mut self, id: &BlockId) {
         self.ops.push((Column::Meta, META_TIP.to_vec(), Some(encode(id))));
     }
-    pub fn put_raw(&mut self, col: Column, key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.ops.push((col, key, value));
-    }
 }
