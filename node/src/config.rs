@@ -97,6 +97,17 @@ pub struct RunArgs {
     #[arg(long = "peer", env = "EMBER_PEERS", value_delimiter = ',')]
     #[serde(default, rename = "peers")]
     pub peers: Vec<String>,
+    /// Outbound connections to keep, dialing addresses learned from peers when the --peer
+    /// ones are not enough [default: 8].
+    #[arg(long, env = "EMBER_OUTBOUND")]
+    pub outbound: Option<usize>,
+    /// Most inbound connections accepted at once [default: 64].
+    #[arg(long, env = "EMBER_MAX_INBOUND")]
+    pub max_inbound: Option<usize>,
+    /// Never dial addresses learned from peers: connect only to --peer (and net_addPeer).
+    #[arg(long, env = "EMBER_NO_DISCOVER")]
+    #[serde(default)]
+    pub no_discover: bool,
     /// Mine blocks continuously (devnet: paced at random around --block-time).
     #[arg(long, env = "EMBER_MINE")]
     #[serde(default)]
@@ -127,6 +138,9 @@ pub struct NodeConfig {
     pub rpc_addr: SocketAddr,
     pub p2p_addr: SocketAddr,
     pub peers: Vec<String>,
+    pub outbound: usize,
+    pub max_inbound: usize,
+    pub discover: bool,
     pub mine: bool,
     pub miner_address: Option<Address>,
     pub mine_threads: usize,
@@ -178,6 +192,9 @@ impl RunArgs {
         if self.peers.is_empty() {
             self.peers = file.peers;
         }
+        self.outbound = self.outbound.or(file.outbound);
+        self.max_inbound = self.max_inbound.or(file.max_inbound);
+        self.no_discover = self.no_discover || file.no_discover;
         self.mine = self.mine || file.mine;
         self.miner_address = self.miner_address.or(file.miner_address);
         self.mine_threads = self.mine_threads.or(file.mine_threads);
@@ -208,6 +225,9 @@ impl RunArgs {
             rpc_addr: args.rpc_addr.unwrap_or_else(|| "127.0.0.1:8545".parse().expect("valid")),
             p2p_addr: args.p2p_addr.unwrap_or_else(|| "127.0.0.1:9545".parse().expect("valid")),
             peers: args.peers,
+            outbound: args.outbound.unwrap_or(8),
+            max_inbound: args.max_inbound.unwrap_or(64),
+            discover: !args.no_discover,
             mine: args.mine && mine_threads > 0,
             miner_address,
             mine_threads,

@@ -40,8 +40,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a misbehaving peer stays banned.
 const BAN_DURATION: Duration = Duration::from_secs(600);
-/// Most inbound connections.
-const MAX_INBOUND: usize = 64;
 /// Block bodies requested from one peer at a time.
 const MAX_BLOCKS_IN_FLIGHT: usize = 64;
 
@@ -195,7 +193,7 @@ impl Network {
             };
             let inbound =
                 self.peers.lock().expect("never poisoned").values().filter(|p| p.inbound).count();
-            if inbound >= MAX_INBOUND {
+            if inbound >= self.node.config.max_inbound {
                 tracing::debug!(peer = %addr, "inbound limit reached; refusing");
                 continue;
             }
