@@ -123,7 +123,11 @@ impl Node {
                         let back: Vec<Transaction> =
                             ev.disconnected.iter().flat_map(|b| b.txs.iter().copied()).collect();
                         if !back.is_empty() {
-                            mp.readmit_reorged(back, &state, now_ms());
+                            // Announce them again: peers on the winning branch never saw
+                            // payments confirmed only on the losing one.
+                            for txid in mp.readmit_reorged(back, &state, now_ms()) {
+                                let _ = self.new_txs.send(txid);
+                            }
                         }
                     }
                     self.tip_generation.fetch_add(1, Ordering::Relaxed);
@@ -145,9 +149,15 @@ impl Node {
     /// async threads, then the stateful checks under the locks.
     pub async fn submit_tx(self: &Arc<Self>, tx: Transaction) -> Result<Txid, MempoolError> {
         let node = self.clone();
-        let result = tokio::task::spawn_blocking(move || node.submit_tx_blocking(tx))
+        tokio::task::spawn_blocking(move || node.submit_tx_blocking(tx))
             .await
-            .unwrap_or_else(|e| Err(MempoolError::Internal(e.to_string())));
+            .unwrap_or_else(|e| Err(MempoolError::Internal(e.to_string())))
+    }
+
+    /// [`Node::submit_tx`] on the calling thread: admits, counts, and queues the
+    /// transaction for relay.
+    pub fn submit_tx_blocking(&self, tx: Transaction) -> Result<Txid, MempoolError> {
+        let result = self.admit_tx(tx);
         match &result {
             Ok(txid) => {
                 self.metrics.txs_accepted.fetch_add(1, Ordering::Relaxed);
@@ -158,8 +168,7 @@ impl Node {
         result
     }
 
-    /// The blocking part of [`Node::submit_tx`].
-    pub fn submit_tx_blocking(&self, tx: Transaction) -> Result<Txid, MempoolError> {
+    fn admit_tx(&self, tx: Transaction) -> Result<Txid, MempoolError> {
         check_tx_structure(&self.params, &tx).map_err(MempoolError::Tx)?;
         let txid = tx.txid();
         if !self.sig_cache.contains(&tx) {

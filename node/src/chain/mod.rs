@@ -614,6 +614,15 @@ impl ChainManager {
         Ok(block)
     }
 
+    /// Height of the most-work valid header known (bodies fetched or not).
+    pub fn best_header_height(&self) -> u64 {
+        self.index
+            .values()
+            .filter(|e| e.status != BlockStatus::Invalid)
+            .max_by(|a, b| a.work().cmp(&b.work()))
+            .map_or(0, |e| e.header.height)
+    }
+
     /// Header-only blocks to fetch: on the most-work known header chain, oldest first,
     /// at most `limit`.
     pub fn missing_bodies(&self, limit: usize) -> Vec<BlockId> {

@@ -16,32 +16,84 @@
 //! reason kept (`net_bans`). Bans key on the peer's listening address when it told us one,
 //! so that distinct nodes sharing an IP (as on a loopback testnet) are told apart.
 
+mod addrbook;
+pub mod transport;
 pub mod wire;
 
 use crate::chain::{Accepted, ChainError};
 use crate::node::{now_ms, Node};
+use crate::store::KvStore;
+use addrbook::AddrBook;
 use ember_core::{BlockId, U256};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use transport::{BoxStream, TcpTransport, Transport};
 use wire::{read_message, write_message, Inv, Message, Version, WireError};
 
 /// Outbound queue length per peer; a peer that lets it fill up is dropped.
 const PEER_QUEUE: usize = 512;
-/// How long the handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Ping interval; a peer silent for three intervals is dropped.
-const PING_INTERVAL: Duration = Duration::from_secs(15);
-/// How long a misbehaving peer stays banned.
-const BAN_DURATION: Duration = Duration::from_secs(600);
 /// Block bodies requested from one peer at a time.
 const MAX_BLOCKS_IN_FLIGHT: usize = 64;
+/// Addresses kept in the address book.
+const ADDR_BOOK_SIZE: usize = 1_000;
+
+/// The network's timeouts and periods. Production uses [`Timings::default`]; the simulator
+/// shortens them so that simulated minutes stay cheap.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    /// How long the handshake may take.
+    pub handshake: Duration,
+    /// How long an outbound connect may take.
+    pub connect: Duration,
+    /// Ping interval; a peer silent for three intervals is dropped.
+    pub ping: Duration,
+    /// A block requested and not received within this time is asked of another peer.
+    pub stall: Duration,
+    /// How often the housekeeping runs (stalls, discovery, sync progress).
+    pub housekeeping: Duration,
+    /// How often sync progress is logged while syncing.
+    pub progress_log: Duration,
+    /// How long a misbehaving peer stays banned.
+    pub ban: Duration,
+    /// Longest wait between reconnect attempts to a --peer.
+    pub max_backoff: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            handshake: Duration::from_secs(10),
+            connect: Duration::from_secs(5),
+            ping: Duration::from_secs(15),
+            stall: Duration::from_secs(10),
+            housekeeping: Duration::from_secs(1),
+            progress_log: Duration::from_secs(5),
+            ban: Duration::from_secs(600),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where the node stands in catching up with its peers (`node_info.sync`, metrics, logs).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncStatus {
+    /// Whether a peer or a known header chain is ahead of our tip.
+    pub syncing: bool,
+    pub height: u64,
+    /// The best height known from peers and from validated headers.
+    pub target_height: u64,
+    /// Blocks connected per second (smoothed over the last seconds).
+    pub blocks_per_sec: f64,
+    /// Seconds to reach the target at the current rate, when syncing and moving.
+    pub eta_secs: Option<u64>,
+}
 
 /// A ban with its reason.
 #[derive(Debug, Clone, Serialize)]
@@ -85,36 +137,83 @@ struct Peer {
     connected: Instant,
     /// Inventory the peer is known to have: not announced back to it.
     known: HashSet<Inv>,
-    /// Blocks requested from it and not yet received.
-    in_flight: HashSet<BlockId>,
+    /// Blocks requested from it and not yet received, with when they were asked for.
+    in_flight: HashMap<BlockId, Instant>,
+    /// Blocks it failed to deliver in time: never asked of it again.
+    stalled: HashSet<BlockId>,
 }
 
 /// The P2P side of a node.
 pub struct Network {
     node: Arc<Node>,
+    transport: Arc<dyn Transport>,
+    timings: Timings,
     magic: [u8; 4],
     nonce: u64,
     listen_port: Mutex<u16>,
     peers: Mutex<HashMap<u64, Peer>>,
     bans: Mutex<HashMap<String, Ban>>,
-    addr_book: Mutex<HashSet<SocketAddr>>,
+    addr_book: Mutex<AddrBook>,
+    /// Addresses that turned out to be this node itself.
+    self_addrs: Mutex<HashSet<SocketAddr>>,
+    /// Addresses with a connection attempt under way (persistent --peer loops included).
+    dialing: Mutex<HashSet<SocketAddr>>,
     next_id: AtomicU64,
     tx_queue: Mutex<Vec<ember_core::Txid>>,
+    sync: Mutex<SyncStatus>,
 }
 
 impl Network {
+    /// The production network: tokio TCP and the default timings.
     pub fn new(node: Arc<Node>) -> Arc<Network> {
+        Self::with_transport(node, Arc::new(TcpTransport), Timings::default())
+    }
+
+    /// A network over any transport (the simulator's, in tests).
+    pub fn with_transport(
+        node: Arc<Node>,
+        transport: Arc<dyn Transport>,
+        timings: Timings,
+    ) -> Arc<Network> {
+        let kv: Arc<dyn KvStore> =
+            node.chain.lock().expect("chain lock is never poisoned").store().kv().clone();
+        let addr_book = AddrBook::load(kv, ADDR_BOOK_SIZE);
         Arc::new(Network {
             magic: node.params.magic,
             nonce: rand::random(),
             node,
+            transport,
+            timings,
             listen_port: Mutex::new(0),
             peers: Mutex::new(HashMap::new()),
             bans: Mutex::new(HashMap::new()),
-            addr_book: Mutex::new(HashSet::new()),
+            addr_book: Mutex::new(addr_book),
+            self_addrs: Mutex::new(HashSet::new()),
+            dialing: Mutex::new(HashSet::new()),
             next_id: AtomicU64::new(1),
             tx_queue: Mutex::new(Vec::new()),
+            sync: Mutex::new(SyncStatus::default()),
         })
+    }
+
+    /// Runs CPU-heavy work (block and transaction validation) off the async threads, or
+    /// inline when the transport asks for it (the simulator).
+    async fn blocking<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        if self.transport.inline_blocking() {
+            f()
+        } else {
+            tokio::task::spawn_blocking(f).await.expect("network validation task panicked")
+        }
+    }
+
+    /// The node's sync progress.
+    pub fn sync_status(&self) -> SyncStatus {
+        self.sync.lock().expect("never poisoned").clone()
+    }
+
+    /// Addresses in the address book.
+    pub fn known_addresses(&self) -> Vec<SocketAddr> {
+        self.addr_book.lock().expect("never poisoned").addresses()
     }
 
     /// Binds the P2P listener and starts the accept loop, relay tasks and outbound peers.
@@ -123,7 +222,9 @@ impl Network {
         listen: SocketAddr,
         peers: &[String],
     ) -> anyhow::Result<SocketAddr> {
-        let listener = TcpListener::bind(listen)
+        let listener = self
+            .transport
+            .bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen for peers on {listen}: {e}"))?;
         let local = listener.local_addr()?;
@@ -134,6 +235,8 @@ impl Network {
         tokio::spawn(async move { net.relay_blocks().await });
         let net = self.clone();
         tokio::spawn(async move { net.relay_txs().await });
+        let net = self.clone();
+        tokio::spawn(async move { net.housekeeping().await });
         for p in peers {
             self.add_peer(p)?;
         }
@@ -145,40 +248,54 @@ impl Network {
         let addr: SocketAddr = addr
             .parse()
             .map_err(|e| anyhow::anyhow!("peer address {addr:?} is not ip:port: {e}"))?;
+        if !self.dialing.lock().expect("never poisoned").insert(addr) {
+            anyhow::bail!("already connecting to {addr}");
+        }
         let net = self.clone();
         tokio::spawn(async move { net.outbound_loop(addr).await });
         Ok(())
     }
 
+    /// One outbound connection attempt; returns whether the handshake completed.
+    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> bool {
+        let connect = tokio::time::timeout(self.timings.connect, self.transport.connect(addr));
+        match connect.await {
+            Ok(Ok(stream)) => run_peer(self.clone(), stream, addr, false).await,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %addr, error = %e, "connect failed");
+                false
+            }
+            Err(_) => {
+                tracing::debug!(peer = %addr, "connect timed out");
+                false
+            }
+        }
+    }
+
+    /// Keeps a connection to a --peer address, reconnecting with exponential back-off.
     async fn outbound_loop(self: Arc<Self>, addr: SocketAddr) {
         let mut backoff = Duration::from_millis(250);
         loop {
             if self.node.shutdown.is_cancelled() {
                 return;
             }
-            if self.is_banned(&addr.to_string()) || self.is_connected_to(addr) {
+            if self.is_banned(&addr.to_string())
+                || self.is_connected_to(addr)
+                || self.self_addrs.lock().expect("never poisoned").contains(&addr)
+            {
                 // Wait out the ban, or leave the existing connection alone.
-            } else {
-                let connect =
-                    tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await;
-                match connect {
-                    Ok(Ok(stream)) => {
-                        backoff = Duration::from_millis(250);
-                        run_peer(self.clone(), stream, addr, false).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "connect failed"),
-                    Err(_) => tracing::debug!(peer = %addr, "connect timed out"),
-                }
+            } else if self.dial(addr).await {
+                backoff = Duration::from_millis(250);
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.node.shutdown.cancelled() => return,
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+            backoff = (backoff * 2).min(self.timings.max_backoff);
         }
     }
 
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+    async fn accept_loop(self: Arc<Self>, mut listener: Box<dyn transport::PeerListener>) {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -230,7 +347,7 @@ impl Network {
             p.listen_addr.unwrap_or(p.addr).to_string()
         };
         tracing::warn!(peer = %key, %reason, "banning misbehaving peer");
-        self.ban(key, reason, BAN_DURATION);
+        self.ban(key, reason, self.timings.ban);
     }
 
     pub fn ban(&self, address: String, reason: String, duration: Duration) {
@@ -453,20 +570,23 @@ impl Network {
                     .addr_book
                     .lock()
                     .expect("never poisoned")
-                    .iter()
+                    .addresses()
+                    .into_iter()
                     .take(wire::MAX_ADDRS)
                     .map(|a| a.to_string())
                     .collect();
                 self.send(id, Message::Addr(addrs));
             }
             Message::Addr(list) => {
+                let own = self.self_addrs.lock().expect("never poisoned").clone();
                 let mut book = self.addr_book.lock().expect("never poisoned");
-                for a in list {
-                    if book.len() >= 1_000 {
-                        break;
-                    }
+                for a in list.iter().take(wire::MAX_ADDRS) {
+                    // Unparseable entries are ignored, not punished: a newer peer may
+                    // gossip address forms this version does not know.
                     if let Ok(sa) = a.parse::<SocketAddr>() {
-                        book.insert(sa);
+                        if sa.port() != 0 && !sa.ip().is_unspecified() && !own.contains(&sa) {
+                            book.learn(sa, now_ms());
+                        }
                     }
                 }
             }
@@ -533,7 +653,10 @@ impl Network {
                 if let Some(p) = peers.get_mut(&id) {
                     for i in items {
                         if let Inv::Block(b) = i {
-                            p.in_flight.remove(&b);
+                            if p.in_flight.remove(&b).is_some() {
+                                // It does not have it: ask someone else.
+                                p.stalled.insert(b);
+                            }
                         }
                     }
                 }
@@ -543,7 +666,8 @@ impl Network {
                 if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
                     p.known.insert(Inv::Tx(txid));
                 }
-                match self.node.submit_tx(tx).await {
+                let node = self.node.clone();
+                match self.blocking(move || node.submit_tx_blocking(tx)).await {
                     Ok(_) => {}
                     Err(e) if e.reason() == "bad_signature" || e.reason() == "wrong_chain" => {
                         self.punish(id, format!("sent an invalid transaction: {e}"))
@@ -594,22 +718,21 @@ impl Network {
             p.height = p.height.max(height);
         }
         let node = self.node.clone();
-        let result = tokio::task::spawn_blocking(move || node.accept_block(block)).await;
+        let result = self.blocking(move || node.accept_block(block)).await;
         match result {
-            Ok(Ok(Accepted::Orphan)) => {
+            Ok(Accepted::Orphan) => {
                 // We lack its ancestors: sync headers from this peer.
                 let m = self.locator_message();
                 self.send(id, m);
             }
-            Ok(Ok(_)) => self.request_blocks(id),
-            Ok(Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_)))) => {
+            Ok(_) => self.request_blocks(id),
+            Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
                 self.punish(id, format!("sent an invalid block: {e}"))
             }
-            Ok(Err(ChainError::BadCopy { .. })) => {
+            Err(ChainError::BadCopy { .. }) => {
                 self.punish(id, "sent a block body that does not match its header".into())
             }
-            Ok(Err(e)) => tracing::warn!(block = %bid, error = %e, "block not accepted"),
-            Err(e) => tracing::error!(error = %e, "block task failed"),
+            Err(e) => tracing::warn!(block = %bid, error = %e, "block not accepted"),
         }
     }
 
@@ -617,23 +740,24 @@ impl Network {
         let full = headers.len() == wire::MAX_HEADERS;
         let last = headers.last().map(|h| h.id());
         let node = self.node.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut chain = node.chain.lock().expect("chain lock is never poisoned");
-            for h in &headers {
-                match chain.accept_header(h, now_ms()) {
-                    Ok(_) => {}
-                    Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
-                        return Err(e.to_string())
+        let result = self
+            .blocking(move || {
+                let mut chain = node.chain.lock().expect("chain lock is never poisoned");
+                for h in &headers {
+                    match chain.accept_header(h, now_ms()) {
+                        Ok(_) => {}
+                        Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
+                            return Err(e.to_string())
+                        }
+                        Err(ChainError::UnknownParent(_)) => return Ok(false),
+                        Err(e) => return Err(format!("store: {e}")),
                     }
-                    Err(ChainError::UnknownParent(_)) => return Ok(false),
-                    Err(e) => return Err(format!("store: {e}")),
                 }
-            }
-            Ok(true)
-        })
-        .await;
+                Ok(true)
+            })
+            .await;
         match result {
-            Ok(Ok(true)) => {
+            Ok(true) => {
                 // Lock order: chain before peers, everywhere.
                 let last_height = last.and_then(|l| {
                     self.node
@@ -654,12 +778,11 @@ impl Network {
                     self.send(id, m);
                 }
             }
-            Ok(Ok(false)) => {
+            Ok(false) => {
                 let m = self.locator_message();
                 self.send(id, m);
             }
-            Ok(Err(reason)) => self.punish(id, format!("sent invalid headers: {reason}")),
-            Err(e) => tracing::error!(error = %e, "headers task failed"),
+            Err(reason) => self.punish(id, format!("sent invalid headers: {reason}")),
         }
     }
 
@@ -673,6 +796,135 @@ impl Network {
         m
     }
 
+    /// Periodic work: stalled block requests, sync progress, address discovery.
+    async fn housekeeping(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.timings.housekeeping);
+        let mut sample: Option<(Instant, u64)> = None;
+        let mut last_log: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.node.shutdown.cancelled() => return,
+            }
+            self.reassign_stalled();
+            self.update_sync(&mut sample, &mut last_log);
+            self.discover();
+        }
+    }
+
+    /// Moves block requests a peer has not answered within `timings.stall` to other peers.
+    fn reassign_stalled(&self) {
+        let now = Instant::now();
+        let mut moved = 0;
+        {
+            let mut peers = self.peers.lock().expect("never poisoned");
+            for p in peers.values_mut() {
+                let late: Vec<BlockId> = p
+                    .in_flight
+                    .iter()
+                    .filter(|(_, at)| now.duration_since(**at) > self.timings.stall)
+                    .map(|(b, _)| *b)
+                    .collect();
+                for b in late {
+                    p.in_flight.remove(&b);
+                    p.stalled.insert(b);
+                    moved += 1;
+                }
+                if p.stalled.len() > 100_000 {
+                    p.stalled.clear();
+                }
+            }
+        }
+        if moved > 0 {
+            tracing::info!(blocks = moved, "block requests stalled; asking other peers");
+            self.request_from_all();
+        }
+    }
+
+    /// Gives every peer a chance to take block requests.
+    fn request_from_all(&self) {
+        let ids: Vec<u64> = self.peers.lock().expect("never poisoned").keys().copied().collect();
+        for id in ids {
+            self.request_blocks(id);
+        }
+    }
+
+    /// Recomputes the sync status; logs progress while syncing.
+    fn update_sync(&self, sample: &mut Option<(Instant, u64)>, last_log: &mut Option<Instant>) {
+        let (height, header_height) = {
+            let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+            (chain.height(), chain.best_header_height())
+        };
+        let target = header_height.max(self.best_peer_height()).max(height);
+        let now = Instant::now();
+        let mut st = self.sync.lock().expect("never poisoned");
+        if let Some((at, h)) = *sample {
+            let dt = now.duration_since(at).as_secs_f64();
+            if dt > 0.0 {
+                let rate = height.saturating_sub(h) as f64 / dt;
+                // Smoothed over roughly the last five samples.
+                st.blocks_per_sec = if st.blocks_per_sec == 0.0 {
+                    rate
+                } else {
+                    0.8 * st.blocks_per_sec + 0.2 * rate
+                };
+            }
+        }
+        *sample = Some((now, height));
+        st.height = height;
+        st.target_height = target;
+        st.syncing = target > height;
+        st.eta_secs = (st.syncing && st.blocks_per_sec > 0.01)
+            .then(|| ((target - height) as f64 / st.blocks_per_sec).ceil() as u64);
+        if st.syncing && last_log.is_none_or(|t| now.duration_since(t) >= self.timings.progress_log)
+        {
+            *last_log = Some(now);
+            tracing::info!(
+                height,
+                target_height = target,
+                blocks_per_sec = format!("{:.1}", st.blocks_per_sec),
+                eta_secs = st.eta_secs,
+                "syncing"
+            );
+        }
+    }
+
+    /// Dials one address from the address book when fewer outbound peers are connected than
+    /// `--outbound` asks for (unless `--no-discover`).
+    fn discover(self: &Arc<Self>) {
+        let cfg = &self.node.config;
+        if !cfg.discover {
+            return;
+        }
+        let (outbound, connected): (usize, HashSet<SocketAddr>) = {
+            let peers = self.peers.lock().expect("never poisoned");
+            (
+                peers.values().filter(|p| !p.inbound).count(),
+                peers.values().flat_map(|p| [Some(p.addr), p.listen_addr]).flatten().collect(),
+            )
+        };
+        if outbound >= cfg.outbound {
+            return;
+        }
+        let own = self.self_addrs.lock().expect("never poisoned").clone();
+        let dialing = self.dialing.lock().expect("never poisoned").clone();
+        let candidate = self.addr_book.lock().expect("never poisoned").pick(|a| {
+            !connected.contains(a)
+                && !own.contains(a)
+                && !dialing.contains(a)
+                && !self.is_banned(&a.to_string())
+        });
+        let Some(addr) = candidate else { return };
+        self.dialing.lock().expect("never poisoned").insert(addr);
+        let net = self.clone();
+        tokio::spawn(async move {
+            if !net.dial(addr).await {
+                net.addr_book.lock().expect("never poisoned").failed(&addr);
+            }
+            net.dialing.lock().expect("never poisoned").remove(&addr);
+        });
+    }
+
     /// Requests bodies of header-only blocks on the best header chain, a bounded window at a
     /// time from this peer.
     fn request_blocks(&self, id: u64) {
@@ -684,19 +936,24 @@ impl Network {
         let in_flight_elsewhere: HashSet<BlockId> = peers
             .iter()
             .filter(|(pid, _)| **pid != id)
-            .flat_map(|(_, p)| p.in_flight.iter().copied())
+            .flat_map(|(_, p)| p.in_flight.keys().copied())
             .collect();
         let Some(p) = peers.get_mut(&id) else { return };
         let room = MAX_BLOCKS_IN_FLIGHT.saturating_sub(p.in_flight.len());
         let ask: Vec<Inv> = wanted
             .into_iter()
-            .filter(|b| !p.in_flight.contains(b) && !in_flight_elsewhere.contains(b))
+            .filter(|b| {
+                !p.in_flight.contains_key(b)
+                    && !p.stalled.contains(b)
+                    && !in_flight_elsewhere.contains(b)
+            })
             .take(room)
             .map(Inv::Block)
             .collect();
+        let now = Instant::now();
         for i in &ask {
             if let Inv::Block(b) = i {
-                p.in_flight.insert(*b);
+                p.in_flight.insert(*b, now);
             }
         }
         if !ask.is_empty() && p.tx.try_send(Message::GetData(ask)).is_err() {
@@ -705,10 +962,10 @@ impl Network {
     }
 }
 
-/// Runs one connection from handshake to disconnect.
-async fn run_peer(net: Arc<Network>, stream: TcpStream, addr: SocketAddr, inbound: bool) {
-    let _ = stream.set_nodelay(true);
-    let (mut r, mut w) = stream.into_split();
+/// Runs one connection from handshake to disconnect; returns whether the handshake
+/// completed (a connection that got that far resets the reconnect back-off).
+async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inbound: bool) -> bool {
+    let (mut r, mut w) = tokio::io::split(stream);
     let magic = net.magic;
     // Handshake: both sides send Version, check the other's, then Verack.
     let handshake = async {
@@ -724,36 +981,44 @@ async fn run_peer(net: Arc<Network>, stream: TcpStream, addr: SocketAddr, inboun
         }
         Ok(v)
     };
-    let version = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let version = match tokio::time::timeout(net.timings.handshake, handshake).await {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::debug!(peer = %addr, error = %e, "handshake failed");
             if !matches!(e, WireError::Closed | WireError::Io(_)) {
-                net.ban(addr.to_string(), format!("handshake: {e}"), BAN_DURATION);
+                net.ban(addr.to_string(), format!("handshake: {e}"), net.timings.ban);
             }
-            return;
+            return false;
         }
         Err(_) => {
             tracing::debug!(peer = %addr, "handshake timed out");
-            return;
+            return false;
         }
     };
     if version.nonce == net.nonce {
         tracing::debug!(peer = %addr, "connected to ourselves; dropping");
-        return;
+        if !inbound {
+            net.self_addrs.lock().expect("never poisoned").insert(addr);
+            net.addr_book.lock().expect("never poisoned").forget(&addr);
+        }
+        return false;
     }
     if version.genesis != net.node.params.genesis_id() || version.protocol != wire::PROTOCOL_VERSION
     {
         tracing::info!(peer = %addr, genesis = %version.genesis, "peer is on another network; refusing");
-        return;
+        net.addr_book.lock().expect("never poisoned").forget(&addr);
+        return false;
     }
     let listen_addr =
         (version.listen_port != 0).then(|| SocketAddr::new(addr.ip(), version.listen_port));
     if let Some(la) = listen_addr {
         if net.is_banned(&la.to_string()) || (inbound && net.is_connected_to(la)) {
-            return;
+            return false;
         }
-        net.addr_book.lock().expect("never poisoned").insert(la);
+        net.addr_book.lock().expect("never poisoned").learn(la, now_ms());
+    }
+    if !inbound {
+        net.addr_book.lock().expect("never poisoned").connected(&addr, now_ms());
     }
     let id = net.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel::<Message>(PEER_QUEUE);
@@ -779,7 +1044,8 @@ async fn run_peer(net: Arc<Network>, stream: TcpStream, addr: SocketAddr, inboun
             ban_score: 0,
             connected: Instant::now(),
             known: HashSet::new(),
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
+            stalled: HashSet::new(),
         },
     );
     tracing::info!(peer = %addr, id, inbound, height = version.best_height, "peer connected");
@@ -811,7 +1077,8 @@ async fn run_peer(net: Arc<Network>, stream: TcpStream, addr: SocketAddr, inboun
     }
     net.send(id, Message::GetAddr);
 
-    let mut ping = tokio::time::interval(PING_INTERVAL);
+    let ping_every = net.timings.ping;
+    let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     let mut last_heard = Instant::now();
     loop {
@@ -829,7 +1096,7 @@ async fn run_peer(net: Arc<Network>, stream: TcpStream, addr: SocketAddr, inboun
                 }
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > PING_INTERVAL * 3 {
+                if last_heard.elapsed() > ping_every * 3 {
                     tracing::info!(peer = %addr, "peer silent; disconnecting");
                     break;
                 }
@@ -844,6 +1111,16 @@ async fn run_peer(net: Arc<Network>, stream: TcpStream, addr: SocketAddr, inboun
     }
     cancel.cancel();
     let _ = writer.await;
-    net.peers.lock().expect("never poisoned").remove(&id);
+    let had_requests = net
+        .peers
+        .lock()
+        .expect("never poisoned")
+        .remove(&id)
+        .is_some_and(|p| !p.in_flight.is_empty());
     tracing::info!(peer = %addr, id, "peer disconnected");
+    if had_requests {
+        // What it owed us is asked of the others.
+        net.request_from_all();
+    }
+    true
 }

@@ -173,6 +173,8 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "mempool_bytes": bytes,
         "syncing": node.net.get().is_some_and(|n| n.best_peer_work() > chain.tip_work()),
         "best_peer_height": node.net.get().map_or(0, |n| n.best_peer_height()),
+        "sync": node.net.get().map(|n| n.sync_status()),
+        "known_addresses": node.net.get().map_or(0, |n| n.known_addresses().len()),
         "known_headers": chain.known_headers(),
         "rpc_addr": node.config.rpc_addr.to_string(),
         "p2p_addr": node.config.p2p_addr.to_string(),
@@ -432,6 +434,37 @@ pub fn render_metrics(node: &Node) -> String {
         "Connected peers.",
         node.net.get().map_or(0, |n| n.peer_count()),
     );
+    if let Some(net) = node.net.get() {
+        let st = net.sync_status();
+        metric(
+            &mut out,
+            "ember_sync_target_height",
+            "gauge",
+            "Best height known from peers and validated headers.",
+            st.target_height,
+        );
+        metric(
+            &mut out,
+            "ember_sync_blocks_per_second",
+            "gauge",
+            "Blocks connected per second, smoothed.",
+            format!("{:.3}", st.blocks_per_sec),
+        );
+        metric(
+            &mut out,
+            "ember_sync_eta_seconds",
+            "gauge",
+            "Seconds to reach the sync target at the current rate (0 when not syncing).",
+            st.eta_secs.unwrap_or(0),
+        );
+        metric(
+            &mut out,
+            "ember_known_addresses",
+            "gauge",
+            "Addresses in the P2P address book.",
+            net.known_addresses().len(),
+        );
+    }
     metric(
         &mut out,
         "ember_sigcache_hits_total",
