@@ -96,3 +96,63 @@ fn garbage_peer_is_banned_and_the_node_keeps_working() {
     a.call("mining_generate", json!([1]));
     assert_eq!(tip(&a).0, 1);
 }
+
+fn peer_listen_addrs(n: &DevNode) -> Vec<String> {
+    let peers = n.call("net_peers", json!([]));
+    peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["listen_address"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Three processes in a line (a <- b <- c): a payment and a block reach everyone; c learns
+/// a's address from b and dials it; c, SIGKILLed and restarted with no --peer at all, finds
+/// the network again from its persisted address book and catches up.
+#[test]
+fn three_nodes_relay_discover_and_a_killed_node_rejoins_from_its_address_book() {
+    let a = DevNode::start(&[]);
+    let a_addr = a.node.p2p_addr();
+    let b = DevNode::start(&["--peer", &a_addr]);
+    let b_addr = b.node.p2p_addr();
+    let mut c = DevNode::start(&["--peer", &b_addr]);
+    wait_for(T, "c to learn a's address from b and dial it", || {
+        let seen = peer_listen_addrs(&c);
+        (seen.contains(&a_addr) && seen.contains(&b_addr)).then_some(())
+    })
+    .unwrap();
+
+    // A payment submitted at c is mined by a; the block reaches c.
+    let params = devnet();
+    let to = Keypair::generate();
+    let txid =
+        c.call("tx_submit", json!([payment_hex(&params, &dev_key(4), to.address(), 7_000, 10, 0)]));
+    wait_for(T, "the payment to reach a", || {
+        a.node.client().call("chain_getTransaction", json!([txid])).ok().map(|_| ())
+    })
+    .unwrap();
+    a.call("mining_generate", json!([1]));
+    for n in [&b, &c] {
+        wait_for(T, "the block to confirm the payment everywhere", || {
+            let t = n.call("chain_getTransaction", json!([txid]));
+            (t["status"] == "confirmed").then_some(())
+        })
+        .unwrap();
+    }
+
+    // Crash c, mine while it is down, restart it with no --peer.
+    c.node.kill().unwrap();
+    a.call("mining_generate", json!([5]));
+    let data_dir = c.node.data_dir().to_path_buf();
+    c.node = ember_testnet::NodeProcess::start(&data_dir, &["--network".into(), "devnet".into()])
+        .expect("c restarts");
+    let info = c.call("node_info", json!([]));
+    assert!(info["known_addresses"].as_u64().unwrap() >= 2, "address book persisted: {info}");
+    let want = tip(&a);
+    wait_for(T, "c to reconnect from its address book and catch up", || {
+        (tip(&c) == want).then_some(())
+    })
+    .unwrap();
+    assert_eq!(c.digest(), a.digest());
+}
