@@ -194,6 +194,9 @@ impl<'a> Net<'a> {
         let deadline = self.sim.elapsed() + limit;
         loop {
             if cond(self) {
+                if std::env::var_os("EMBER_SIM_TRACE").is_some() {
+                    eprintln!("[sim {:?}] reached: {what}", self.sim.elapsed());
+                }
                 return;
             }
             if self.sim.elapsed() > deadline {
@@ -396,4 +399,26 @@ fn links_with_latency_and_loss_still_converge() {
         })
         .sum();
     assert!(reconnects > 0, "no link broke: the test did not exercise loss");
+}
+
+#[test]
+fn a_stalling_peer_does_not_stop_the_sync() {
+    let mut net = Net::new();
+    net.add_node(0, &[]);
+    net.wait("n0 started", Duration::from_secs(5), |n| n.running(1));
+    const BLOCKS: u64 = 800;
+    net.node(0).generate(BLOCKS as u32, net.miner(0)).expect("mining");
+    net.add_node(1, &[0]);
+    net.wait("n1 synced", Duration::from_secs(300), |n| n.running(2) && n.agree(&[0, 1]));
+    // n2 syncs from both; as soon as it has asked n0 for bodies, n0 goes silent.
+    net.add_node(2, &[0, 1]);
+    net.wait("n2 connected to both", Duration::from_secs(10), |n| {
+        n.running(3) && n.node(2).net.get().unwrap().peer_count() == 2
+    });
+    net.wait("n2 downloading", Duration::from_secs(10), |n| n.tip(2).0 > 0);
+    net.sim.partition("n0", "n2");
+    net.wait("n2 synced from n1 alone", Duration::from_secs(300), |n| n.agree(&[1, 2]));
+    let st = net.node(2).net.get().unwrap().sync_status();
+    assert!(st.stalled_requests > 0, "n0's requests were moved: {st:?}");
+    assert_eq!(net.digest(2), net.digest(0));
 }

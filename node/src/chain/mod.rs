@@ -27,7 +27,7 @@ use ember_core::{
 };
 use orphans::OrphanPool;
 pub use sigcache::SigCache;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -499,27 +499,33 @@ impl ChainManager {
         // Most work first; among equals, lower id for determinism (first-seen is kept by
         // never switching to equal work).
         better.sort_by(|a, b| b.1.work().cmp(&a.1.work()).then(a.0.cmp(b.0)));
+        // Candidates above a missing body share the walk down to it: remember every block
+        // already found to lead to a gap, so one call costs O(candidates), not O(n^2) store
+        // reads (out-of-order downloads during sync leave many such candidates).
+        let mut leads_to_gap: HashSet<BlockId> = HashSet::new();
         for (id, _) in better {
-            if self.branch_available(id) {
+            let mut path = Vec::new();
+            let mut cur = *id;
+            let available = loop {
+                if leads_to_gap.contains(&cur) {
+                    break false;
+                }
+                let Some(e) = self.index.get(&cur) else { break false };
+                if e.status != BlockStatus::BodyStored {
+                    break false;
+                }
+                if self.store.main_chain_at(e.header.height).ok().flatten() == Some(cur) {
+                    break true;
+                }
+                path.push(cur);
+                cur = e.header.prev;
+            };
+            if available {
                 return Some(*id);
             }
+            leads_to_gap.extend(path);
         }
         Some(self.tip)
-    }
-
-    /// Whether every block from `id` back to the main chain has a body and is not invalid.
-    fn branch_available(&self, id: &BlockId) -> bool {
-        let mut cur = *id;
-        loop {
-            let Some(e) = self.index.get(&cur) else { return false };
-            if e.status != BlockStatus::BodyStored {
-                return false;
-            }
-            if self.store.main_chain_at(e.header.height).ok().flatten() == Some(cur) {
-                return true;
-            }
-            cur = e.header.prev;
-        }
     }
 
     /// Disconnects down to the fork point with `target`'s branch, then connects that branch.
@@ -625,7 +631,7 @@ impl ChainManager {
 
     /// Header-only blocks to fetch: on the most-work known header chain, oldest first,
     /// at most `limit`.
-    pub fn missing_bodies(&self, limit: usize) -> Vec<BlockId> {
+    pub fn missing_bodies(&self, limit: usize) -> Vec<(BlockId, u64)> {
         let best = self
             .index
             .iter()
@@ -638,7 +644,7 @@ impl ChainManager {
             if e.status != BlockStatus::HeaderOnly {
                 break;
             }
-            out.push(cur);
+            out.push((cur, e.header.height));
             cur = e.header.prev;
         }
         out.reverse();

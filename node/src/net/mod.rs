@@ -93,6 +93,8 @@ pub struct SyncStatus {
     pub blocks_per_sec: f64,
     /// Seconds to reach the target at the current rate, when syncing and moving.
     pub eta_secs: Option<u64>,
+    /// Block requests that timed out or were refused and went to another peer, in all.
+    pub stalled_requests: u64,
 }
 
 /// A ban with its reason.
@@ -256,18 +258,19 @@ impl Network {
         Ok(())
     }
 
-    /// One outbound connection attempt; returns whether the handshake completed.
-    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> bool {
+    /// One outbound connection attempt, run until it closes. `None` when no connection
+    /// was made; otherwise whether the handshake completed.
+    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Option<bool> {
         let connect = tokio::time::timeout(self.timings.connect, self.transport.connect(addr));
         match connect.await {
-            Ok(Ok(stream)) => run_peer(self.clone(), stream, addr, false).await,
+            Ok(Ok(stream)) => Some(run_peer(self.clone(), stream, addr, false).await),
             Ok(Err(e)) => {
                 tracing::debug!(peer = %addr, error = %e, "connect failed");
-                false
+                None
             }
             Err(_) => {
                 tracing::debug!(peer = %addr, "connect timed out");
-                false
+                None
             }
         }
     }
@@ -284,7 +287,8 @@ impl Network {
                 || self.self_addrs.lock().expect("never poisoned").contains(&addr)
             {
                 // Wait out the ban, or leave the existing connection alone.
-            } else if self.dial(addr).await {
+            } else if self.dial(addr).await.is_some() {
+                // The address answers: retry soon (a link that was cut comes back fast).
                 backoff = Duration::from_millis(250);
             }
             tokio::select! {
@@ -656,6 +660,7 @@ impl Network {
                             if p.in_flight.remove(&b).is_some() {
                                 // It does not have it: ask someone else.
                                 p.stalled.insert(b);
+                                self.sync.lock().expect("never poisoned").stalled_requests += 1;
                             }
                         }
                     }
@@ -772,7 +777,10 @@ impl Network {
                 {
                     p.height = p.height.max(h);
                 }
+                // This peer first, then every other peer that has the blocks: bodies come
+                // from several peers at once.
                 self.request_blocks(id);
+                self.request_from_all();
                 if full {
                     let m = self.locator_after(last);
                     self.send(id, m);
@@ -836,6 +844,7 @@ impl Network {
             }
         }
         if moved > 0 {
+            self.sync.lock().expect("never poisoned").stalled_requests += moved;
             tracing::info!(blocks = moved, "block requests stalled; asking other peers");
             self.request_from_all();
         }
@@ -918,7 +927,7 @@ impl Network {
         self.dialing.lock().expect("never poisoned").insert(addr);
         let net = self.clone();
         tokio::spawn(async move {
-            if !net.dial(addr).await {
+            if net.dial(addr).await != Some(true) {
                 net.addr_book.lock().expect("never poisoned").failed(&addr);
             }
             net.dialing.lock().expect("never poisoned").remove(&addr);
@@ -928,7 +937,7 @@ impl Network {
     /// Requests bodies of header-only blocks on the best header chain, a bounded window at a
     /// time from this peer.
     fn request_blocks(&self, id: u64) {
-        let wanted: Vec<BlockId> = {
+        let wanted: Vec<(BlockId, u64)> = {
             let chain = self.node.chain.lock().expect("chain lock is never poisoned");
             chain.missing_bodies(MAX_BLOCKS_IN_FLIGHT * 4)
         };
@@ -942,13 +951,15 @@ impl Network {
         let room = MAX_BLOCKS_IN_FLIGHT.saturating_sub(p.in_flight.len());
         let ask: Vec<Inv> = wanted
             .into_iter()
-            .filter(|b| {
-                !p.in_flight.contains_key(b)
+            .filter(|(b, height)| {
+                // Only what the peer can have (its height grows with what it shows us).
+                *height <= p.height
+                    && !p.in_flight.contains_key(b)
                     && !p.stalled.contains(b)
                     && !in_flight_elsewhere.contains(b)
             })
             .take(room)
-            .map(Inv::Block)
+            .map(|(b, _)| Inv::Block(b))
             .collect();
         let now = Instant::now();
         for i in &ask {
@@ -1111,15 +1122,12 @@ async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inboun
     }
     cancel.cancel();
     let _ = writer.await;
-    let had_requests = net
-        .peers
-        .lock()
-        .expect("never poisoned")
-        .remove(&id)
-        .is_some_and(|p| !p.in_flight.is_empty());
+    let owed =
+        net.peers.lock().expect("never poisoned").remove(&id).map_or(0, |p| p.in_flight.len());
     tracing::info!(peer = %addr, id, "peer disconnected");
-    if had_requests {
+    if owed > 0 {
         // What it owed us is asked of the others.
+        net.sync.lock().expect("never poisoned").stalled_requests += owed as u64;
         net.request_from_all();
     }
     true
