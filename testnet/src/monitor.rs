@@ -271,3 +271,76 @@ impl Monitor {
 
 /// Where the dashboard page comes from: embedded at build time, no front-end build step.
 pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(n: usize) -> Vec<NodeTarget> {
+        (0..n)
+            .map(|index| NodeTarget {
+                index,
+                running: true,
+                miner: false,
+                rpc_url: String::new(),
+                p2p_addr: String::new(),
+            })
+            .collect()
+    }
+
+    fn sample(index: usize, height: u64, tip: &str, headers: &[(&str, u64, &str)]) -> NodeSample {
+        NodeSample {
+            index,
+            info: Ok(json!({ "height": height, "tip": tip, "peers": 1, "mempool_size": 0 })),
+            peers: vec![],
+            headers: headers.iter().map(|(i, h, p)| (i.to_string(), *h, p.to_string())).collect(),
+        }
+    }
+
+    fn block<'a>(v: &'a Value, id: &str) -> &'a Value {
+        v["blocks"].as_array().unwrap().iter().find(|b| b["id"] == id).unwrap()
+    }
+
+    #[test]
+    fn a_block_reaches_a_node_when_its_tip_is_the_block_or_a_descendant() {
+        let mut m = Monitor::new(json!({}));
+        let t = targets(2);
+        m.update(&t, vec![], vec![sample(0, 0, "g", &[("g", 0, "")]), sample(1, 0, "g", &[])]);
+        // Node 0 mines a and b; node 1 still has g.
+        m.update(
+            &t,
+            vec![],
+            vec![sample(0, 2, "b", &[("b", 2, "a"), ("a", 1, "g")]), sample(1, 0, "g", &[])],
+        );
+        let v = m.to_json();
+        assert_eq!(block(&v, "b")["tip_of"], json!([0]));
+        assert_eq!(block(&v, "g")["tip_of"], json!([1]));
+        assert_eq!(block(&v, "a")["propagation_ms"][1], Value::Null, "node 1 lacks a");
+        std::thread::sleep(Duration::from_millis(20));
+        // Node 1 jumps straight to b: it holds a too.
+        m.update(&t, vec![], vec![sample(0, 2, "b", &[]), sample(1, 2, "b", &[])]);
+        let v = m.to_json();
+        for id in ["a", "b"] {
+            let p = &block(&v, id)["propagation_ms"];
+            assert_eq!(p[0], 0, "{id}: node 0 had it first");
+            assert!(p[1].as_u64().unwrap() >= 20, "{id}: node 1 got it a poll later: {p}");
+            assert_eq!(block(&v, id)["first_node"], 0);
+        }
+        assert_eq!(block(&v, "b")["tip_of"], json!([0, 1]));
+        assert_eq!(v["blocks"][0]["id"], "b", "highest block first");
+    }
+
+    #[test]
+    fn a_stopped_node_is_shown_down_and_holds_no_tip() {
+        let mut m = Monitor::new(json!({}));
+        let mut t = targets(2);
+        m.update(&t, vec![], vec![sample(0, 0, "g", &[("g", 0, "")]), sample(1, 0, "g", &[])]);
+        t[1].running = false;
+        let stopped =
+            NodeSample { index: 1, info: Err("stopped".into()), peers: vec![], headers: vec![] };
+        m.update(&t, vec![], vec![sample(0, 0, "g", &[]), stopped]);
+        let v = m.to_json();
+        assert_eq!(v["nodes"][1]["running"], false);
+        assert_eq!(block(&v, "g")["tip_of"], json!([0]));
+    }
+}

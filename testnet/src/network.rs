@@ -577,3 +577,63 @@ pub fn parse_indices(s: &str) -> Result<Vec<usize>> {
         .map(|p| p.trim().parse::<usize>().with_context(|| format!("{p:?} is not a node index")))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether every node is reachable from node 0 over `links`.
+    fn connected(n: usize, links: &[(usize, usize)]) -> bool {
+        let mut seen = vec![false; n];
+        let mut stack = vec![0];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            for &(a, b) in links {
+                if a == i {
+                    stack.push(b);
+                }
+                if b == i {
+                    stack.push(a);
+                }
+            }
+        }
+        seen.iter().all(|s| *s)
+    }
+
+    #[test]
+    fn every_topology_is_connected_without_duplicate_links() {
+        for topo in
+            [Topology::Line, Topology::Ring, Topology::Star, Topology::Mesh, Topology::Random]
+        {
+            for n in 1..12 {
+                let links = topo.links(n);
+                assert!(connected(n, &links), "{topo:?} with {n} nodes: {links:?}");
+                for (k, &(a, b)) in links.iter().enumerate() {
+                    assert!(a != b && a < n && b < n, "{topo:?}: bad link {a}-{b}");
+                    assert!(
+                        !links[k + 1..].iter().any(|&l| l == (a, b) || l == (b, a)),
+                        "{topo:?} with {n} nodes links {a}-{b} twice"
+                    );
+                }
+            }
+        }
+        assert_eq!(Topology::Mesh.links(5).len(), 10);
+        assert_eq!(Topology::Ring.links(5).len(), 5);
+    }
+
+    #[test]
+    fn partitions_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_partition("0,1/2,3").unwrap(), vec![vec![0, 1], vec![2, 3]]);
+        assert_eq!(parse_partition(" 0 / 1 ,2").unwrap(), vec![vec![0], vec![1, 2]]);
+        assert!(parse_partition("0,1/").unwrap_err().to_string().contains("empty group"));
+        assert!(parse_partition("0,a/1").unwrap_err().to_string().contains("not a node index"));
+        let check = |g: &[&[usize]]| check_partition(g, 4).map_err(|e| e.to_string());
+        assert_eq!(check(&[&[0, 1], &[2, 3]]).unwrap(), vec![0, 0, 1, 1]);
+        assert!(check(&[&[0, 1, 2, 3]]).unwrap_err().contains("two non-empty groups"));
+        assert!(check(&[&[0, 1], &[2, 7]]).unwrap_err().contains("no node 7"));
+        assert!(check(&[&[0, 1], &[1, 2, 3]]).unwrap_err().contains("more than one group"));
+        assert!(check(&[&[0, 1], &[2]]).unwrap_err().contains("node 3 is in no group"));
+    }
+}

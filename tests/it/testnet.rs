@@ -160,6 +160,82 @@ fn node_killed_while_the_network_mines_catches_up_after_restart() {
     net.stop().unwrap();
 }
 
+#[test]
+fn latency_and_loss_slow_a_link_down_without_breaking_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = start(2, Topology::Line, &[], dir.path());
+    assert!(net.set_latency(0, 0, 10).is_err(), "no link from a node to itself");
+    assert!(net.set_loss(0, 1, 101.0).is_err());
+
+    // The time for one block to cross the link 1->0, each way delayed.
+    let cross = |net: &Testnet| {
+        let t = std::time::Instant::now();
+        let tip = net.mine(0, 1).unwrap().pop().unwrap();
+        net.wait_for_tip(&[1], &tip, WAIT).unwrap();
+        t.elapsed()
+    };
+    net.set_latency(1, 0, 300).unwrap();
+    let slow = cross(&net);
+    assert!(slow >= Duration::from_millis(300), "a block crossed a 300 ms link in {slow:?}");
+    net.set_latency(0, 1, 0).unwrap();
+    // Every chunk "lost" once: late by a retransmission timeout, never corrupted.
+    net.set_loss(0, 1, 100.0).unwrap();
+    let lossy = cross(&net);
+    assert!(lossy >= Duration::from_millis(200), "a block crossed a lossy link in {lossy:?}");
+    net.set_loss(0, 1, 0.0).unwrap();
+    cross(&net);
+    assert_eq!(net.links()[0].faults(), ember_testnet::Faults::default());
+    let digests = net.state_digests().unwrap();
+    assert_eq!(digests[0], digests[1]);
+    net.stop().unwrap();
+}
+
+#[test]
+fn foreground_up_stops_every_node_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = Command::new(binary("ember-testnet").unwrap())
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["up", "--nodes", "2", "--miners", "", "--base-port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up_pid = nix::unistd::Pid::from_raw(up.id() as i32);
+    let state = wait_for(WAIT, "up to write testnet.json", || {
+        if up.try_wait().ok().flatten().is_some() {
+            panic!("up exited early");
+        }
+        TestnetState::read(dir.path()).ok().flatten()
+    });
+    let state = state.unwrap_or_else(|e| {
+        let _ = up.kill();
+        panic!("{e}")
+    });
+    assert_eq!(state.supervisor_pid, up.id(), "up is its own supervisor");
+    let node_pids: Vec<u32> = state.nodes.iter().filter_map(|n| n.pid).collect();
+    assert_eq!(node_pids.len(), 2);
+    // Another terminal's commands reach it.
+    let run = testnet_cli(dir.path(), &["mine", "1", "1"]);
+    assert!(run.ok, "{}", run.stderr);
+
+    nix::sys::signal::kill(up_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = wait_for(WAIT, "up to stop after Ctrl-C", || up.try_wait().ok().flatten());
+    let status = status.unwrap_or_else(|e| {
+        let _ = up.kill();
+        panic!("{e}")
+    });
+    assert!(status.success(), "up exited with {status}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut up.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("Dashboard: http://127.0.0.1:"), "{out}");
+    for p in node_pids {
+        assert!(!pid_alive(p), "node process {p} still runs after Ctrl-C");
+    }
+    assert!(!TestnetState::path(dir.path()).exists());
+}
+
 /// One finished run of the `ember-testnet` binary.
 struct Run {
     ok: bool,
