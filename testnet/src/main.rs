@@ -110,16 +110,32 @@ enum Cmd {
     Down,
     /// Stop node I cleanly (SIGTERM).
     #[command(after_help = "Examples:\n  ember-testnet stop 2")]
-    Stop { node: usize },
+    Stop {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+    },
     /// Start stopped node I again with its data dir, addresses and links.
     #[command(after_help = "Examples:\n  ember-testnet kill 2 && ember-testnet start 2")]
-    Start { node: usize },
+    Start {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+    },
     /// Stop node I and start it again.
     #[command(after_help = "Examples:\n  ember-testnet restart 2")]
-    Restart { node: usize },
+    Restart {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+    },
     /// Kill node I with SIGKILL (no clean shutdown), to try crash recovery.
     #[command(after_help = "Examples:\n  ember-testnet kill 2 && ember-testnet start 2")]
-    Kill { node: usize },
+    Kill {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+    },
     /// Cut every link between nodes of different groups, e.g. 0,1/2,3 (every node in one
     /// group; replaces an earlier partition).
     #[command(
@@ -136,19 +152,44 @@ enum Cmd {
     #[command(
         after_help = "Examples:\n  ember-testnet latency 0 1 250\n  ember-testnet latency 0 1 0"
     )]
-    Latency { a: usize, b: usize, ms: u64 },
+    Latency {
+        #[arg(value_name = "I")]
+        a: usize,
+        #[arg(value_name = "J")]
+        b: usize,
+        /// Milliseconds, each way.
+        #[arg(value_name = "MS")]
+        ms: u64,
+    },
     /// Make PCT percent of chunks on the link between I and J late by a TCP retransmission
     /// timeout (~200 ms): on TCP, loss shows up as delay, never as missing bytes.
     #[command(after_help = "Examples:\n  ember-testnet loss 2 3 20\n  ember-testnet loss 2 3 0")]
-    Loss { a: usize, b: usize, pct: f64 },
+    Loss {
+        #[arg(value_name = "I")]
+        a: usize,
+        #[arg(value_name = "J")]
+        b: usize,
+        /// Percentage of chunks, 0 to 100.
+        #[arg(value_name = "PCT")]
+        pct: f64,
+    },
     /// Mine N devnet blocks at once on node I.
     #[command(after_help = "Examples:\n  ember-testnet mine 0 5")]
-    Mine { node: usize, count: u64 },
+    Mine {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+        /// Number of blocks (1 to 1000).
+        #[arg(value_name = "N")]
+        count: u64,
+    },
     /// Print node I's log.
     #[command(
         after_help = "Examples:\n  ember-testnet logs 0\n  ember-testnet logs 0 --follow\n  ember-testnet logs 2 --lines 50"
     )]
     Logs {
+        /// Node index.
+        #[arg(value_name = "I")]
         node: usize,
         /// Keep printing new lines until Ctrl-C.
         #[arg(long, short)]
