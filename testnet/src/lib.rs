@@ -9,7 +9,7 @@
 //! | [`proxy`] | a loopback TCP proxy per link: partition, latency, loss (as delay) |
 //! | [`network`] | a fresh devnet of N processes linked through proxies; faults; waits |
 //! | [`monitor`] | polls the nodes: heights, tips, peers, block tree, propagation times |
-//! | [`supervisor`] | owns a running testnet: poller thread + loopback HTTP endpoint (dashboard, JSON, control) |
+//! | [`supervisor`] | owns a running testnet: a poller and a loopback HTTP endpoint |
 //! | [`state`] | `<dir>/testnet.json`, how the CLI finds a running supervisor |
 //! | [`http`] | the tiny std HTTP server and client the supervisor and CLI use |
 //!

@@ -97,9 +97,8 @@ enum Cmd {
         up: UpArgs,
     },
     /// Show every node's height, tip, peers and mempool, and the links.
-    #[command(
-        after_help = "Examples:\n  ember-testnet status\n  ember-testnet status --json | jq '.nodes[].height'"
-    )]
+    #[command(after_help = "Examples:\n  ember-testnet status\n  \
+                        ember-testnet status --json | jq '.nodes[].height'")]
     Status {
         /// Print the dashboard's JSON instead of a table.
         #[arg(long)]
@@ -138,9 +137,8 @@ enum Cmd {
     },
     /// Cut every link between nodes of different groups, e.g. 0,1/2,3 (every node in one
     /// group; replaces an earlier partition).
-    #[command(
-        after_help = "Examples:\n  ember-testnet partition 0,1/2,3\n  ember-testnet partition 0/1,2,3,4\n  ember-testnet heal"
-    )]
+    #[command(after_help = "Examples:\n  ember-testnet partition 0,1/2,3\n  \
+                        ember-testnet partition 0/1,2,3,4\n  ember-testnet heal")]
     Partition {
         /// Groups of node indices separated by '/', e.g. 0,1/2,3.
         groups: String,
@@ -185,7 +183,8 @@ enum Cmd {
     },
     /// Print node I's log.
     #[command(
-        after_help = "Examples:\n  ember-testnet logs 0\n  ember-testnet logs 0 --follow\n  ember-testnet logs 2 --lines 50"
+        after_help = "Examples:\n  ember-testnet logs 0\n  ember-testnet logs 0 --follow\n  \
+                        ember-testnet logs 2 --lines 50"
     )]
     Logs {
         /// Node index.

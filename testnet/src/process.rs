@@ -25,7 +25,10 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     }
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} not found; build it first (`make build`, i.e. cargo build --workspace --all-targets)", path.display());
+        bail!(
+            "{} not found; build it first (`make build`: cargo build --workspace --all-targets)",
+            path.display()
+        );
     }
     Ok(path)
 }

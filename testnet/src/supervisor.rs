@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /` | the dashboard page ([`crate::monitor::DASHBOARD_HTML`]) |
 //! | `GET /api/state` | the polled view as JSON (what the page and `status` show) |
-//! | `POST /api/control` | a [`Control`] command as JSON; needs the `X-Ember-Testnet-Token` header |
+//! | `POST /api/control` | a [`Control`] command as JSON, with the token header |
 //!
 //! `ember-testnet up` runs it in the foreground; `up --detach` runs it as a background
 //! process (`ember-testnet supervise`). Other commands find it through the state file.
