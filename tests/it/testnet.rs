@@ -86,49 +86,63 @@ fn payment_sent_on_node_0_is_confirmed_on_node_4_of_a_line() {
     assert_eq!(call(&net, 4, "account_get", json!([to]))["balance"], "12.5");
 }
 
+/// Every node's (tip, state digest) from one `state_digest` call each.
+fn tips_and_digests(net: &Testnet) -> Option<Vec<(String, String)>> {
+    (0..net.len())
+        .map(|i| {
+            let v = net.client(i).call("state_digest", json!([])).ok()?;
+            Some((v["tip"].as_str()?.to_string(), v["digest"].as_str()?.to_string()))
+        })
+        .collect()
+}
+
 #[test]
 fn partitioned_sides_grow_apart_and_converge_after_heal() {
     let dir = tempfile::tempdir().unwrap();
-    let mut net = start(5, Topology::Line, &[], dir.path());
-    net.mine(2, 1).unwrap();
-    let (h0, _) = net.wait_for_agreement(WAIT).unwrap();
+    // A miner at each end of the line: 0-1 | 2-3-4 once partitioned.
+    let mut net = start(5, Topology::Line, &[0, 4], dir.path());
+    net.wait_for_height(1, WAIT).unwrap();
 
     // Bad partitions are refused and change nothing.
-    for bad in [
-        &[&[0usize, 1][..]][..],
-        &[&[0, 1], &[2, 3, 9]],
-        &[&[0, 1], &[1, 2, 3, 4]],
-        &[&[0], &[1, 2]],
-    ] {
-        assert!(net.partition(bad).is_err(), "{bad:?} accepted");
+    let bad: [&[&[usize]]; 4] =
+        [&[&[0, 1]], &[&[0, 1], &[2, 3, 9]], &[&[0, 1], &[1, 2, 3, 4]], &[&[0], &[1, 2]]];
+    for groups in bad {
+        assert!(net.partition(groups).is_err(), "{groups:?} accepted");
     }
     assert!(net.links().iter().all(|l| !l.faults().partitioned));
 
     net.partition(&[&[0, 1], &[2, 3, 4]]).unwrap();
-    // The cut link 2→1 carries nothing any more: node 1 only sees node 0, node 2 only node 3.
-    let peers = |i| call(&net, i, "node_info", json!([]))["peers"].as_u64().unwrap();
-    wait_for(WAIT, "the cut link to drop", || (peers(1) == 1 && peers(2) == 1).then_some(()))
-        .unwrap();
+    // The cut link 2->1 carries nothing any more: node 1 only sees node 0, node 2 only node 3.
+    let info = |i| call(&net, i, "node_info", json!([]));
+    wait_for(WAIT, "the cut link to drop", || {
+        (info(1)["peers"] == 1 && info(2)["peers"] == 1).then_some(())
+    })
+    .unwrap();
+    let (a0, b0) = (net.tip(1).unwrap().0, net.tip(2).unwrap().0);
 
-    // A miner on each side.
-    let a = net.mine(0, 2).unwrap();
-    let b = net.mine(4, 3).unwrap();
-    let (a_tip, b_tip) = (a.last().unwrap().clone(), b.last().unwrap().clone());
-    net.wait_for_tip(&[0, 1], &a_tip, WAIT).unwrap();
-    net.wait_for_tip(&[2, 3, 4], &b_tip, WAIT).unwrap();
-    assert_eq!(net.tip(1).unwrap().0, h0 + 2);
-    assert_eq!(net.tip(2).unwrap().0, h0 + 3);
-    // Node 1 has never heard of the other side's blocks.
-    assert!(net.client(1).call("chain_getHeader", json!([b_tip])).is_err());
-    let digests = net.state_digests().unwrap();
-    assert_ne!(digests[1], digests[2], "both sides credited different miners' blocks");
+    // Both sides keep mining, each on its own branch.
+    wait_for(WAIT, "both sides to mine 2 blocks apart", || {
+        (net.tip(1).ok()?.0 >= a0 + 2 && net.tip(2).ok()?.0 >= b0 + 2).then_some(())
+    })
+    .unwrap();
+    let (a_tip, b_tip) = (net.tip(1).unwrap().1, net.tip(2).unwrap().1);
+    assert_ne!(a_tip, b_tip);
+    // Neither side has heard of the other's new blocks.
+    assert!(net.client(2).call("chain_getHeader", json!([a_tip])).is_err(), "A leaked to B");
+    assert!(net.client(1).call("chain_getHeader", json!([b_tip])).is_err(), "B leaked to A");
 
     net.heal();
-    let (height, tip) = net.wait_for_agreement(WAIT).unwrap();
-    assert!(tip == a_tip || tip == b_tip, "converged on {tip}, neither side's tip");
-    assert!(height >= h0 + 2);
-    let digests = net.state_digests().unwrap();
-    assert!(digests.windows(2).all(|w| w[0] == w[1]), "state digests differ: {digests:?}");
+    // One tip and one account state everywhere, read in one pass (the miners go on).
+    let all = wait_for(WAIT, "all nodes to converge on one tip and state", || {
+        let all = tips_and_digests(&net)?;
+        all.windows(2).all(|w| w[0] == w[1]).then_some(all)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {}", net.describe_tips()));
+    // The converged chain holds the heavier side's blocks: one of the two branches lost.
+    let on_main = |id: &str| {
+        net.client(0).call("chain_getHeader", json!([id])).is_ok_and(|h| h["main_chain"] == true)
+    };
+    assert!(on_main(&a_tip) != on_main(&b_tip), "exactly one branch wins: {all:?}");
     net.stop().unwrap();
 }
 
