@@ -100,6 +100,24 @@ pub struct TestnetOptions {
 }
 
 impl TestnetOptions {
+    /// Node `i`'s port at `offset` from the base port (0 when the OS picks).
+    fn port(&self, i: usize, offset: u16) -> u16 {
+        if self.base_port == 0 {
+            0
+        } else {
+            self.base_port + offset + i as u16
+        }
+    }
+
+    /// Fails with a clear message when a fixed RPC or P2P port is taken.
+    pub fn check_ports(&self) -> Result<()> {
+        for i in 0..self.nodes {
+            check_port_free(self.port(i, 0))?;
+            check_port_free(self.port(i, 100))?;
+        }
+        Ok(())
+    }
+
     /// `nodes` nodes in `topology` under `dir`, ports from the OS, nobody mining.
     pub fn new(nodes: usize, topology: Topology, dir: &Path) -> TestnetOptions {
         TestnetOptions {
@@ -215,17 +233,8 @@ impl Testnet {
         if opts.base_port != 0 && usize::from(opts.base_port) + 100 + opts.nodes > 65535 {
             bail!("--base-port {} leaves no room for {} nodes", opts.base_port, opts.nodes);
         }
-        let port = |i: usize, off: u16| {
-            if opts.base_port == 0 {
-                0
-            } else {
-                opts.base_port + off + i as u16
-            }
-        };
-        for i in 0..opts.nodes {
-            check_port_free(port(i, 0))?;
-            check_port_free(port(i, 100))?;
-        }
+        opts.check_ports()?;
+        let port = |i: usize, off: u16| opts.port(i, off);
         let genesis = write_genesis(&opts.dir)?;
         // Proxies first, pointing nowhere yet: every node can then be started with all its
         // --peer flags, and dials again (every 250 ms) until the proxy has a target.

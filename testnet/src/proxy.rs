@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 /// The extra delay of a "lost" chunk: a typical minimum TCP retransmission timeout.
 pub const RETRANSMIT_DELAY: Duration = Duration::from_millis(200);
 
+/// Chunks queued per direction before the reader stops reading.
+const QUEUED_CHUNKS: usize = 256;
+
 /// The faults applied to a link (both directions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Faults {
@@ -205,7 +208,9 @@ fn open_connection(shared: &Arc<Shared>, client: TcpStream, upstream: TcpStream)
 /// Relays `from` → `to` with the link's faults, on two threads; when either side ends, the
 /// whole connection is closed.
 fn pump(shared: Arc<Shared>, id: u64, mut from: TcpStream, mut to: TcpStream) -> Result<()> {
-    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    // Bounded, so a slow link pushes back on the sender as TCP would (at most
+    // QUEUED_CHUNKS × 64 KiB in flight per direction) instead of buffering without limit.
+    let (tx, rx) = mpsc::sync_channel::<(Instant, Vec<u8>)>(QUEUED_CHUNKS);
     let reader_shared = shared.clone();
     std::thread::Builder::new().name("proxy-read".into()).spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];

@@ -71,7 +71,8 @@ impl Supervisor {
         control_addr: SocketAddr,
         progress: impl FnMut(&str),
     ) -> Result<Supervisor> {
-        // Claim the port before starting nodes, so a taken port fails fast.
+        // Check every fixed port before starting anything, so a taken one fails fast.
+        opts.check_ports()?;
         let listener_probe = std::net::TcpListener::bind(control_addr).with_context(|| {
             format!("cannot listen on {control_addr} for the dashboard; pick another --base-port")
         })?;
