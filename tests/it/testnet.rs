@@ -204,45 +204,63 @@ fn latency_and_loss_slow_a_link_down_without_breaking_it() {
     net.stop().unwrap();
 }
 
+/// A foreground `ember-testnet up`; on drop (a failed test) it gets SIGTERM, which stops
+/// its nodes, and SIGKILL if it has not exited after 30 s.
+struct Foreground(std::process::Child);
+
+impl Foreground {
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), sig);
+    }
+
+    fn wait(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        wait_for(timeout, "ember-testnet up to exit", || self.0.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+            if self.wait(Duration::from_secs(30)).is_err() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+}
+
 #[test]
 fn foreground_up_stops_every_node_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = Command::new(binary("ember-testnet").unwrap())
-        .arg("--dir")
-        .arg(dir.path())
-        .args(["up", "--nodes", "2", "--miners", "", "--base-port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let up_pid = nix::unistd::Pid::from_raw(up.id() as i32);
+    let mut up = Foreground(
+        Command::new(binary("ember-testnet").unwrap())
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["up", "--nodes", "2", "--miners", "", "--base-port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let state = wait_for(WAIT, "up to write testnet.json", || {
-        if up.try_wait().ok().flatten().is_some() {
-            panic!("up exited early");
-        }
+        assert!(up.0.try_wait().unwrap().is_none(), "up exited early");
         TestnetState::read(dir.path()).ok().flatten()
-    });
-    let state = state.unwrap_or_else(|e| {
-        let _ = up.kill();
-        panic!("{e}")
-    });
-    assert_eq!(state.supervisor_pid, up.id(), "up is its own supervisor");
+    })
+    .unwrap();
+    assert_eq!(state.supervisor_pid, up.0.id(), "up is its own supervisor");
     let node_pids: Vec<u32> = state.nodes.iter().filter_map(|n| n.pid).collect();
     assert_eq!(node_pids.len(), 2);
     // Another terminal's commands reach it.
     let run = testnet_cli(dir.path(), &["mine", "1", "1"]);
     assert!(run.ok, "{}", run.stderr);
 
-    nix::sys::signal::kill(up_pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = wait_for(WAIT, "up to stop after Ctrl-C", || up.try_wait().ok().flatten());
-    let status = status.unwrap_or_else(|e| {
-        let _ = up.kill();
-        panic!("{e}")
-    });
+    up.signal(nix::sys::signal::Signal::SIGINT);
+    let status = up.wait(WAIT).unwrap();
     assert!(status.success(), "up exited with {status}");
     let mut out = String::new();
-    std::io::Read::read_to_string(&mut up.stdout.take().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(&mut up.0.stdout.take().unwrap(), &mut out).unwrap();
     assert!(out.contains("Dashboard: http://127.0.0.1:"), "{out}");
     for p in node_pids {
         assert!(!pid_alive(p), "node process {p} still runs after Ctrl-C");
