@@ -444,13 +444,15 @@ fn down(dir: &Path) -> Result<()> {
         bail!("no testnet is running in {} (no testnet.json there)", dir.display());
     };
     if pid_alive(state.supervisor_pid) {
-        send_control(&state, &Control::Down)?;
+        // The supervisor may exit before its answer arrives: its exit is what counts.
+        let sent = send_control(&state, &Control::Down);
         let deadline = Instant::now() + Duration::from_secs(120);
         while pid_alive(state.supervisor_pid) {
             if Instant::now() > deadline {
                 bail!(
-                    "the supervisor (pid {}) did not exit within 2 minutes; see {}",
+                    "the supervisor (pid {}) did not exit within 2 minutes{}; see {}",
                     state.supervisor_pid,
+                    sent.err().map(|e| format!(" ({e:#})")).unwrap_or_default(),
                     dir.join("supervisor.log").display()
                 );
             }
