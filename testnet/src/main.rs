@@ -213,6 +213,7 @@ fn run() -> Result<()> {
     match cli.command {
         Cmd::Up { up, detach } => {
             let opts = options(&up, &dir)?;
+            opts.validate()?;
             prepare_dir(&dir)?;
             if detach {
                 up_detached(&up, &opts)

@@ -109,6 +109,27 @@ impl TestnetOptions {
         }
     }
 
+    /// Checks the options themselves (sizes, indices, ports in range); nothing is started.
+    pub fn validate(&self) -> Result<()> {
+        if self.nodes == 0 || self.nodes > 50 {
+            bail!("--nodes must be between 1 and 50");
+        }
+        if let Some(m) = self.miners.iter().find(|m| **m >= self.nodes) {
+            bail!(
+                "miner index {m} is not a node (there are {} nodes: 0..{})",
+                self.nodes,
+                self.nodes - 1
+            );
+        }
+        if !(self.block_time_secs > 0.0 && self.block_time_secs.is_finite()) {
+            bail!("--block-time must be a positive number of seconds");
+        }
+        if self.base_port != 0 && usize::from(self.base_port) + 200 + self.nodes > 65535 {
+            bail!("--base-port {} leaves no room for {} nodes", self.base_port, self.nodes);
+        }
+        Ok(())
+    }
+
     /// Fails with a clear message when a fixed RPC or P2P port is taken.
     pub fn check_ports(&self) -> Result<()> {
         for i in 0..self.nodes {
@@ -217,22 +238,7 @@ impl Testnet {
     /// Starts every node behind its link proxies and waits until all are connected and
     /// agree on a tip. `progress` gets a line per step.
     pub fn start(opts: &TestnetOptions, mut progress: impl FnMut(&str)) -> Result<Testnet> {
-        if opts.nodes == 0 || opts.nodes > 50 {
-            bail!("--nodes must be between 1 and 50");
-        }
-        if let Some(m) = opts.miners.iter().find(|m| **m >= opts.nodes) {
-            bail!(
-                "miner index {m} is not a node (there are {} nodes: 0..{})",
-                opts.nodes,
-                opts.nodes - 1
-            );
-        }
-        if !(opts.block_time_secs > 0.0 && opts.block_time_secs.is_finite()) {
-            bail!("--block-time must be a positive number of seconds");
-        }
-        if opts.base_port != 0 && usize::from(opts.base_port) + 100 + opts.nodes > 65535 {
-            bail!("--base-port {} leaves no room for {} nodes", opts.base_port, opts.nodes);
-        }
+        opts.validate()?;
         opts.check_ports()?;
         let port = |i: usize, off: u16| opts.port(i, off);
         let genesis = write_genesis(&opts.dir)?;
