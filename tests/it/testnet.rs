@@ -1,13 +1,16 @@
 //! `ember-testnet` end to end, with real node processes behind real link proxies on
 //! loopback: a payment made on one end of a line of five is confirmed on the other end; a
-//! partition lets both sides grow their own chain and healing it converges every node on
-//! one tip and one state; a node killed while the network mines catches up after a restart;
-//! the CLI runs a detached testnet, refuses bad input without changing anything, and `down`
-//! leaves no process and no listening port; the dashboard, loaded in headless Chromium,
-//! shows every node and a block mined during the test.
+//! partition with a miner on each side lets both sides grow their own branch, and healing
+//! it converges every node on one tip and one state; latency and loss slow a link without
+//! breaking it; a node killed while the network mines catches up after a restart; a
+//! foreground `up` stops its nodes on Ctrl-C; the CLI runs a detached testnet, refuses bad
+//! input without changing anything, and `down` leaves no process and no listening port;
+//! the dashboard, loaded in headless Chromium, shows every node and a block mined during
+//! the test.
 //!
 //! Every wait has a deadline (`wait_for`); blocks come from `mine` (instant devnet blocks)
-//! except where continuous mining is the point.
+//! except where continuous mining is the point. The CLI tests run the built binaries, so
+//! build first (`make test` does).
 
 use ember_core::{Keypair, Network};
 use ember_testnet::state::{pid_alive, TestnetState};
