@@ -6,12 +6,12 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ember_testnet::network::{check_partition, parse_indices, parse_partition};
+use ember_testnet::network::{check_partition, parse_indices, parse_partition, Progress};
 use ember_testnet::state::{pid_alive, pid_runs, TestnetState};
 use ember_testnet::supervisor::{fetch_view, send_control, Control, Supervisor};
 use ember_testnet::{TestnetOptions, Topology};
 use serde_json::{json, Value};
-use std::io::{Read, Seek, Write};
+use std::io::{IsTerminal, Read, Seek, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -331,8 +331,7 @@ fn stop_flag(hup: bool) -> Arc<AtomicBool> {
 
 fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
     let stop = stop_flag(true);
-    let sup =
-        Supervisor::start(opts, dashboard_addr(base_port)?, |step| eprintln!("[testnet] {step}"))?;
+    let sup = Supervisor::start(opts, dashboard_addr(base_port)?, progress_bar())?;
     print_summary(&sup.state(), &sup.view());
     println!("Ctrl-C stops every node.\n");
     let mut last = Instant::now() - Duration::from_secs(1);
@@ -347,6 +346,26 @@ fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
     sup.shutdown()?;
     eprintln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
     Ok(())
+}
+
+/// Draws the start-up progress on one terminal line (one line per update otherwise).
+fn progress_bar() -> impl FnMut(Progress<'_>) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last_step = String::new();
+    move |p| {
+        if !tty {
+            eprintln!("[testnet] {p}");
+            return;
+        }
+        if !last_step.is_empty() && last_step != p.step {
+            eprintln!();
+        }
+        last_step = p.step.to_string();
+        eprint!("\r[testnet] {p}   ");
+        if p.done == p.total && p.step == "nodes on one tip" {
+            eprintln!();
+        }
+    }
 }
 
 fn supervise(opts: &TestnetOptions, base_port: u16) -> Result<()> {

@@ -152,6 +152,31 @@ impl TestnetOptions {
     }
 }
 
+/// A step of [`Testnet::start`]: `done` of `total` nodes have reached it.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub step: &'a str,
+    pub done: usize,
+    pub total: usize,
+}
+
+impl std::fmt::Display for Progress<'_> {
+    /// `[#####.....] 3/6 nodes started`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const WIDTH: usize = 20;
+        let filled = (self.done * WIDTH).checked_div(self.total).unwrap_or(WIDTH);
+        write!(
+            f,
+            "[{}{}] {}/{} {}",
+            "#".repeat(filled),
+            ".".repeat(WIDTH - filled),
+            self.done,
+            self.total,
+            self.step
+        )
+    }
+}
+
 /// One P2P link: node `from` dials node `to` through `proxy`.
 pub struct Link {
     pub from: usize,
@@ -236,8 +261,9 @@ pub(crate) fn check_port_free(port: u16) -> Result<()> {
 
 impl Testnet {
     /// Starts every node behind its link proxies and waits until all are connected and
-    /// agree on a tip. `progress` gets a line per step.
-    pub fn start(opts: &TestnetOptions, mut progress: impl FnMut(&str)) -> Result<Testnet> {
+    /// agree on a tip. `progress` hears of every step and count.
+    pub fn start(opts: &TestnetOptions, mut progress: impl FnMut(Progress<'_>)) -> Result<Testnet> {
+        let n = opts.nodes;
         opts.validate()?;
         opts.check_ports()?;
         let port = |i: usize, off: u16| opts.port(i, off);
@@ -259,7 +285,7 @@ impl Testnet {
             genesis: genesis.clone(),
         };
         for i in 0..opts.nodes {
-            progress(&format!("starting node {i}"));
+            progress(Progress { step: "nodes started", done: i, total: n });
             let data = opts.dir.join(format!("node{i}"));
             let _ = std::fs::remove_dir_all(&data);
             let mut args = vec![
@@ -289,28 +315,36 @@ impl Testnet {
             net.nodes.push(node);
             net.point_proxies_at(i)?;
         }
-        progress("waiting for peers to connect");
+        progress(Progress { step: "nodes started", done: n, total: n });
         let mut degree = vec![0usize; opts.nodes];
         for l in &net.links {
             degree[l.from] += 1;
             degree[l.to] += 1;
         }
+        let mut shown = usize::MAX;
         wait_for(Duration::from_secs(60), "every node to connect to its peers", || {
-            net.nodes
-                .iter()
-                .enumerate()
-                .all(|(i, n)| {
-                    n.client()
+            let connected = (0..n)
+                .filter(|&i| {
+                    net.client(i)
                         .call("node_info", json!([]))
                         .ok()
                         .and_then(|v| v["peers"].as_u64())
                         .unwrap_or(0) as usize
                         >= degree[i]
                 })
-                .then_some(())
+                .count();
+            if connected != shown {
+                shown = connected;
+                progress(Progress {
+                    step: "nodes connected to all their peers",
+                    done: connected,
+                    total: n,
+                });
+            }
+            (connected == n).then_some(())
         })?;
-        progress("waiting for nodes to agree on a tip");
         net.wait_for_agreement(Duration::from_secs(60))?;
+        progress(Progress { step: "nodes on one tip", done: n, total: n });
         Ok(net)
     }
 

@@ -16,7 +16,7 @@
 
 use crate::http::{Request, Response, Server};
 use crate::monitor::{LinkTarget, Monitor, NodeTarget, DASHBOARD_HTML, POLL_INTERVAL};
-use crate::network::{rand_u64, Testnet, TestnetOptions};
+use crate::network::{rand_u64, Progress, Testnet, TestnetOptions};
 use crate::state::{LinkRecord, NodeRecord, TestnetState};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -69,7 +69,7 @@ impl Supervisor {
     pub fn start(
         opts: &TestnetOptions,
         control_addr: SocketAddr,
-        progress: impl FnMut(&str),
+        progress: impl FnMut(Progress<'_>),
     ) -> Result<Supervisor> {
         // Check every fixed port before starting anything, so a taken one fails fast.
         opts.check_ports()?;
