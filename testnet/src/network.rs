@@ -268,6 +268,15 @@ impl Testnet {
         opts.check_ports()?;
         let port = |i: usize, off: u16| opts.port(i, off);
         let genesis = write_genesis(&opts.dir)?;
+        // Data dirs of a bigger earlier testnet in the same dir would only confuse.
+        for i in n.. {
+            let stale = opts.dir.join(format!("node{i}"));
+            if !stale.is_dir() {
+                break;
+            }
+            std::fs::remove_dir_all(&stale)
+                .with_context(|| format!("cannot remove {}", stale.display()))?;
+        }
         // Proxies first, pointing nowhere yet: every node can then be started with all its
         // --peer flags, and dials again (every 250 ms) until the proxy has a target.
         let links = opts
