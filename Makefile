@@ -3,8 +3,9 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-# Debian packages the build needs: clang + libclang for RocksDB's bindings.
-APT_PACKAGES := clang libclang-dev
+# Debian packages: clang + libclang for RocksDB's bindings (the build), chromium for the
+# dashboard test (it loads the testnet dashboard headless and checks what it shows).
+APT_PACKAGES := clang libclang-dev chromium
 TESTNET_ARGS ?=
 
 .PHONY: all deps build run test lint fmt bench clean
@@ -35,7 +36,8 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 build: deps
 	$(CARGO) build $(CARGO_SEL)
 
-## run: build and start a local 4-node testnet with its dashboard
+## run: install what is missing, build, and start a local 4-node testnet with its dashboard
+## (prints the dashboard URL and the wallet commands; Ctrl-C stops every node)
 run: build
 	$(TARGET_DIR)/debug/ember-testnet up $(TESTNET_ARGS)
 

@@ -6,11 +6,26 @@
 //! | module | what it owns |
 //! |---|---|
 //! | [`process`] | one real `ember-node` process: start, stop, kill, restart, RPC client |
-//! | [`network`] | a fresh devnet of N processes linked in a topology; waits for agreement |
+//! | [`proxy`] | a loopback TCP proxy per link: partition, latency, loss (as delay) |
+//! | [`network`] | a fresh devnet of N processes linked through proxies; faults; waits |
+//! | [`monitor`] | polls the nodes: heights, tips, peers, block tree, propagation times |
+//! | [`supervisor`] | owns a running testnet: a poller and a loopback HTTP endpoint |
+//! | [`state`] | `<dir>/testnet.json`, how the CLI finds a running supervisor |
+//! | [`http`] | the tiny std HTTP server and client the supervisor and CLI use |
+//!
+//! Threads, not async: one accept thread per proxy and two per relayed connection
+//! direction, one poller, one thread per HTTP request. A testnet has tens of links at most.
 
+pub mod http;
+pub mod monitor;
 pub mod network;
 pub mod process;
+pub mod proxy;
+pub mod state;
+pub mod supervisor;
 
 pub use network::{Testnet, TestnetOptions, Topology};
+pub use proxy::Faults;
+pub use supervisor::{Control, Supervisor};
 
 pub use process::{binary, wait_for, NodeProcess};

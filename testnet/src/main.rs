@@ -1,50 +1,201 @@
-//! `ember-testnet`: start and watch a local multi-node Ember network with one command.
+//! `ember-testnet`: start, watch and break a local multi-node Ember network.
+//!
+//! `up` starts a supervisor (in the foreground, or in the background with `--detach`) that
+//! owns the nodes, the link proxies and the dashboard. Every other command finds it through
+//! `<dir>/testnet.json` and talks to its loopback control endpoint (`logs` only reads files).
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
-use ember_testnet::network::{parse_indices, Testnet, TestnetOptions, Topology};
-use serde_json::json;
-use std::path::PathBuf;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ember_testnet::network::{check_partition, parse_indices, parse_partition, Progress};
+use ember_testnet::state::{pid_alive, pid_runs, TestnetState};
+use ember_testnet::supervisor::{fetch_view, send_control, Control, Supervisor};
+use ember_testnet::{TestnetOptions, Topology};
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Read, Seek, Write};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+const EXAMPLES: &str = "Examples:
+  ember-testnet up                          # 4 nodes in a ring, node 0 mines; Ctrl-C stops
+  ember-testnet up --detach --nodes 5 --topology line --miners 0,4
+  ember-testnet status
+  ember-testnet mine 0 3                    # 3 instant blocks on node 0
+  ember-testnet partition 0,1/2,3,4         # cut every link between the two groups
+  ember-testnet heal
+  ember-testnet latency 1 2 300             # 300 ms each way on the link 1-2
+  ember-testnet kill 3 && ember-testnet start 3
+  ember-testnet logs 3 --follow
+  ember-testnet down                        # stop every node and the supervisor
+
+Every command takes --dir DIR (default .testnet) to pick the testnet.";
 
 #[derive(Parser)]
 #[command(
     name = "ember-testnet",
     version,
-    about = "Start and watch a local multi-node Ember network on loopback.",
-    after_help = "Examples:\n  ember-testnet up                       # 4 nodes in a ring, node 0 mines, RPC of node 0 on 127.0.0.1:8545\n  \
-                  ember-testnet up --nodes 6 --topology mesh --miners 0,3 --block-time 1\n  \
-                  ember-testnet up --base-port 0         # ports chosen by the OS"
+    about = "Start, watch and break a local multi-node Ember network on loopback.",
+    long_about = "Start, watch and break a local multi-node Ember network on loopback.\n\n\
+                  `up` starts N real ember-node processes with a fresh devnet genesis, links \
+                  them through small loopback proxies (so links can be cut, slowed and made \
+                  lossy without root) and serves a live dashboard. The other commands act on \
+                  the testnet running in --dir.",
+    after_help = EXAMPLES
 )]
 struct Cli {
+    /// Directory of the testnet: genesis, node data dirs and logs, testnet.json.
+    #[arg(long, global = true, default_value = ".testnet")]
+    dir: PathBuf,
     #[command(subcommand)]
     command: Cmd,
 }
 
+#[derive(Args, Clone)]
+struct UpArgs {
+    /// Number of nodes (1 to 50).
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// How the nodes are linked (random: a random tree plus extra links).
+    #[arg(long, value_enum, default_value = "ring")]
+    topology: Topology,
+    /// Comma-separated indices of the nodes that mine continuously ("" = none).
+    #[arg(long, default_value = "0")]
+    miners: String,
+    /// Mean seconds between blocks of each miner.
+    #[arg(long, default_value_t = 2.0)]
+    block_time: f64,
+    /// RPC of node i on BASE+i, P2P on BASE+100+i, dashboard on BASE+200 (0 = ports from
+    /// the OS).
+    #[arg(long, default_value_t = 8545)]
+    base_port: u16,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Start a fresh network and show its state live until Ctrl-C, then stop every node.
+    /// Start a fresh network (replacing what is in --dir) and show it live until Ctrl-C.
+    #[command(after_help = "Examples:
+  ember-testnet up
+  ember-testnet up --nodes 6 --topology mesh --miners 0,3 --block-time 1
+  ember-testnet up --detach --base-port 0     # in the background, ports from the OS
+  ember-testnet up --dir /tmp/tn2 --base-port 9000")]
     Up {
-        /// Number of nodes.
-        #[arg(long, default_value_t = 4)]
-        nodes: usize,
-        /// How the nodes are linked.
-        #[arg(long, value_enum, default_value = "ring")]
-        topology: Topology,
-        /// Comma-separated indices of the nodes that mine.
-        #[arg(long, default_value = "0")]
-        miners: String,
-        /// Mean seconds between blocks of each miner.
-        #[arg(long, default_value_t = 2.0)]
-        block_time: f64,
-        /// Where node data dirs and the genesis go (replaced if present).
-        #[arg(long, default_value = ".testnet")]
-        dir: PathBuf,
-        /// RPC of node i listens on BASE+i, P2P on BASE+100+i (0 = ports from the OS).
-        #[arg(long, default_value_t = 8545)]
-        base_port: u16,
+        #[command(flatten)]
+        up: UpArgs,
+        /// Run the supervisor in the background: print the table and exit once the network
+        /// is up. `ember-testnet down` stops it.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// (internal) The background supervisor started by `up --detach`.
+    #[command(hide = true)]
+    Supervise {
+        #[command(flatten)]
+        up: UpArgs,
+    },
+    /// Show every node's height, tip, peers and mempool, and the links.
+    #[command(after_help = "Examples:\n  ember-testnet status\n  \
+                        ember-testnet status --json | jq '.nodes[].height'")]
+    Status {
+        /// Print the dashboard's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every node and the supervisor; nothing is left running (data and logs stay).
+    #[command(after_help = "Examples:\n  ember-testnet down\n  ember-testnet down --dir /tmp/tn2")]
+    Down,
+    /// Stop node I cleanly (SIGTERM).
+    #[command(after_help = "Examples:\n  ember-testnet stop 2")]
+    Stop {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+    },
+    /// Start stopped node I again with its data dir, addresses and links.
+    #[command(after_help = "Examples:\n  ember-testnet kill 2 && ember-testnet start 2")]
+    Start {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+    },
+    /// Stop node I and start it again.
+    #[command(after_help = "Examples:\n  ember-testnet restart 2")]
+    Restart {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+    },
+    /// Kill node I with SIGKILL (no clean shutdown), to try crash recovery.
+    #[command(after_help = "Examples:\n  ember-testnet kill 2 && ember-testnet start 2")]
+    Kill {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+    },
+    /// Cut every link between nodes of different groups, e.g. 0,1/2,3 (every node in one
+    /// group; replaces an earlier partition).
+    #[command(after_help = "Examples:\n  ember-testnet partition 0,1/2,3\n  \
+                        ember-testnet partition 0/1,2,3,4\n  ember-testnet heal")]
+    Partition {
+        /// Groups of node indices separated by '/', e.g. 0,1/2,3.
+        groups: String,
+    },
+    /// Undo any partition (latency and loss stay).
+    #[command(after_help = "Examples:\n  ember-testnet heal")]
+    Heal,
+    /// Delay every chunk on the link between I and J by MS milliseconds, both ways (0 = off).
+    #[command(
+        after_help = "Examples:\n  ember-testnet latency 0 1 250\n  ember-testnet latency 0 1 0"
+    )]
+    Latency {
+        #[arg(value_name = "I")]
+        a: usize,
+        #[arg(value_name = "J")]
+        b: usize,
+        /// Milliseconds, each way.
+        #[arg(value_name = "MS")]
+        ms: u64,
+    },
+    /// Make PCT percent of chunks on the link between I and J late by a TCP retransmission
+    /// timeout (~200 ms): on TCP, loss shows up as delay, never as missing bytes.
+    #[command(after_help = "Examples:\n  ember-testnet loss 2 3 20\n  ember-testnet loss 2 3 0")]
+    Loss {
+        #[arg(value_name = "I")]
+        a: usize,
+        #[arg(value_name = "J")]
+        b: usize,
+        /// Percentage of chunks, 0 to 100.
+        #[arg(value_name = "PCT")]
+        pct: f64,
+    },
+    /// Mine N devnet blocks at once on node I.
+    #[command(after_help = "Examples:\n  ember-testnet mine 0 5")]
+    Mine {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+        /// Number of blocks (1 to 1000).
+        #[arg(value_name = "N")]
+        count: u64,
+    },
+    /// Print node I's log.
+    #[command(
+        after_help = "Examples:\n  ember-testnet logs 0\n  ember-testnet logs 0 --follow\n  \
+                        ember-testnet logs 2 --lines 50"
+    )]
+    Logs {
+        /// Node index.
+        #[arg(value_name = "I")]
+        node: usize,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only the last N lines (0 = all).
+        #[arg(long, short = 'n', default_value_t = 0)]
+        lines: usize,
     },
 }
 
@@ -56,75 +207,474 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    match Cli::parse().command {
-        Cmd::Up { nodes, topology, miners, block_time, dir, base_port } => {
-            let opts = TestnetOptions {
-                nodes,
-                topology,
-                miners: parse_indices(&miners)?,
-                block_time_secs: block_time,
-                dir: std::path::absolute(&dir)?,
-                base_port,
-            };
-            up(&opts)
+    let cli = Cli::parse();
+    let dir = std::path::absolute(&cli.dir)
+        .with_context(|| format!("bad --dir {}", cli.dir.display()))?;
+    match cli.command {
+        Cmd::Up { up, detach } => {
+            let opts = options(&up, &dir)?;
+            opts.validate()?;
+            prepare_dir(&dir)?;
+            if detach {
+                up_detached(&up, &opts)
+            } else {
+                up_foreground(&opts, up.base_port)
+            }
         }
+        Cmd::Supervise { up } => supervise(&options(&up, &dir)?, up.base_port),
+        Cmd::Status { json } => status(&dir, json),
+        Cmd::Down => down(&dir),
+        Cmd::Stop { node } => node_command(&dir, node, Control::Stop { node }),
+        Cmd::Start { node } => node_command(&dir, node, Control::Start { node }),
+        Cmd::Restart { node } => node_command(&dir, node, Control::Restart { node }),
+        Cmd::Kill { node } => node_command(&dir, node, Control::Kill { node }),
+        Cmd::Partition { groups } => {
+            let state = TestnetState::load_running(&dir)?;
+            let groups = parse_partition(&groups)?;
+            let refs: Vec<&[usize]> = groups.iter().map(Vec::as_slice).collect();
+            check_partition(&refs, state.nodes.len())?;
+            println!("{}", send_control(&state, &Control::Partition { groups })?);
+            Ok(())
+        }
+        Cmd::Heal => {
+            let state = TestnetState::load_running(&dir)?;
+            println!("{}", send_control(&state, &Control::Heal)?);
+            Ok(())
+        }
+        Cmd::Latency { a, b, ms } => {
+            let state = TestnetState::load_running(&dir)?;
+            check_link(&state, a, b)?;
+            println!("{}", send_control(&state, &Control::Latency { a, b, ms })?);
+            Ok(())
+        }
+        Cmd::Loss { a, b, pct } => {
+            let state = TestnetState::load_running(&dir)?;
+            check_link(&state, a, b)?;
+            if !(0.0..=100.0).contains(&pct) {
+                bail!("loss must be a percentage between 0 and 100, not {pct}");
+            }
+            println!("{}", send_control(&state, &Control::Loss { a, b, pct })?);
+            Ok(())
+        }
+        Cmd::Mine { node, count } => node_command(&dir, node, Control::Mine { node, count }),
+        Cmd::Logs { node, follow, lines } => logs(&dir, node, follow, lines),
     }
 }
 
-fn up(opts: &TestnetOptions) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc_flag(stop);
-    }
-    let mut net = Testnet::start(opts, |step| eprintln!("[testnet] {step}"))?;
-    print_table(&net);
-    let rpc0 = net.nodes[0].rpc_url().to_string();
-    println!("\nSend coins (dev account 0 is prefunded with 1,000,000 coins):");
-    println!("  ember-wallet --node {rpc0} import-dev-key --wallet dev.json");
-    println!("  ember-wallet --node {rpc0} create");
-    println!(
-        "  ember-wallet --node {rpc0} --wallet dev.json send --to $(ember-wallet address) --amount 12.5 --wait"
-    );
-    println!("  ember-wallet --node {rpc0} balance");
-    println!(
-        "\nData and logs: {} (node<i>/node.log). Ctrl-C stops every node.\n",
-        opts.dir.display()
-    );
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(500));
-        if let Ok(tips) = net.tips() {
-            let line: Vec<String> = tips
-                .iter()
-                .enumerate()
-                .map(|(i, t)| format!("n{i}:{}@{}", t.0, &t.1[..8.min(t.1.len())]))
-                .collect();
-            eprint!("\r[testnet] {}   ", line.join("  "));
+fn options(up: &UpArgs, dir: &Path) -> Result<TestnetOptions> {
+    Ok(TestnetOptions {
+        nodes: up.nodes,
+        topology: up.topology,
+        miners: parse_indices(&up.miners)?,
+        block_time_secs: up.block_time,
+        dir: dir.to_path_buf(),
+        base_port: up.base_port,
+    })
+}
+
+fn dashboard_addr(base_port: u16) -> Result<SocketAddr> {
+    let port = if base_port == 0 {
+        0
+    } else {
+        base_port.checked_add(200).context("--base-port is too high for the dashboard port")?
+    };
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Refuses to start over a running testnet; cleans up after a dead one.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    if let Some(state) = TestnetState::read(dir)? {
+        if pid_alive(state.supervisor_pid) {
+            bail!(
+                "a testnet is already running in {} (supervisor pid {}, dashboard {}); stop it \
+                 with `ember-testnet down --dir {}` or pick another --dir",
+                dir.display(),
+                state.supervisor_pid,
+                state.dashboard_url,
+                dir.display()
+            );
         }
+        kill_leftover_nodes(&state);
+        std::fs::remove_file(TestnetState::path(dir))?;
     }
-    eprintln!("\n[testnet] stopping nodes");
-    net.stop()?;
     Ok(())
 }
 
-fn print_table(net: &Testnet) {
-    println!("{:<5} {:<24} {:<22} {:>7} {:>6}", "node", "rpc", "p2p", "height", "peers");
-    for (i, n) in net.nodes.iter().enumerate() {
-        let info = n.client().call("node_info", json!([])).unwrap_or_default();
+/// SIGKILLs the node processes a dead supervisor left behind.
+fn kill_leftover_nodes(state: &TestnetState) -> usize {
+    let mut killed = 0;
+    for n in &state.nodes {
+        if let Some(pid) = n.pid.filter(|p| pid_runs(*p, "ember-node")) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// Sets `flag` on SIGINT/SIGTERM (and SIGHUP when `hup`: a closed terminal stops a
+/// foreground testnet cleanly instead of orphaning its nodes).
+fn stop_flag(hup: bool) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut sigs = vec![signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+    if hup {
+        sigs.push(signal_hook::consts::SIGHUP);
+    }
+    for sig in sigs {
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
+    flag
+}
+
+fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
+    let stop = stop_flag(true);
+    let sup = Supervisor::start(opts, dashboard_addr(base_port)?, progress_bar())?;
+    print_summary(&sup.state(), &sup.view());
+    println!("Ctrl-C stops every node.\n");
+    let mut last = Instant::now() - Duration::from_secs(1);
+    while !stop.load(Ordering::Relaxed) && !sup.shutdown_requested() {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            eprint!("\r[testnet] {}   ", live_line(&sup.view()));
+        }
+    }
+    eprintln!("\n[testnet] stopping every node");
+    sup.shutdown()?;
+    eprintln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
+    Ok(())
+}
+
+/// Draws the start-up progress on one terminal line (one line per update otherwise).
+fn progress_bar() -> impl FnMut(Progress<'_>) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last_step = String::new();
+    move |p| {
+        if !tty {
+            eprintln!("[testnet] {p}");
+            return;
+        }
+        if !last_step.is_empty() && last_step != p.step {
+            eprintln!();
+        }
+        last_step = p.step.to_string();
+        eprint!("\r[testnet] {p}   ");
+        if p.done == p.total && p.step == "nodes on one tip" {
+            eprintln!();
+        }
+    }
+}
+
+fn supervise(opts: &TestnetOptions, base_port: u16) -> Result<()> {
+    // In the background a closed terminal must not stop the testnet: only SIGINT/SIGTERM
+    // or `down` do.
+    let stop = stop_flag(false);
+    let _ =
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::new(AtomicBool::new(false)));
+    let sup =
+        Supervisor::start(opts, dashboard_addr(base_port)?, |step| eprintln!("[testnet] {step}"))?;
+    eprintln!("[testnet] up; dashboard {}", sup.state().dashboard_url);
+    while !stop.load(Ordering::Relaxed) && !sup.shutdown_requested() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("[testnet] stopping every node");
+    sup.shutdown()?;
+    eprintln!("[testnet] stopped");
+    Ok(())
+}
+
+fn up_detached(up: &UpArgs, opts: &TestnetOptions) -> Result<()> {
+    std::fs::create_dir_all(&opts.dir)
+        .with_context(|| format!("cannot create {}", opts.dir.display()))?;
+    let log_path = opts.dir.join("supervisor.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("cannot find the ember-testnet executable")?;
+    let mut child = Command::new(exe)
+        .arg("--dir")
+        .arg(&opts.dir)
+        .arg("supervise")
+        .args(["--nodes", &up.nodes.to_string()])
+        .args(["--topology", opts.topology.name()])
+        .args(["--miners", &up.miners])
+        .args(["--block-time", &up.block_time.to_string()])
+        .args(["--base-port", &up.base_port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: Ctrl-C in this terminal does not reach it.
+        .process_group(0)
+        .spawn()
+        .context("cannot start the supervisor")?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut shown = 0;
+    loop {
+        shown = echo_new_lines(&log_path, shown);
+        if let Some(status) = child.try_wait()? {
+            bail!("the supervisor exited ({status}); see {}", log_path.display());
+        }
+        if let Ok(Some(state)) = TestnetState::read(&opts.dir) {
+            if state.supervisor_pid == pid {
+                let view = fetch_view(&state)?;
+                print_summary(&state, &view);
+                println!("The testnet runs in the background (supervisor pid {pid}).");
+                println!("Stop it with: ember-testnet down --dir {}\n", opts.dir.display());
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("the testnet did not come up within 3 minutes; see {}", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Prints the lines of `path` after byte `from` to stderr; returns the new offset.
+fn echo_new_lines(path: &Path, from: usize) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let upto = text[..].rfind('\n').map_or(from, |i| i + 1).max(from);
+    if upto > from {
+        eprint!("{}", &text[from..upto]);
+    }
+    upto
+}
+
+fn status(dir: &Path, as_json: bool) -> Result<()> {
+    let state = TestnetState::load_running(dir)?;
+    let mut view = fetch_view(&state)?;
+    if as_json {
+        view["dashboard_url"] = json!(state.dashboard_url);
+        view["supervisor_pid"] = json!(state.supervisor_pid);
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print_table(&view);
+        print_links(&view);
+        println!("\nDashboard: {}", state.dashboard_url);
+    }
+    Ok(())
+}
+
+fn down(dir: &Path) -> Result<()> {
+    let Some(state) = TestnetState::read(dir)? else {
+        bail!("no testnet is running in {} (no testnet.json there)", dir.display());
+    };
+    if pid_alive(state.supervisor_pid) {
+        // The supervisor may exit before its answer arrives: its exit is what counts.
+        let sent = send_control(&state, &Control::Down);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while pid_alive(state.supervisor_pid) {
+            if Instant::now() > deadline {
+                bail!(
+                    "the supervisor (pid {}) did not exit within 2 minutes{}; see {}",
+                    state.supervisor_pid,
+                    sent.err().map(|e| format!(" ({e:#})")).unwrap_or_default(),
+                    dir.join("supervisor.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Whatever a crashed supervisor left behind.
+    let killed = kill_leftover_nodes(&state);
+    let _ = std::fs::remove_file(TestnetState::path(dir));
+    println!(
+        "stopped {} node(s) and the supervisor{}; data and logs stay in {}",
+        state.nodes.len(),
+        if killed > 0 { format!(" ({killed} left-over node(s) killed)") } else { String::new() },
+        dir.display()
+    );
+    Ok(())
+}
+
+fn node_command(dir: &Path, node: usize, cmd: Control) -> Result<()> {
+    let state = TestnetState::load_running(dir)?;
+    state.check_index(node)?;
+    println!("{}", send_control(&state, &cmd)?);
+    Ok(())
+}
+
+fn check_link(state: &TestnetState, a: usize, b: usize) -> Result<()> {
+    state.check_index(a)?;
+    state.check_index(b)?;
+    if !state.links.iter().any(|l| (l.from, l.to) == (a, b) || (l.from, l.to) == (b, a)) {
+        let all: Vec<String> = state.links.iter().map(|l| format!("{}-{}", l.to, l.from)).collect();
+        bail!("there is no link between node {a} and node {b} (links: {})", all.join(", "));
+    }
+    Ok(())
+}
+
+fn logs(dir: &Path, node: usize, follow: bool, lines: usize) -> Result<()> {
+    let path = match TestnetState::read(dir)? {
+        Some(state) => {
+            state.check_index(node)?;
+            state.nodes[node].log.clone()
+        }
+        None => {
+            // After `down` the logs stay; still show them.
+            let p = dir.join(format!("node{node}")).join("node.log");
+            if !p.exists() {
+                bail!("no testnet in {} has a node {node} (no {})", dir.display(), p.display());
+            }
+            p
+        }
+    };
+    let mut f =
+        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    let all: Vec<&str> = text.lines().collect();
+    let from = if lines == 0 { 0 } else { all.len().saturating_sub(lines) };
+    let mut out = std::io::stdout().lock();
+    for l in &all[from..] {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    if follow {
+        let stop = stop_flag(true);
+        let mut pos = f.stream_position()?;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(pos);
+            if len < pos {
+                pos = 0; // truncated: start over
+            }
+            if len > pos {
+                let mut f = std::fs::File::open(&path)?;
+                f.seek(std::io::SeekFrom::Start(pos))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                pos += buf.len() as u64;
+                out.write_all(&buf)?;
+                out.flush()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+fn live_line(view: &Value) -> String {
+    let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
+    nodes
+        .iter()
+        .map(|n| {
+            let i = n["index"].as_u64().unwrap_or(0);
+            if n["running"] == true && n["error"].is_null() {
+                let tip = n["tip"].as_str().unwrap_or("");
+                format!("n{i}:{}@{}", n["height"], &tip[..8.min(tip.len())])
+            } else {
+                format!("n{i}:down")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+fn print_table(view: &Value) {
+    println!(
+        "{:<5} {:<9} {:<24} {:<16} {:>7} {:<13} {:>5} {:>7}",
+        "node", "state", "rpc", "p2p", "height", "tip", "peers", "mempool"
+    );
+    for n in view["nodes"].as_array().into_iter().flatten() {
+        let state = if n["running"] != true {
+            "stopped"
+        } else if !n["error"].is_null() {
+            "no answer"
+        } else if n["miner"] == true {
+            "mining"
+        } else {
+            "running"
+        };
         println!(
-            "{:<5} {:<24} {:<22} {:>7} {:>6}",
-            i,
-            n.rpc_url(),
-            n.p2p_addr(),
-            info["height"].as_u64().unwrap_or(0),
-            info["peers"].as_u64().unwrap_or(0)
+            "{:<5} {:<9} {:<24} {:<16} {:>7} {:<13} {:>5} {:>7}",
+            n["index"].to_string(),
+            state,
+            n["rpc_url"].as_str().unwrap_or(""),
+            n["p2p_addr"].as_str().unwrap_or(""),
+            n["height"].to_string(),
+            short(n["tip"].as_str().unwrap_or("")),
+            n["peers"].to_string(),
+            n["mempool"].to_string()
         );
     }
 }
 
-/// Sets `flag` on SIGINT/SIGTERM.
-fn ctrlc_flag(flag: Arc<AtomicBool>) {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(sig, flag.clone());
+fn print_links(view: &Value) {
+    let links: Vec<String> = view["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let mut s = format!("{}->{}", l["from"], l["to"]);
+            let mut notes = Vec::new();
+            if l["partitioned"] == true {
+                notes.push("partitioned".to_string());
+            } else if l["connected"] != true {
+                notes.push("down".to_string());
+            }
+            if l["latency_ms"].as_u64().unwrap_or(0) > 0 {
+                notes.push(format!("{}ms", l["latency_ms"]));
+            }
+            if l["loss_pct"].as_f64().unwrap_or(0.0) > 0.0 {
+                notes.push(format!("{}% loss", l["loss_pct"]));
+            }
+            if !notes.is_empty() {
+                s.push_str(&format!(" ({})", notes.join(", ")));
+            }
+            s
+        })
+        .collect();
+    println!("\nLinks (dialer->listener, each through a proxy): {}", links.join("  "));
+}
+
+fn print_summary(state: &TestnetState, view: &Value) {
+    println!();
+    print_table(view);
+    print_links(view);
+    let rpc0 = &state.nodes[0].rpc_url;
+    let d = state.dir.display();
+    let n = state.nodes.len();
+    println!("\nDashboard: {}", state.dashboard_url);
+    println!("\nIn another terminal:");
+    if let Some(bin_dir) = wallet_dir_off_path() {
+        println!("  export PATH=\"{}:$PATH\"", bin_dir.display());
     }
+    println!("\nSend coins (dev account 0 is prefunded with 1,000,000 coins):");
+    println!("  export EMBER_NODE={rpc0}");
+    println!("  ember-wallet import-dev-key --wallet dev.json");
+    println!("  ember-wallet create");
+    println!(
+        "  ember-wallet --wallet dev.json send --to $(ember-wallet address) --amount 12.5 --wait"
+    );
+    println!("  ember-wallet balance");
+    println!("\nWatch it and break it:");
+    println!("  ember-testnet --dir {d} status");
+    println!("  ember-testnet --dir {d} mine 0 5");
+    if n >= 2 {
+        let half = n / 2;
+        let group =
+            |r: std::ops::Range<usize>| r.map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        println!("  ember-testnet --dir {d} partition {}/{}", group(0..half), group(half..n));
+        println!("  ember-testnet --dir {d} heal");
+        println!("  ember-testnet --dir {d} kill 1 ; ember-testnet --dir {d} start 1");
+        println!("  ember-testnet --dir {d} logs 1");
+    }
+    println!("  ember-testnet --dir {d} down");
+    println!("\nData and logs: {d} (node<i>/node.log).");
+}
+
+/// The directory of the `ember-wallet` binary next to this one, when it is not on `PATH`.
+fn wallet_dir_off_path() -> Option<PathBuf> {
+    let dir = ember_testnet::binary("ember-wallet").ok()?.parent()?.to_path_buf();
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("ember-wallet").exists()));
+    (!on_path).then_some(dir)
 }

@@ -25,7 +25,10 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     }
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} not found; build it first (cargo build --workspace --bins)", path.display());
+        bail!(
+            "{} not found; build it first (`make build`: cargo build --workspace --all-targets)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -73,7 +76,9 @@ impl NodeProcess {
     fn spawn(&mut self) -> Result<()> {
         std::fs::create_dir_all(&self.data_dir)?;
         let addr_file = self.data_dir.join("rpc.addr");
+        let p2p_file = self.data_dir.join("p2p.addr");
         let _ = std::fs::remove_file(&addr_file);
+        let _ = std::fs::remove_file(&p2p_file);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -97,14 +102,45 @@ impl NodeProcess {
                     self.log_tail()
                 )));
             }
-            std::fs::read_to_string(&addr_file).ok().filter(|s| !s.is_empty()).map(Ok)
+            std::fs::read_to_string(&addr_file)
+                .ok()
+                .filter(|s| s.trim().parse::<std::net::SocketAddr>().is_ok())
+                .map(Ok)
         })??;
         self.rpc_url = Some(format!("http://{}", addr.trim()));
+        // The node writes its two address files one after the other (and not atomically):
+        // wait until the P2P one holds a whole address too.
+        wait_for(Duration::from_secs(30), "the node's P2P address", || {
+            std::fs::read_to_string(&p2p_file)
+                .ok()
+                .filter(|s| s.trim().parse::<std::net::SocketAddr>().is_ok())
+        })?;
         Ok(())
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The arguments the node is started with (besides `--data-dir`).
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Replaces OS-chosen ports (`127.0.0.1:0`) in the arguments with the ports the node
+    /// bound, so a restarted node keeps its RPC URL and P2P address.
+    pub fn pin_addresses(&mut self) {
+        let rpc = self.rpc_url().trim_start_matches("http://").to_string();
+        let p2p = self.p2p_addr();
+        for (flag, addr) in [("--rpc-addr", rpc), ("--p2p-addr", p2p)] {
+            if addr.is_empty() {
+                continue;
+            }
+            match self.args.iter().position(|a| a == flag) {
+                Some(i) if i + 1 < self.args.len() => self.args[i + 1] = addr,
+                _ => self.args.extend([flag.to_string(), addr]),
+            }
+        }
     }
 
     /// The P2P address the node listens on ("127.0.0.1:port").
