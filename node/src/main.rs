@@ -12,7 +12,12 @@ use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("EMBER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: logs redirected to a file stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -90,6 +95,12 @@ fn check(
     }
 }
 
+fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let data_dir = config.data_dir.clone();
@@ -99,12 +110,14 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
         anyhow::anyhow!("cannot write the RPC cookie in {}: {e}", data_dir.display())
     })?;
     let bound = ember_node::rpc::serve(node.clone(), rpc_addr, token).await?;
-    // Tools and tests that asked for port 0 read the real address from here.
-    std::fs::write(data_dir.join("rpc.addr"), bound.to_string())?;
     let net = ember_node::net::Network::new(node.clone());
     let p2p = net.start(node.config.p2p_addr, &node.config.peers).await?;
     let _ = node.net.set(net);
-    std::fs::write(data_dir.join("p2p.addr"), p2p.to_string())?;
+    // Tools and tests that asked for port 0 read the real addresses from these files. Each
+    // appears whole (written aside, then renamed), and rpc.addr last: once it exists, the
+    // node is serving both.
+    write_atomic(&data_dir.join("p2p.addr"), &p2p.to_string())?;
+    write_atomic(&data_dir.join("rpc.addr"), &bound.to_string())?;
     tracing::info!(rpc = %bound, p2p = %p2p, data_dir = %data_dir.display(), "node started");
 
     if node.config.mine {
