@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`process`] | one real `ember-node` process: start, stop, kill, restart, RPC client |
 //! | [`proxy`] | a loopback TCP proxy per link: partition, latency, loss (as delay) |
+//! | [`soak`] | payments under random faults, with the money invariants checked |
 //! | [`network`] | a fresh devnet of N processes linked through proxies; faults; waits |
 //! | [`monitor`] | polls the nodes: heights, tips, peers, block tree, propagation times |
 //! | [`supervisor`] | owns a running testnet: a poller and a loopback HTTP endpoint |
@@ -21,6 +22,7 @@ pub mod monitor;
 pub mod network;
 pub mod process;
 pub mod proxy;
+pub mod soak;
 pub mod state;
 pub mod supervisor;
 

@@ -373,7 +373,21 @@ async fn mining_generate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcE
 fn state_digest(node: &Node) -> Result<Value, RpcError> {
     let chain = node.chain.lock().expect("chain lock is never poisoned");
     let digest = chain.state_digest().map_err(internal)?;
-    Ok(json!({ "height": chain.height(), "tip": chain.tip(), "digest": digest }))
+    // Conservation check for tools: every balance added up, against what genesis and the
+    // subsidies of the main chain created (fees move between accounts, never vanish).
+    let mut supply: u128 = 0;
+    chain
+        .store()
+        .for_each_account(|_, acct| supply += u128::from(acct.balance.units()))
+        .map_err(internal)?;
+    let expected = node.params.supply_at(chain.height()).map(|a| a.units().to_string());
+    Ok(json!({
+        "height": chain.height(),
+        "tip": chain.tip(),
+        "digest": digest,
+        "supply_units": supply.to_string(),
+        "expected_supply_units": expected,
+    }))
 }
 
 pub fn render_metrics(node: &Node) -> String {
