@@ -8,7 +8,7 @@ CARGO ?= cargo
 APT_PACKAGES := clang libclang-dev chromium
 TESTNET_ARGS ?=
 
-.PHONY: all deps build run test lint fmt bench clean
+.PHONY: all deps build run test lint fmt bench fuzz clean
 
 all: build
 
@@ -58,6 +58,21 @@ fmt:
 ## bench: criterion benchmarks (figures printed per benchmark)
 bench: deps
 	$(CARGO) bench --workspace
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (cargo-fuzz, libFuzzer; installed if missing)
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := tx block address amount genesis keystore
+# cargo-fuzz needs nightly-only flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+# The fuzz build keeps its own target dir: sanitizer flags would rebuild everything else.
+FUZZ_ENV := RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(abspath fuzz/target)
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t && cp -n fuzz/seeds/$$t/* fuzz/corpus/$$t/ 2>/dev/null; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_ENV) $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -422,6 +422,14 @@ impl Keystore {
         write_atomically(path, file.encode().as_bytes(), mode)
     }
 
+    /// Checks the bytes of a keystore file as [`Keystore::open`] does before any expensive
+    /// work (exact canonical form, version, every header field), without deriving the key.
+    /// Returns the network the file is for.
+    pub fn check_file(bytes: &[u8]) -> Result<String, KeystoreError> {
+        let (header, _) = KeystoreFile::decode(bytes)?.check()?;
+        Ok(header.network)
+    }
+
     /// Reads and decrypts the keystore at `path`. Never writes anything.
     pub fn open(path: &Path, passphrase: &[u8]) -> Result<Keystore, KeystoreError> {
         let bytes = read_limited(path)?;
