@@ -125,6 +125,8 @@ struct Soak<'a> {
     killed: Vec<usize>,
     partition: Option<String>,
     last_check: Instant,
+    /// Where the next settlement check starts among the unsettled payments.
+    cursor: usize,
     log: &'a mut dyn FnMut(&str),
 }
 
@@ -154,6 +156,7 @@ pub fn soak(opts: &SoakOptions, log: &mut dyn FnMut(&str)) -> Result<SoakReport>
         killed: Vec::new(),
         partition: None,
         last_check: Instant::now(),
+        cursor: 0,
         log,
     };
     s.report.max_rss_mb = vec![0; opts.nodes];
@@ -310,7 +313,18 @@ impl Soak<'_> {
         let node = self.running()[0];
         let client = self.tn.client(node);
         let partition = self.partition.clone();
-        for p in self.payments.iter_mut().filter(|p| p.settled.is_none()).take(50) {
+        // Round-robin over the unsettled ones, 100 a check: payments that never confirm
+        // (replaced, or dropped by a reorg) must not hide the others.
+        let unsettled: Vec<usize> =
+            (0..self.payments.len()).filter(|&i| self.payments[i].settled.is_none()).collect();
+        if unsettled.is_empty() {
+            return;
+        }
+        let start = self.cursor % unsettled.len();
+        self.cursor = start + 100;
+        let picked: Vec<usize> =
+            unsettled.iter().cycle().skip(start).take(100.min(unsettled.len())).copied().collect();
+        for p in picked.into_iter().map(|i| &mut self.payments[i]) {
             if let Ok(t) = client.call("chain_getTransaction", json!([p.txid])) {
                 if t["confirmations"].as_u64().unwrap_or(0) >= self.opts.confirmations {
                     p.settled = Some(partition.clone());
