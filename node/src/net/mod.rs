@@ -1040,14 +1040,17 @@ async fn run_peer(
             return false;
         }
         Ok(Err(e)) => {
-            tracing::debug!(peer = %addr, error = %e, "handshake failed");
             if e.is_misbehaviour() {
-                tracing::info!(peer = %addr, error = %e, "banning peer for a failed handshake");
+                tracing::info!(peer = %addr, error = %e, "handshake failed; banning the peer");
                 net.ban(addr.to_string(), format!("handshake: {e}"), net.timings.ban);
                 if !inbound && matches!(e, WireError::Handshake(_)) {
                     // Another network, or no Ember node at all: not worth redialing.
                     net.addr_book.lock().expect("never poisoned").forget(&addr);
                 }
+            } else if matches!(e, WireError::Auth) {
+                tracing::warn!(peer = %addr, error = %e, "handshake failed; disconnecting");
+            } else {
+                tracing::debug!(peer = %addr, error = %e, "handshake failed");
             }
             return false;
         }
