@@ -48,6 +48,8 @@ const MAX_NOISE_MESSAGE: usize = 65_535;
 pub const CHUNK: usize = MAX_NOISE_MESSAGE - TAG;
 /// Bytes of the encrypted length that starts every frame.
 const LENGTH_MESSAGE: usize = 4 + TAG;
+/// Bytes the reader asks the socket for at least, beyond what the current message needs.
+const READ_AHEAD: usize = 8 * 1024;
 /// Frames a direction sends (receives) between two rekeys.
 pub const REKEY_FRAMES: u64 = 256;
 /// The handshake messages' sizes: payloads are empty. `-> e`; `<- e, ee, s, es` (the static
@@ -183,7 +185,9 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
                 self.buf.drain(..self.start);
                 self.start = 0;
             }
-            self.buf.reserve(n - self.buf.len());
+            // Room for at least what is needed, and for a few small frames at once, so that
+            // a burst of small messages costs one read, not two per message.
+            self.buf.reserve((n - self.buf.len()).max(READ_AHEAD));
             match self.inner.read_buf(&mut self.buf).await {
                 Ok(0) => return Err(WireError::Closed),
                 Ok(_) => {}
