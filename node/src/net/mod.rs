@@ -405,12 +405,13 @@ impl Network {
             .collect()
     }
 
-    /// Disconnects a peer by id or address; returns whether one matched.
+    /// Disconnects a peer by connection id, address or node id; returns whether one matched.
     pub fn disconnect(&self, target: &str) -> bool {
         let peers = self.peers.lock().expect("never poisoned");
         let mut hit = false;
         for (id, p) in peers.iter() {
             if id.to_string() == target
+                || p.node_id.to_string() == target
                 || p.addr.to_string() == target
                 || p.listen_addr.map(|a| a.to_string()).as_deref() == Some(target)
             {
