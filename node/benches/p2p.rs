@@ -18,6 +18,10 @@
 //! `encrypted` with `net::secure` (encrypted length, ChaCha20-Poly1305 chunks). The
 //! throughput is in payload bytes.
 //!
+//! `plaintext_mem` and `encrypted_mem` do the same over an in-memory pipe
+//! (`tokio::io::duplex`) instead of TCP: no system calls, so their difference is the cost
+//! of the encryption alone, with less noise from a busy machine.
+//!
 //! - `p2p_frames_block_1000tx`: a `Block` of 1,000 payments (about 190 KB): the block relay
 //!   path, where `encrypted / plaintext` bounds what encryption adds to a block's hop.
 //! - `p2p_frames_inv_1`: an `Inv` of one txid: the per-message overhead on small messages.
@@ -27,7 +31,7 @@ use ember_core::encoding::encode;
 use ember_core::testkit::{child_block, devnet_funding, keys, pay};
 use ember_core::Txid;
 use ember_node::net::identity::NodeKey;
-use ember_node::net::secure::{self, Session};
+use ember_node::net::secure::{self, SecureReader, SecureWriter, Session};
 use ember_node::net::wire::{self, Inv, Message, MAX_FRAME};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -123,31 +127,15 @@ fn bench_frames(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(encode(&msg).len() as u64));
         g.sampling_mode(SamplingMode::Flat);
         g.warm_up_time(Duration::from_secs(1));
-        g.measurement_time(Duration::from_secs(3));
+        g.measurement_time(Duration::from_secs(4));
 
+        // Over loopback TCP.
         let (a, b) = rt.block_on(tcp_pair(&listener));
         let (_, mut w) = a.into_split();
         let (mut r, _) = b.into_split();
         g.bench_function("plaintext", |bch| {
-            bch.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    let send = async {
-                        for _ in 0..iters {
-                            wire::write_message(&mut w, MAGIC, &msg).await.expect("write");
-                        }
-                    };
-                    let recv = async {
-                        for _ in 0..iters {
-                            wire::read_message(&mut r, MAGIC, MAX_FRAME).await.expect("read");
-                        }
-                    };
-                    tokio::join!(send, recv);
-                    start.elapsed()
-                })
-            })
+            bch.iter_custom(|iters| rt.block_on(pump_plain(&mut r, &mut w, &msg, iters)))
         });
-
         let (mut a, mut b) = rt.block_on(tcp_pair(&listener));
         let (sa, sb) = rt.block_on(noise_pair(&mut a, &mut b, &ka, &kb, &prologue));
         let (_, aw) = a.into_split();
@@ -155,26 +143,80 @@ fn bench_frames(c: &mut Criterion) {
         let (_, mut w) = sa.split((), aw);
         let (mut r, _) = sb.split(br, ());
         g.bench_function("encrypted", |bch| {
-            bch.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    let send = async {
-                        for _ in 0..iters {
-                            w.write_message(&msg).await.expect("write");
-                        }
-                    };
-                    let recv = async {
-                        for _ in 0..iters {
-                            r.read_message(MAX_FRAME).await.expect("read");
-                        }
-                    };
-                    tokio::join!(send, recv);
-                    start.elapsed()
-                })
-            })
+            bch.iter_custom(|iters| rt.block_on(pump_secure(&mut r, &mut w, &msg, iters)))
+        });
+
+        // Over an in-memory pipe: no kernel, so the difference is the encryption alone.
+        let (a, b) = tokio::io::duplex(PIPE);
+        let (_, mut w) = tokio::io::split(a);
+        let (mut r, _) = tokio::io::split(b);
+        g.bench_function("plaintext_mem", |bch| {
+            bch.iter_custom(|iters| rt.block_on(pump_plain(&mut r, &mut w, &msg, iters)))
+        });
+        let (mut a, mut b) = tokio::io::duplex(PIPE);
+        let (sa, sb) = rt.block_on(async {
+            tokio::join!(
+                secure::handshake(&mut a, MAGIC, &prologue, &ka, true),
+                secure::handshake(&mut b, MAGIC, &prologue, &kb, false)
+            )
+        });
+        let (_, mut w) = sa.expect("handshake").split((), a);
+        let (mut r, _) = sb.expect("handshake").split(b, ());
+        g.bench_function("encrypted_mem", |bch| {
+            bch.iter_custom(|iters| rt.block_on(pump_secure(&mut r, &mut w, &msg, iters)))
         });
         g.finish();
     }
+}
+
+/// Bytes the in-memory pipe buffers.
+const PIPE: usize = 1 << 20;
+
+/// Sends `iters` copies of `msg` in plaintext frames and reads them back; the elapsed time.
+async fn pump_plain<R, W>(r: &mut R, w: &mut W, msg: &Message, iters: u64) -> Duration
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let start = Instant::now();
+    let send = async {
+        for _ in 0..iters {
+            wire::write_message(w, MAGIC, msg).await.expect("write");
+        }
+    };
+    let recv = async {
+        for _ in 0..iters {
+            wire::read_message(r, MAGIC, MAX_FRAME).await.expect("read");
+        }
+    };
+    tokio::join!(send, recv);
+    start.elapsed()
+}
+
+/// The same through the encrypted frames.
+async fn pump_secure<R, W>(
+    r: &mut SecureReader<R>,
+    w: &mut SecureWriter<W>,
+    msg: &Message,
+    iters: u64,
+) -> Duration
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let start = Instant::now();
+    let send = async {
+        for _ in 0..iters {
+            w.write_message(msg).await.expect("write");
+        }
+    };
+    let recv = async {
+        for _ in 0..iters {
+            r.read_message(MAX_FRAME).await.expect("read");
+        }
+    };
+    tokio::join!(send, recv);
+    start.elapsed()
 }
 
 fn main() {
