@@ -1008,13 +1008,17 @@ async fn run_peer(
     // the prologue), then Version/Verack, encrypted: both sides send Version, check the
     // other's, then Verack.
     let handshake = async {
-        let session =
-            secure::handshake(&mut stream, magic, &net.prologue, &net.node.node_key, !inbound)
-                .await?;
+        // An `ID@` peer's key is checked before ours is revealed to it.
+        let session = secure::handshake_expecting(
+            &mut stream,
+            magic,
+            &net.prologue,
+            &net.node.node_key,
+            !inbound,
+            expected,
+        )
+        .await?;
         let remote = session.remote;
-        if let Some(want) = expected.filter(|want| *want != remote) {
-            return Err(WireError::UnexpectedNodeId { expected: want, got: remote });
-        }
         let (r, w) = tokio::io::split(stream);
         let (mut r, mut w) = session.split(r, w);
         w.write_message(&Message::Version(net.our_version())).await?;

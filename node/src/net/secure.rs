@@ -124,6 +124,19 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     key: &NodeKey,
     initiator: bool,
 ) -> Result<Session, WireError> {
+    handshake_expecting(s, magic, prologue, key, initiator, None).await
+}
+
+/// [`handshake`], and an initiator that expects the responder's node id checks it as soon as
+/// message 2 proves it, before sending message 3 (which reveals our static key).
+pub async fn handshake_expecting<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    magic: [u8; 4],
+    prologue: &[u8],
+    key: &NodeKey,
+    initiator: bool,
+    expected: Option<NodeId>,
+) -> Result<Session, WireError> {
     let params = NOISE_PARAMS.parse().expect("a valid Noise protocol name");
     let builder = snow::Builder::new(params)
         .local_private_key(key.private())
@@ -144,14 +157,27 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             if n != 0 {
                 return Err(WireError::Handshake(format!("message {step} has a payload")));
             }
+            // The initiator learns the responder's key from message 2, the responder the
+            // initiator's from message 3.
+            if let (Some(want), Some(_)) = (expected, hs.get_remote_static()) {
+                let got = remote_id(&hs)?;
+                if got != want {
+                    return Err(WireError::UnexpectedNodeId { expected: want, got });
+                }
+            }
         }
     }
-    let remote: [u8; 32] = hs
-        .get_remote_static()
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| WireError::Handshake("no static key from the peer".into()))?;
+    let remote = remote_id(&hs)?;
     let state = hs.into_transport_mode().map_err(|e| WireError::Handshake(e.to_string()))?;
-    Ok(Session { remote: NodeId::from_bytes(remote), state })
+    Ok(Session { remote, state })
+}
+
+/// The static key the peer proved so far.
+fn remote_id(hs: &snow::HandshakeState) -> Result<NodeId, WireError> {
+    hs.get_remote_static()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .map(NodeId::from_bytes)
+        .ok_or_else(|| WireError::Handshake("no static key from the peer".into()))
 }
 
 /// Bytes of an encrypted frame carrying `len` payload bytes.
@@ -350,6 +376,27 @@ mod tests {
             assert_eq!(got, m);
         }
         writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_initiator_expecting_another_id_stops_before_revealing_its_key() {
+        let (mut a, mut b) = duplex(1 << 16);
+        let (ka, kb, other) = (NodeKey::generate(), NodeKey::generate(), NodeKey::generate());
+        let (want, got) = (other.id(), kb.id());
+        let p = prologue(MAGIC, BlockId::ZERO);
+        let p2 = p.clone();
+        let ta = tokio::spawn(async move {
+            handshake_expecting(&mut a, MAGIC, &p2, &ka, true, Some(want)).await
+        });
+        let rb = handshake(&mut b, MAGIC, &p, &kb, false).await;
+        let ra = ta.await.unwrap();
+        assert!(
+            matches!(ra, Err(WireError::UnexpectedNodeId { expected, got: g }) if expected == want && g == got),
+            "{:?}",
+            ra.err()
+        );
+        // Message 3 was never sent: the responder saw the connection close instead.
+        assert!(matches!(rb, Err(WireError::Closed)), "{:?}", rb.err());
     }
 
     #[tokio::test]
