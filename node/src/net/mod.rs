@@ -277,8 +277,8 @@ impl Network {
     }
 
     /// One outbound connection attempt, run until it closes. `None` when no connection
-    /// was made; otherwise whether the handshake completed.
-    async fn dial(self: &Arc<Self>, addr: SocketAddr, expected: Option<NodeId>) -> Option<bool> {
+    /// was made; otherwise how it ended.
+    async fn dial(self: &Arc<Self>, addr: SocketAddr, expected: Option<NodeId>) -> Option<Ended> {
         let connect = tokio::time::timeout(self.timings.connect, self.transport.connect(addr));
         match connect.await {
             Ok(Ok(stream)) => Some(run_peer(self.clone(), stream, addr, false, expected).await),
@@ -305,9 +305,15 @@ impl Network {
                 || self.self_addrs.lock().expect("never poisoned").contains(&addr)
             {
                 // Wait out the ban, or leave the existing connection alone.
-            } else if self.dial(addr, expected).await.is_some() {
-                // The address answers: retry soon (a link that was cut comes back fast).
-                backoff = Duration::from_millis(250);
+            } else {
+                match self.dial(addr, expected).await {
+                    // Someone else holds the address: keep backing off (and logging less).
+                    Some(Ended::WrongKey) | None => {}
+                    // The address answers: retry soon (a link that was cut comes back fast).
+                    Some(Ended::Handshaked | Ended::Failed) => {
+                        backoff = Duration::from_millis(250);
+                    }
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -947,7 +953,7 @@ impl Network {
         self.dialing.lock().expect("never poisoned").insert(addr);
         let net = self.clone();
         tokio::spawn(async move {
-            if net.dial(addr, None).await != Some(true) {
+            if net.dial(addr, None).await != Some(Ended::Handshaked) {
                 net.addr_book.lock().expect("never poisoned").failed(&addr);
             }
             net.dialing.lock().expect("never poisoned").remove(&addr);
@@ -993,8 +999,18 @@ impl Network {
     }
 }
 
-/// Runs one connection from handshake to disconnect; returns whether the handshake
-/// completed (a connection that got that far resets the reconnect back-off). `expected` is
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// After a completed handshake.
+    Handshaked,
+    /// In the handshake (refused, failed or timed out).
+    Failed,
+    /// In the handshake: the peer proved another node id than `ID@host:port` asked for.
+    WrongKey,
+}
+
+/// Runs one connection from handshake to disconnect; returns how it ended. `expected` is
 /// the node id an `ID@host:port` peer must prove.
 async fn run_peer(
     net: Arc<Network>,
@@ -1002,7 +1018,7 @@ async fn run_peer(
     addr: SocketAddr,
     inbound: bool,
     expected: Option<NodeId>,
-) -> bool {
+) -> Ended {
     let magic = net.magic;
     // Noise first (nothing of the peer is used before it proved its key and the network in
     // the prologue), then Version/Verack, encrypted: both sides send Version, check the
@@ -1042,7 +1058,7 @@ async fn run_peer(
         Ok(Ok(x)) => x,
         Ok(Err(e @ WireError::UnexpectedNodeId { .. })) => {
             tracing::warn!(peer = %addr, error = %e, "peer holds another key than --peer expects; refusing");
-            return false;
+            return Ended::WrongKey;
         }
         Ok(Err(e)) => {
             if e.is_misbehaviour() {
@@ -1057,11 +1073,11 @@ async fn run_peer(
             } else {
                 tracing::debug!(peer = %addr, error = %e, "handshake failed");
             }
-            return false;
+            return Ended::Failed;
         }
         Err(_) => {
             tracing::debug!(peer = %addr, "handshake timed out");
-            return false;
+            return Ended::Failed;
         }
     };
     if version.nonce == net.nonce {
@@ -1070,19 +1086,19 @@ async fn run_peer(
             net.self_addrs.lock().expect("never poisoned").insert(addr);
             net.addr_book.lock().expect("never poisoned").forget(&addr);
         }
-        return false;
+        return Ended::Failed;
     }
     if version.genesis != net.node.params.genesis_id() || version.protocol != wire::PROTOCOL_VERSION
     {
         tracing::info!(peer = %addr, genesis = %version.genesis, "peer is on another network; refusing");
         net.addr_book.lock().expect("never poisoned").forget(&addr);
-        return false;
+        return Ended::Failed;
     }
     let listen_addr =
         (version.listen_port != 0).then(|| SocketAddr::new(addr.ip(), version.listen_port));
     if let Some(la) = listen_addr {
         if net.is_banned(&la.to_string()) || (inbound && net.is_connected_to(la)) {
-            return false;
+            return Ended::Failed;
         }
         net.addr_book.lock().expect("never poisoned").learn(la, now_ms());
     }
@@ -1196,5 +1212,5 @@ async fn run_peer(
         net.sync.lock().expect("never poisoned").stalled_requests += owed as u64;
         net.request_from_all();
     }
-    true
+    Ended::Handshaked
 }
