@@ -3,10 +3,9 @@
 //! One task per connection ([`run_peer`]): it runs the Noise handshake ([`secure`]), which
 //! proves both nodes' static keys ([`identity`]) and encrypts everything after it, then the
 //! Ember handshake (`Version`/`Verack`), then `select!`s over the connection, its bounded
-//! outbound queue and a ping timer. Messages are handled in
-//! [`Network::handle`], which reaches the chain and mempool only through [`Node`]. Gossip
-//! never blocks: messages to a peer go through `try_send`, and a peer whose queue is full
-//! is too slow and is dropped.
+//! outbound queue and a ping timer. Messages are handled in [`Network::handle`], which
+//! reaches the chain and mempool only through [`Node`]. Gossip never blocks: messages to a
+//! peer go through `try_send`, and a peer whose queue is full is too slow and is dropped.
 //!
 //! Relay: a new tip's blocks are pushed in full to every peer at once (one round trip per
 //! hop); transactions are announced by inventory in batches every 100 ms. Sync: after the
