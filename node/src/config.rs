@@ -93,7 +93,8 @@ pub struct RunArgs {
     /// P2P listen address [default: 127.0.0.1:9545].
     #[arg(long, env = "EMBER_P2P_ADDR")]
     pub p2p_addr: Option<SocketAddr>,
-    /// Peer to connect to at start (repeatable).
+    /// Peer to connect to at start (repeatable): `ip:port`, or `ID@ip:port` to accept only
+    /// the node that proves node id ID (its `node_info.node_id`).
     #[arg(long = "peer", env = "EMBER_PEERS", value_delimiter = ',')]
     #[serde(default, rename = "peers")]
     pub peers: Vec<String>,

@@ -6,7 +6,7 @@
 //! | [`chain`] | `ChainManager`: validation, fork choice, reorgs, orphans, signature cache, events |
 //! | [`mempool`] | pending transactions: per-sender nonce queues, admission, eviction, templates |
 //! | [`miner`] | block templates and the proof-of-work search; devnet pacing |
-//! | [`net`] | P2P: wire format, handshake, relay, header-first sync, bans |
+//! | [`net`] | P2P: encrypted transport (Noise), node ids, wire format, handshake, relay, sync, bans |
 //! | [`rpc`] | JSON-RPC 2.0 over HTTP, `/health`, `/metrics`, cookie auth |
 //! | [`node`] | `Node`: the running pieces wired together |
 //! | [`config`] | flags, environment and TOML config resolved into `NodeConfig` |

@@ -30,6 +30,8 @@ pub fn now_ms() -> u64 {
 pub struct Node {
     pub config: NodeConfig,
     pub params: Arc<ChainParams>,
+    /// The static key proved to peers (`<data dir>/node.key`); its public half is the node id.
+    pub node_key: crate::net::identity::NodeKey,
     pub chain: Mutex<ChainManager>,
     pub mempool: Mutex<Mempool>,
     pub sig_cache: Arc<SigCache>,
@@ -68,8 +70,10 @@ pub fn open_store(config: &NodeConfig) -> anyhow::Result<ChainStore> {
 }
 
 impl Node {
-    /// Builds a node on an opened store.
+    /// Builds a node on an opened store, with the node key from the data dir (created on
+    /// first start).
     pub fn new(config: NodeConfig, store: ChainStore) -> anyhow::Result<Arc<Node>> {
+        let node_key = crate::net::identity::NodeKey::load_or_create(&config.data_dir)?;
         let params = config.params.clone();
         let chain = ChainManager::open(params.clone(), store)?;
         let sig_cache = chain.sig_cache().clone();
@@ -81,11 +85,13 @@ impl Node {
             genesis = %params.genesis_id(),
             height = chain.height(),
             tip = %chain.tip(),
+            node_id = %node_key.id(),
             "chain opened"
         );
         Ok(Arc::new(Node {
             config,
             params,
+            node_key,
             chain: Mutex::new(chain),
             mempool: Mutex::new(mempool),
             sig_cache,

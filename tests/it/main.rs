@@ -4,6 +4,7 @@
 mod node_crash;
 mod node_rpc;
 mod p2p;
+mod p2p_secure;
 mod soak;
 mod support;
 mod testnet;

@@ -1,22 +1,28 @@
 //! Peer-to-peer networking: connections, handshake, relay, header-first sync and bans.
 //!
-//! One task per connection ([`run_peer`]): it performs the handshake, then `select!`s over
-//! the socket, its bounded outbound queue and a ping timer. Messages are handled in
-//! [`Network::handle`], which reaches the chain and mempool only through [`Node`]. Gossip
-//! never blocks: messages to a peer go through `try_send`, and a peer whose queue is full
-//! is too slow and is dropped.
+//! One task per connection ([`run_peer`]): it runs the Noise handshake ([`secure`]), which
+//! proves both nodes' static keys ([`identity`]) and encrypts everything after it, then the
+//! Ember handshake (`Version`/`Verack`), then `select!`s over the connection, its bounded
+//! outbound queue and a ping timer. Messages are handled in [`Network::handle`], which
+//! reaches the chain and mempool only through [`Node`]. Gossip never blocks: messages to a
+//! peer go through `try_send`, and a peer whose queue is full is too slow and is dropped.
 //!
 //! Relay: a new tip's blocks are pushed in full to every peer at once (one round trip per
 //! hop); transactions are announced by inventory in batches every 100 ms. Sync: after the
 //! handshake, and whenever a peer shows more work or sends a block whose parent we lack,
 //! we ask it for headers from our block locator, validate them, then fetch the bodies.
 //!
-//! Misbehaviour (a malformed or oversized frame, a wrong network, an invalid block or
-//! transaction signature) disconnects the peer and bans its address for a while, with the
-//! reason kept (`net_bans`). Bans key on the peer's listening address when it told us one,
-//! so that distinct nodes sharing an IP (as on a loopback testnet) are told apart.
+//! Misbehaviour (a malformed or oversized frame, a failed Noise handshake, a wrong network,
+//! an invalid block or transaction signature) disconnects the peer and bans its address for
+//! a while, with the reason kept (`net_bans`). Bans key on the peer's listening address when
+//! it told us one, so that distinct nodes sharing an IP (as on a loopback testnet) are told
+//! apart; not on node ids, which cost nothing to make. A frame that fails authentication
+//! after the handshake closes the connection without a ban (see
+//! [`wire::WireError::is_misbehaviour`]).
 
 mod addrbook;
+pub mod identity;
+pub mod secure;
 pub mod transport;
 pub mod wire;
 
@@ -25,6 +31,7 @@ use crate::node::{now_ms, Node};
 use crate::store::KvStore;
 use addrbook::AddrBook;
 use ember_core::{BlockId, U256};
+use identity::{NodeId, PeerTarget};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -35,7 +42,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use transport::{BoxStream, TcpTransport, Transport};
-use wire::{read_message, write_message, Inv, Message, Version, WireError};
+use wire::{Inv, Message, Version, WireError};
 
 /// Outbound queue length per peer; a peer that lets it fill up is dropped.
 const PEER_QUEUE: usize = 512;
@@ -110,6 +117,8 @@ pub struct Ban {
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerView {
     pub id: u64,
+    /// The static key the peer proved in the Noise handshake.
+    pub node_id: String,
     pub address: String,
     pub listen_address: Option<String>,
     pub direction: &'static str,
@@ -124,6 +133,7 @@ pub struct PeerView {
 
 struct Peer {
     addr: SocketAddr,
+    node_id: NodeId,
     listen_addr: Option<SocketAddr>,
     inbound: bool,
     user_agent: String,
@@ -151,6 +161,8 @@ pub struct Network {
     transport: Arc<dyn Transport>,
     timings: Timings,
     magic: [u8; 4],
+    /// The Noise prologue: protocol name, magic and genesis.
+    prologue: Vec<u8>,
     nonce: u64,
     listen_port: Mutex<u16>,
     peers: Mutex<HashMap<u64, Peer>>,
@@ -182,6 +194,7 @@ impl Network {
         let addr_book = AddrBook::load(kv, ADDR_BOOK_SIZE);
         Arc::new(Network {
             magic: node.params.magic,
+            prologue: secure::prologue(node.params.magic, node.params.genesis_id()),
             nonce: rand::random(),
             node,
             transport,
@@ -245,25 +258,29 @@ impl Network {
         Ok(local)
     }
 
-    /// Starts a persistent outbound connection (reconnecting with back-off).
-    pub fn add_peer(self: &Arc<Self>, addr: &str) -> anyhow::Result<()> {
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|e| anyhow::anyhow!("peer address {addr:?} is not ip:port: {e}"))?;
+    /// This node's id: the public half of its static key.
+    pub fn node_id(&self) -> NodeId {
+        self.node.node_key.id()
+    }
+
+    /// Starts a persistent outbound connection (reconnecting with back-off) to `ip:port`,
+    /// or to `ID@ip:port`, which also refuses a peer that proves another node id.
+    pub fn add_peer(self: &Arc<Self>, target: &str) -> anyhow::Result<()> {
+        let PeerTarget { addr, expected } = target.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         if !self.dialing.lock().expect("never poisoned").insert(addr) {
             anyhow::bail!("already connecting to {addr}");
         }
         let net = self.clone();
-        tokio::spawn(async move { net.outbound_loop(addr).await });
+        tokio::spawn(async move { net.outbound_loop(addr, expected).await });
         Ok(())
     }
 
     /// One outbound connection attempt, run until it closes. `None` when no connection
-    /// was made; otherwise whether the handshake completed.
-    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Option<bool> {
+    /// was made; otherwise how it ended.
+    async fn dial(self: &Arc<Self>, addr: SocketAddr, expected: Option<NodeId>) -> Option<Ended> {
         let connect = tokio::time::timeout(self.timings.connect, self.transport.connect(addr));
         match connect.await {
-            Ok(Ok(stream)) => Some(run_peer(self.clone(), stream, addr, false).await),
+            Ok(Ok(stream)) => Some(run_peer(self.clone(), stream, addr, false, expected).await),
             Ok(Err(e)) => {
                 tracing::debug!(peer = %addr, error = %e, "connect failed");
                 None
@@ -276,7 +293,7 @@ impl Network {
     }
 
     /// Keeps a connection to a --peer address, reconnecting with exponential back-off.
-    async fn outbound_loop(self: Arc<Self>, addr: SocketAddr) {
+    async fn outbound_loop(self: Arc<Self>, addr: SocketAddr, expected: Option<NodeId>) {
         let mut backoff = Duration::from_millis(250);
         loop {
             if self.node.shutdown.is_cancelled() {
@@ -287,9 +304,15 @@ impl Network {
                 || self.self_addrs.lock().expect("never poisoned").contains(&addr)
             {
                 // Wait out the ban, or leave the existing connection alone.
-            } else if self.dial(addr).await.is_some() {
-                // The address answers: retry soon (a link that was cut comes back fast).
-                backoff = Duration::from_millis(250);
+            } else {
+                match self.dial(addr, expected).await {
+                    // Someone else holds the address: keep backing off (and logging less).
+                    Some(Ended::WrongKey) | None => {}
+                    // The address answers: retry soon (a link that was cut comes back fast).
+                    Some(Ended::Handshaked | Ended::Failed) => {
+                        backoff = Duration::from_millis(250);
+                    }
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -318,7 +341,7 @@ impl Network {
                 tracing::debug!(peer = %addr, "inbound limit reached; refusing");
                 continue;
             }
-            tokio::spawn(run_peer(self.clone(), stream, addr, true));
+            tokio::spawn(run_peer(self.clone(), stream, addr, true, None));
         }
     }
 
@@ -387,12 +410,13 @@ impl Network {
             .collect()
     }
 
-    /// Disconnects a peer by id or address; returns whether one matched.
+    /// Disconnects a peer by connection id, address or node id; returns whether one matched.
     pub fn disconnect(&self, target: &str) -> bool {
         let peers = self.peers.lock().expect("never poisoned");
         let mut hit = false;
         for (id, p) in peers.iter() {
             if id.to_string() == target
+                || p.node_id.to_string() == target
                 || p.addr.to_string() == target
                 || p.listen_addr.map(|a| a.to_string()).as_deref() == Some(target)
             {
@@ -429,6 +453,7 @@ impl Network {
             .iter()
             .map(|(id, p)| PeerView {
                 id: *id,
+                node_id: p.node_id.to_string(),
                 address: p.addr.to_string(),
                 listen_address: p.listen_addr.map(|a| a.to_string()),
                 direction: if p.inbound { "inbound" } else { "outbound" },
@@ -927,7 +952,7 @@ impl Network {
         self.dialing.lock().expect("never poisoned").insert(addr);
         let net = self.clone();
         tokio::spawn(async move {
-            if net.dial(addr).await != Some(true) {
+            if net.dial(addr, None).await != Some(Ended::Handshaked) {
                 net.addr_book.lock().expect("never poisoned").failed(&addr);
             }
             net.dialing.lock().expect("never poisoned").remove(&addr);
@@ -973,37 +998,85 @@ impl Network {
     }
 }
 
-/// Runs one connection from handshake to disconnect; returns whether the handshake
-/// completed (a connection that got that far resets the reconnect back-off).
-async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inbound: bool) -> bool {
-    let (mut r, mut w) = tokio::io::split(stream);
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// After a completed handshake.
+    Handshaked,
+    /// In the handshake (refused, failed or timed out).
+    Failed,
+    /// In the handshake: the peer proved another node id than `ID@host:port` asked for.
+    WrongKey,
+}
+
+/// Runs one connection from handshake to disconnect; returns how it ended. `expected` is
+/// the node id an `ID@host:port` peer must prove.
+async fn run_peer(
+    net: Arc<Network>,
+    mut stream: BoxStream,
+    addr: SocketAddr,
+    inbound: bool,
+    expected: Option<NodeId>,
+) -> Ended {
     let magic = net.magic;
-    // Handshake: both sides send Version, check the other's, then Verack.
+    // Noise first (nothing of the peer is used before it proved its key and the network in
+    // the prologue), then Version/Verack, encrypted: both sides send Version, check the
+    // other's, then Verack.
     let handshake = async {
-        write_message(&mut w, magic, &Message::Version(net.our_version())).await?;
-        let (msg, _) = read_message(&mut r, magic, wire::MAX_HANDSHAKE_FRAME).await?;
+        // An `ID@` peer's key is checked before ours is revealed to it.
+        let session = secure::handshake_expecting(
+            &mut stream,
+            magic,
+            &net.prologue,
+            &net.node.node_key,
+            !inbound,
+            expected,
+        )
+        .await?;
+        let remote = session.remote;
+        let (r, w) = tokio::io::split(stream);
+        let (mut r, mut w) = session.split(r, w);
+        w.write_message(&Message::Version(net.our_version())).await?;
+        let (msg, _) = r.read_message(wire::MAX_HANDSHAKE_FRAME).await?;
         let Message::Version(v) = msg else {
             return Err(WireError::Malformed(format!("expected version, got {}", msg.name())));
         };
-        write_message(&mut w, magic, &Message::Verack).await?;
-        let (msg, _) = read_message(&mut r, magic, wire::MAX_HANDSHAKE_FRAME).await?;
+        w.write_message(&Message::Verack).await?;
+        let (msg, _) = r.read_message(wire::MAX_HANDSHAKE_FRAME).await?;
         if msg != Message::Verack {
             return Err(WireError::Malformed(format!("expected verack, got {}", msg.name())));
         }
-        Ok(v)
+        Ok((v, remote, r, w))
     };
-    let version = match tokio::time::timeout(net.timings.handshake, handshake).await {
-        Ok(Ok(v)) => v,
+    let (version, node_id, mut r, mut w) = match tokio::time::timeout(
+        net.timings.handshake,
+        handshake,
+    )
+    .await
+    {
+        Ok(Ok(x)) => x,
+        Ok(Err(e @ WireError::UnexpectedNodeId { .. })) => {
+            tracing::warn!(peer = %addr, error = %e, "peer holds another key than --peer expects; refusing");
+            return Ended::WrongKey;
+        }
         Ok(Err(e)) => {
-            tracing::debug!(peer = %addr, error = %e, "handshake failed");
-            if !matches!(e, WireError::Closed | WireError::Io(_)) {
+            if e.is_misbehaviour() {
+                tracing::info!(peer = %addr, error = %e, "handshake failed; banning the peer");
                 net.ban(addr.to_string(), format!("handshake: {e}"), net.timings.ban);
+                if !inbound && matches!(e, WireError::Handshake(_)) {
+                    // Another network, or no Ember node at all: not worth redialing.
+                    net.addr_book.lock().expect("never poisoned").forget(&addr);
+                }
+            } else if matches!(e, WireError::Auth) {
+                tracing::warn!(peer = %addr, error = %e, "handshake failed; disconnecting");
+            } else {
+                tracing::debug!(peer = %addr, error = %e, "handshake failed");
             }
-            return false;
+            return Ended::Failed;
         }
         Err(_) => {
             tracing::debug!(peer = %addr, "handshake timed out");
-            return false;
+            return Ended::Failed;
         }
     };
     if version.nonce == net.nonce {
@@ -1012,19 +1085,19 @@ async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inboun
             net.self_addrs.lock().expect("never poisoned").insert(addr);
             net.addr_book.lock().expect("never poisoned").forget(&addr);
         }
-        return false;
+        return Ended::Failed;
     }
     if version.genesis != net.node.params.genesis_id() || version.protocol != wire::PROTOCOL_VERSION
     {
         tracing::info!(peer = %addr, genesis = %version.genesis, "peer is on another network; refusing");
         net.addr_book.lock().expect("never poisoned").forget(&addr);
-        return false;
+        return Ended::Failed;
     }
     let listen_addr =
         (version.listen_port != 0).then(|| SocketAddr::new(addr.ip(), version.listen_port));
     if let Some(la) = listen_addr {
         if net.is_banned(&la.to_string()) || (inbound && net.is_connected_to(la)) {
-            return false;
+            return Ended::Failed;
         }
         net.addr_book.lock().expect("never poisoned").learn(la, now_ms());
     }
@@ -1041,6 +1114,7 @@ async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inboun
         id,
         Peer {
             addr,
+            node_id,
             listen_addr,
             inbound,
             user_agent: version.user_agent.clone(),
@@ -1059,7 +1133,9 @@ async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inboun
             stalled: HashSet::new(),
         },
     );
-    tracing::info!(peer = %addr, id, inbound, height = version.best_height, "peer connected");
+    tracing::info!(
+        peer = %addr, id, %node_id, inbound, height = version.best_height, "peer connected"
+    );
 
     // Writer: drains the bounded queue onto the socket.
     let writer_cancel = cancel.clone();
@@ -1069,7 +1145,7 @@ async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inboun
             tokio::select! {
                 m = rx.recv() => {
                     let Some(m) = m else { break };
-                    match write_message(&mut w, magic, &m).await {
+                    match w.write_message(&m).await {
                         Ok(n) => { out_counter.fetch_add(n as u64, Ordering::Relaxed); }
                         Err(_) => break,
                     }
@@ -1094,13 +1170,18 @@ async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inboun
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
-            read = read_message(&mut r, magic, wire::MAX_FRAME) => match read {
+            // Cancel-safe: a partly received frame stays in the reader.
+            read = r.read_message(wire::MAX_FRAME) => match read {
                 Ok((msg, n)) => {
                     bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     last_heard = Instant::now();
                     net.handle(id, msg).await;
                 }
-                Err(WireError::Closed | WireError::Io(_)) => break,
+                Err(e @ WireError::Auth) => {
+                    tracing::warn!(peer = %addr, error = %e, "disconnecting");
+                    break;
+                }
+                Err(e) if !e.is_misbehaviour() => break,
                 Err(e) => {
                     net.punish(id, format!("protocol violation: {e}"));
                     break;
@@ -1130,5 +1211,5 @@ async fn run_peer(net: Arc<Network>, stream: BoxStream, addr: SocketAddr, inboun
         net.sync.lock().expect("never poisoned").stalled_requests += owed as u64;
         net.request_from_all();
     }
-    true
+    Ended::Handshaked
 }

@@ -1,11 +1,16 @@
-//! The wire format: frames and messages.
+//! The wire format: plaintext frames and messages.
 //!
-//! A frame is `magic (4 bytes) || length (u32 LE) || payload`, where the payload is one
-//! [`Message`] in the canonical bincode encoding. The length is checked against a cap
-//! *before* anything is allocated: [`MAX_FRAME`] after the handshake (room for the largest
-//! block), [`MAX_HANDSHAKE_FRAME`] before it, so an unauthenticated stranger can make us
-//! buffer at most a few KiB. After decoding, list lengths are checked against the protocol
-//! limits; a peer that breaks any of these is disconnected and banned.
+//! A plaintext frame is `magic (4 bytes) || length (u32 LE) || payload`. On the network
+//! only the three Noise handshake messages travel in plaintext frames ([`read_frame`],
+//! [`write_frame`]); every [`Message`] after them is encrypted by [`super::secure`]. The
+//! length is checked against a cap *before* anything is allocated: [`MAX_HANDSHAKE_FRAME`]
+//! for handshake frames, so an unauthenticated stranger can make us buffer at most a few KiB;
+//! [`MAX_FRAME`] for messages after the handshake (room for the largest block). After
+//! decoding, list lengths are checked against the protocol limits ([`decode_message`]); a
+//! peer that breaks any of these is disconnected and banned.
+//!
+//! [`read_message`] and [`write_message`] carry a [`Message`] in a plaintext frame: the
+//! protocol before encryption, kept for tests that play an old plaintext peer.
 
 use bincode::{Decode, Encode};
 use ember_core::encoding::{decode, encode};
@@ -126,14 +131,42 @@ pub enum WireError {
     Malformed(String),
     #[error("{what} with {count} entries exceeds the limit of {max}")]
     TooMany { what: &'static str, count: usize, max: usize },
+    /// The Noise handshake failed: garbage, a plaintext (pre-encryption) peer, another
+    /// network (the prologue differs), or bytes altered in flight.
+    #[error("noise handshake failed: {0}")]
+    Handshake(String),
+    /// A frame after the handshake failed authentication: corrupted in flight or forged.
+    #[error("frame failed authentication (corrupted in flight or forged)")]
+    Auth,
+    /// The peer proved a static key other than the one `ID@host:port` asked for.
+    #[error("peer proved node id {got}, but {expected} was expected")]
+    UnexpectedNodeId { expected: super::identity::NodeId, got: super::identity::NodeId },
 }
 
-/// Reads one frame and decodes its message, refusing anything over `cap` before reading it.
-pub async fn read_message<R: AsyncReadExt + Unpin>(
+impl WireError {
+    /// Whether the error is the peer's misbehaviour, to be punished with a ban. A closed
+    /// connection, an I/O error or a peer with another key than expected is not. Neither is
+    /// a frame that fails authentication after the handshake: an attacker on the path can
+    /// cause that, and must not be able to make honest peers ban each other (the connection
+    /// is closed all the same, and nothing of the frame is used).
+    pub fn is_misbehaviour(&self) -> bool {
+        !matches!(
+            self,
+            WireError::Closed
+                | WireError::Io(_)
+                | WireError::Auth
+                | WireError::UnexpectedNodeId { .. }
+        )
+    }
+}
+
+/// Reads one plaintext frame's payload, refusing a wrong magic, and anything over `cap`
+/// before reading it. Returns the payload.
+pub async fn read_frame<R: AsyncReadExt + Unpin>(
     r: &mut R,
     magic: [u8; 4],
     cap: usize,
-) -> Result<(Message, usize), WireError> {
+) -> Result<Vec<u8>, WireError> {
     let mut head = [0u8; 8];
     match r.read_exact(&mut head).await {
         Ok(_) => {}
@@ -150,12 +183,43 @@ pub async fn read_message<R: AsyncReadExt + Unpin>(
     }
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).await.map_err(|e| WireError::Io(e.to_string()))?;
-    let msg: Message = decode(&payload, cap).map_err(|e| WireError::Malformed(e.to_string()))?;
-    msg.check_limits()?;
-    Ok((msg, len + 8))
+    Ok(payload)
 }
 
-/// Encodes a message into a frame.
+/// Writes one plaintext frame around `payload`.
+pub async fn write_frame<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    magic: [u8; 4],
+    payload: &[u8],
+) -> Result<(), WireError> {
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.extend_from_slice(&magic);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    w.write_all(&out).await.map_err(|e| WireError::Io(e.to_string()))
+}
+
+/// Decodes one message payload (exactly one message, no trailing bytes) and checks its list
+/// limits.
+pub fn decode_message(payload: &[u8], cap: usize) -> Result<Message, WireError> {
+    let msg: Message = decode(payload, cap).map_err(|e| WireError::Malformed(e.to_string()))?;
+    msg.check_limits()?;
+    Ok(msg)
+}
+
+/// Reads one plaintext frame and decodes its message, refusing anything over `cap` before
+/// reading it.
+pub async fn read_message<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    magic: [u8; 4],
+    cap: usize,
+) -> Result<(Message, usize), WireError> {
+    let payload = read_frame(r, magic, cap).await?;
+    let msg = decode_message(&payload, cap)?;
+    Ok((msg, payload.len() + 8))
+}
+
+/// Encodes a message into a plaintext frame.
 pub fn frame(magic: [u8; 4], msg: &Message) -> Vec<u8> {
     let payload = encode(msg);
     let mut out = Vec::with_capacity(payload.len() + 8);
@@ -165,7 +229,7 @@ pub fn frame(magic: [u8; 4], msg: &Message) -> Vec<u8> {
     out
 }
 
-/// Writes one framed message.
+/// Writes one message in a plaintext frame.
 pub async fn write_message<W: AsyncWriteExt + Unpin>(
     w: &mut W,
     magic: [u8; 4],

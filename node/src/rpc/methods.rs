@@ -165,6 +165,7 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "version": env!("CARGO_PKG_VERSION"),
         "network": node.params.network.name(),
         "genesis": node.params.genesis_id(),
+        "node_id": node.node_key.id().to_string(),
         "height": chain.height(),
         "tip": chain.tip(),
         "work": format!("{:x}", chain.tip_work()),
