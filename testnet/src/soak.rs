@@ -324,7 +324,8 @@ impl Soak<'_> {
         self.cursor = start + 100;
         let picked: Vec<usize> =
             unsettled.iter().cycle().skip(start).take(100.min(unsettled.len())).copied().collect();
-        for p in picked.into_iter().map(|i| &mut self.payments[i]) {
+        for i in picked {
+            let p = &mut self.payments[i];
             if let Ok(t) = client.call("chain_getTransaction", json!([p.txid])) {
                 if t["confirmations"].as_u64().unwrap_or(0) >= self.opts.confirmations {
                     p.settled = Some(partition.clone());
