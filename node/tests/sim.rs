@@ -164,6 +164,17 @@ impl<'a> Net<'a> {
         });
     }
 
+    /// `n` nodes in a line (node i dials node i-1), all started.
+    fn line(n: usize) -> Net<'a> {
+        let mut net = Net::new();
+        for i in 0..n {
+            let peers: Vec<usize> = if i == 0 { vec![] } else { vec![i - 1] };
+            net.add_node(i, &peers);
+        }
+        net.wait("all nodes started", Duration::from_secs(5), |net| net.running(n));
+        net
+    }
+
     fn node(&self, i: usize) -> Arc<Node> {
         self.nodes.lock().unwrap().get(&name(i)).cloned().unwrap_or_else(|| panic!("n{i} runs"))
     }
@@ -249,12 +260,7 @@ fn all(n: usize) -> Vec<usize> {
 
 #[test]
 fn ten_nodes_in_a_line_converge_on_one_tip() {
-    let mut net = Net::new();
-    for i in 0..10 {
-        let peers: Vec<usize> = if i == 0 { vec![] } else { vec![i - 1] };
-        net.add_node(i, &peers);
-    }
-    net.wait("all nodes started", Duration::from_secs(5), |n| n.running(10));
+    let mut net = Net::line(10);
     net.wait("the line is connected", Duration::from_secs(30), |n| {
         (0..10).all(|i| {
             n.node(i).net.get().unwrap().peer_count() == if i == 0 || i == 9 { 1 } else { 2 }
@@ -277,12 +283,7 @@ fn ten_nodes_in_a_line_converge_on_one_tip() {
 #[test]
 fn healed_partition_converges_on_the_most_work_branch() {
     const N: usize = 6;
-    let mut net = Net::new();
-    for i in 0..N {
-        let peers: Vec<usize> = if i == 0 { vec![] } else { vec![i - 1] };
-        net.add_node(i, &peers);
-    }
-    net.wait("all nodes started", Duration::from_secs(5), |n| n.running(N));
+    let mut net = Net::line(N);
     net.mine(0, 3, Duration::from_millis(200));
     net.wait("common start", Duration::from_secs(30), |n| n.tip(N - 1).0 == 3 && n.agree(&all(N)));
 
@@ -366,12 +367,7 @@ fn late_joiner_syncs_a_long_chain() {
 #[test]
 fn links_with_latency_and_loss_still_converge() {
     const N: usize = 4;
-    let mut net = Net::new();
-    for i in 0..N {
-        let peers: Vec<usize> = if i == 0 { vec![] } else { vec![i - 1] };
-        net.add_node(i, &peers);
-    }
-    net.wait("all nodes started", Duration::from_secs(5), |n| n.running(N));
+    let mut net = Net::line(N);
     for i in 1..N {
         let (a, b) = (name(i - 1), name(i));
         net.sim.set_link_latency(a.as_str(), b.as_str(), Duration::from_millis(150));
