@@ -8,7 +8,7 @@
 
 use crate::chain::{Accepted, ChainError, ChainEvent, ChainManager, SigCache};
 use crate::config::NodeConfig;
-use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::mempool::{Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::store::{ChainStore, KvStore, RocksKv, StoreError};
 use ember_core::validate::check_tx_structure;
@@ -75,7 +75,7 @@ impl Node {
         let sig_cache = chain.sig_cache().clone();
         let mempool_events = chain.subscribe();
         let (events, _) = broadcast::channel(1024);
-        let mempool = Mempool::new(params.clone(), MempoolLimits::default());
+        let mempool = Mempool::new(params.clone(), config.mempool);
         tracing::info!(
             network = %params.network,
             genesis = %params.genesis_id(),
