@@ -796,9 +796,9 @@ impl Senders {
     /// `n` new payments, round-robin over senders, skipping senders whose window is full.
     /// Fewer than `n` when every window is full.
     fn next_payments(&mut self, n: usize) -> Vec<Transaction> {
-        let mut out = Vec::with_capacity(n);
+        let mut todo = Vec::with_capacity(n);
         let mut idle = 0;
-        while out.len() < n && idle < self.keys.len() {
+        while todo.len() < n && idle < self.keys.len() {
             let i = self.cursor;
             self.cursor = (self.cursor + 1) % self.keys.len();
             if self.next[i] - self.confirmed[i] >= self.window {
@@ -806,17 +806,36 @@ impl Senders {
                 continue;
             }
             idle = 0;
-            out.push(ember_core::testkit::pay(
-                &self.params,
-                &self.keys[i],
-                self.sink,
-                AMOUNT,
-                FEE,
-                self.next[i],
-            ));
+            todo.push((i, self.next[i]));
             self.next[i] += 1;
         }
-        out
+        // Signing is the client's cost, not the node's: spread big batches over the cores.
+        let sign = |chunk: &[(usize, u64)]| -> Vec<Transaction> {
+            chunk
+                .iter()
+                .map(|&(i, nonce)| {
+                    ember_core::testkit::pay(
+                        &self.params,
+                        &self.keys[i],
+                        self.sink,
+                        AMOUNT,
+                        FEE,
+                        nonce,
+                    )
+                })
+                .collect()
+        };
+        if todo.len() < 1_000 {
+            return sign(&todo);
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|s| {
+            let parts: Vec<_> = todo
+                .chunks(todo.len().div_ceil(threads))
+                .map(|chunk| s.spawn(move || sign(chunk)))
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().expect("signing does not panic")).collect()
+        })
     }
 
     /// After a batch: refused payments are given back (their nonces reused next time, and
@@ -1114,6 +1133,35 @@ mod tests {
         assert_eq!(percentile(&mut v, 100.0), 100.0);
         assert_eq!(percentile(&mut [3.0], 99.0), 3.0);
         assert_eq!(percentile(&mut [], 50.0), 0.0);
+    }
+
+    #[test]
+    fn the_table_and_the_json_carry_every_figure_with_its_ratio() {
+        let report = Report {
+            quick: true,
+            machine: Machine {
+                cpu: "test cpu".into(),
+                cores: 2,
+                verify_per_sec_core: 17_000.0,
+                loopback_rtt_us: 20.0,
+                rpc_rtt_us: 100.0,
+            },
+            sizes: Sizes::new(true),
+            figures: vec![Figure {
+                name: "throughput: admitted".into(),
+                value: 13_600.0,
+                unit: "tx/s",
+                ratio: 0.8,
+                ratio_to: "verify/s/core",
+            }],
+            seconds: 1.0,
+        };
+        let table = report.table();
+        assert!(table.contains("throughput: admitted") && table.contains("80.0%"), "{table}");
+        assert!(table.contains("verify_strict 17000/s/core"), "{table}");
+        let v: Value = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["figures"][0]["ratio"], 0.8);
+        assert_eq!(v["machine"]["cores"], 2);
     }
 
     #[test]
