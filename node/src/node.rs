@@ -102,6 +102,11 @@ impl Node {
 
     /// Accepts a block from anywhere and brings the mempool up to date before returning.
     pub fn accept_block(&self, block: Block) -> Result<Accepted, ChainError> {
+        // Signatures the cache lacks (a block from sync, or payments we never saw) are
+        // checked on every core before the chain lock is taken: RPC, admission and the other
+        // peers' blocks are not held up by them, and the chain manager then finds them all
+        // cached.
+        self.sig_cache.preverify(&block.txs);
         let mut chain = self.chain.lock().expect("chain lock is never poisoned");
         let result = chain.accept_block(block, now_ms());
         self.drain_events(&chain);

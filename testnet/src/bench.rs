@@ -696,8 +696,55 @@ impl Bench<'_> {
         senders.fund_single(&client)?;
         senders.window = PENDING_PER_SENDER + 1;
         let batch = senders.next_payments(want as usize);
-        submit_all(&client, &batch)?;
+        // Two submitters (pre-signed payments, batches of 100) and a latency probe: the
+        // admission rate of a node that has the machine to itself.
+        let url = node.rpc_url().to_string();
+        let done = AtomicBool::new(false);
+        let t0 = Instant::now();
+        let mut lat = std::thread::scope(|s| -> Result<Vec<f64>> {
+            let half = batch.len().div_ceil(2);
+            let workers: Vec<_> = batch
+                .chunks(half)
+                .map(|part| {
+                    let url = url.as_str();
+                    s.spawn(move || submit_all(&RpcClient::new(url), part))
+                })
+                .collect();
+            let prober = s.spawn(|| {
+                let c = RpcClient::new(url.as_str());
+                let mut lat = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if c.call("node_info", json!([])).is_ok() {
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                lat
+            });
+            let mut result = Ok(());
+            for w in workers {
+                let r = w.join().map_err(|_| anyhow!("submitter panicked"))?;
+                result = result.and(r);
+            }
+            done.store(true, Ordering::Relaxed);
+            let lat = prober.join().map_err(|_| anyhow!("prober panicked"))?;
+            result.map(|()| lat)
+        })?;
+        let secs = t0.elapsed().as_secs_f64();
         let count = mempool_count(&client)?;
+        let limit = self.machine().verify_per_sec_core;
+        self.figure(
+            format!("admission on a lone node ({count} tx into its mempool)"),
+            count as f64 / secs,
+            "tx/s",
+            limit,
+            "verify/s/core",
+        );
+        let rpc_ms = self.machine().rpc_rtt_us / 1000.0;
+        let (p50, p99) = (percentile(&mut lat, 50.0), percentile(&mut lat, 99.0));
+        self.figure("RPC latency during that admission p50", p50, "ms", rpc_ms, "idle RPC RTT");
+        self.figure("RPC latency during that admission p99", p99, "ms", rpc_ms, "idle RPC RTT");
         let rss = node.pid().map_or(0, current_rss_kb);
         let peak = node.pid().map_or(0, peak_rss_kb);
         self.figure(
