@@ -445,6 +445,20 @@ impl Network {
         out
     }
 
+    /// Queues what the peer itself asked for (a `GetData` of up to `MAX_INV` items), waiting
+    /// for room: a big request from an honest peer (e.g. 1,000 payments announced at once)
+    /// must not overflow its queue and get it dropped as slow. Waiting pauses only this
+    /// peer's reader; its writer is a task of its own, and a cancelled peer ends the wait.
+    async fn reply(&self, id: u64, msgs: Vec<Message>) {
+        let queue = self.peers.lock().expect("never poisoned").get(&id).map(|p| p.tx.clone());
+        let Some(queue) = queue else { return };
+        for m in msgs {
+            if queue.send(m).await.is_err() {
+                break;
+            }
+        }
+    }
+
     /// Queues a message to one peer without waiting; a full queue drops the peer.
     fn send(&self, id: u64, msg: Message) {
         let peers = self.peers.lock().expect("never poisoned");
@@ -645,9 +659,7 @@ impl Network {
                         }
                     }
                 }
-                for r in replies {
-                    self.send(id, r);
-                }
+                self.reply(id, replies).await;
                 if !missing.is_empty() {
                     self.send(id, Message::NotFound(missing));
                 }
