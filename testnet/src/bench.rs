@@ -689,7 +689,9 @@ impl Bench<'_> {
             "--mempool-max-txs".into(),
             want.to_string(),
         ];
-        let node = NodeProcess::start(&opts.dir.join("node0"), &args)?;
+        let data = opts.dir.join("node0");
+        let _ = std::fs::remove_dir_all(&data);
+        let node = NodeProcess::start(&data, &args)?;
         let client = node.client();
         let n_senders = (want as usize).div_ceil(PENDING_PER_SENDER as usize + 1);
         let mut senders = Senders::new(&params, n_senders);
