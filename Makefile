@@ -8,7 +8,7 @@ CARGO ?= cargo
 APT_PACKAGES := clang libclang-dev chromium
 TESTNET_ARGS ?=
 
-.PHONY: all deps build run test lint fmt bench fuzz clean
+.PHONY: all deps build run test lint fmt bench bench-net fuzz clean
 
 all: build
 
@@ -55,9 +55,17 @@ lint: deps
 fmt:
 	$(CARGO) fmt --all
 
-## bench: criterion benchmarks (figures printed per benchmark)
+## bench: criterion benchmarks (figures printed per benchmark), then the network benchmark
 bench: deps
 	$(CARGO) bench --workspace
+	$(MAKE) bench-net
+
+## bench-net: release build, then `ember-testnet bench` on real nodes (BENCH_ARGS=--quick
+## for the 3-minute version); the table is the one in docs/PERFORMANCE.md
+BENCH_ARGS ?=
+bench-net: deps
+	$(CARGO) build --release $(CARGO_SEL)
+	$(TARGET_DIR)/release/ember-testnet bench $(BENCH_ARGS)
 
 ## fuzz: every fuzz target for FUZZ_SECONDS each (cargo-fuzz, libFuzzer; installed if missing)
 FUZZ_SECONDS ?= 60

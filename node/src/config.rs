@@ -4,6 +4,7 @@
 //! A config file with an unknown key or a value of the wrong type is refused with the file
 //! name and the reason, rather than half-applied.
 
+use crate::mempool::MempoolLimits;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ember_core::{Address, ChainParams, GenesisSpec, Network};
 use serde::Deserialize;
@@ -129,6 +130,9 @@ pub struct RunArgs {
     /// Log output format.
     #[arg(long, value_enum, env = "EMBER_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Most transactions the mempool holds (1,000 to 1,000,000) [default: 50000].
+    #[arg(long, env = "EMBER_MEMPOOL_MAX_TXS")]
+    pub mempool_max_txs: Option<usize>,
 }
 
 /// The resolved configuration the node runs with.
@@ -147,6 +151,8 @@ pub struct NodeConfig {
     pub mine_threads: usize,
     pub block_time: Duration,
     pub log_format: LogFormat,
+    /// Bounds of the mempool.
+    pub mempool: MempoolLimits,
 }
 
 /// Loads a genesis spec file with its name in every error.
@@ -201,6 +207,7 @@ impl RunArgs {
         self.mine_threads = self.mine_threads.or(file.mine_threads);
         self.block_time = self.block_time.or(file.block_time);
         self.log_format = self.log_format.or(file.log_format);
+        self.mempool_max_txs = self.mempool_max_txs.or(file.mempool_max_txs);
         Ok(self)
     }
 
@@ -221,6 +228,13 @@ impl RunArgs {
             anyhow::bail!("--block-time must be between 0 and 3600 seconds, got {block_time}");
         }
         let mine_threads = args.mine_threads.unwrap_or(1);
+        let mut mempool = MempoolLimits::default();
+        if let Some(n) = args.mempool_max_txs {
+            if !(1_000..=1_000_000).contains(&n) {
+                anyhow::bail!("--mempool-max-txs must be between 1000 and 1000000, got {n}");
+            }
+            mempool.max_count = n;
+        }
         Ok(NodeConfig {
             data_dir: args.data_dir.unwrap_or_else(|| default_data_dir(network)),
             rpc_addr: args.rpc_addr.unwrap_or_else(|| "127.0.0.1:8545".parse().expect("valid")),
@@ -234,6 +248,7 @@ impl RunArgs {
             mine_threads,
             block_time: Duration::from_secs_f64(block_time),
             log_format: args.log_format.unwrap_or_default(),
+            mempool,
             params: Arc::new(params),
         })
     }

@@ -8,7 +8,7 @@
 
 use crate::chain::{Accepted, ChainError, ChainEvent, ChainManager, SigCache};
 use crate::config::NodeConfig;
-use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+use crate::mempool::{Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::store::{ChainStore, KvStore, RocksKv, StoreError};
 use ember_core::validate::check_tx_structure;
@@ -79,7 +79,7 @@ impl Node {
         let sig_cache = chain.sig_cache().clone();
         let mempool_events = chain.subscribe();
         let (events, _) = broadcast::channel(1024);
-        let mempool = Mempool::new(params.clone(), MempoolLimits::default());
+        let mempool = Mempool::new(params.clone(), config.mempool);
         tracing::info!(
             network = %params.network,
             genesis = %params.genesis_id(),
@@ -108,6 +108,11 @@ impl Node {
 
     /// Accepts a block from anywhere and brings the mempool up to date before returning.
     pub fn accept_block(&self, block: Block) -> Result<Accepted, ChainError> {
+        // Signatures the cache lacks (a block from sync, or payments we never saw) are
+        // checked on every core before the chain lock is taken: RPC, admission and the other
+        // peers' blocks are not held up by them, and the chain manager then finds them all
+        // cached.
+        self.sig_cache.preverify(&block.txs);
         let mut chain = self.chain.lock().expect("chain lock is never poisoned");
         let result = chain.accept_block(block, now_ms());
         self.drain_events(&chain);

@@ -150,6 +150,7 @@ impl<'a> Net<'a> {
                     mine_threads: 0,
                     block_time: Duration::from_secs(2),
                     log_format: LogFormat::Text,
+                    mempool: Default::default(),
                 };
                 let store = open_store(&config).map_err(|e| e.to_string())?;
                 let node = Node::new(config, store).map_err(|e| e.to_string())?;

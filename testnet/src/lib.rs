@@ -5,6 +5,7 @@
 //!
 //! | module | what it owns |
 //! |---|---|
+//! | [`bench`] | `ember-testnet bench`: propagation, throughput, sync, memory vs the machine |
 //! | [`process`] | one real `ember-node` process: start, stop, kill, restart, RPC client |
 //! | [`proxy`] | a loopback TCP proxy per link: partition, latency, loss (as delay) |
 //! | [`soak`] | payments under random faults, with the money invariants checked |
@@ -17,6 +18,7 @@
 //! Threads, not async: one accept thread per proxy and two per relayed connection
 //! direction, one poller, one thread per HTTP request. A testnet has tens of links at most.
 
+pub mod bench;
 pub mod http;
 pub mod monitor;
 pub mod network;

@@ -181,6 +181,25 @@ enum Cmd {
         #[arg(value_name = "N")]
         count: u64,
     },
+    /// Measure the network on this machine: block and payment propagation, throughput, sync
+    /// and memory of real nodes, each against the machine's own limits (see
+    /// docs/PERFORMANCE.md). Uses a temp dir unless --dir is given explicitly.
+    #[command(after_help = "Examples:
+  cargo build --release --workspace --all-targets && target/release/ember-testnet bench
+  ember-testnet bench --quick               # under 3 minutes
+  ember-testnet bench --quick --json > bench.json")]
+    Bench {
+        /// Smaller sizes and a 10 s throughput window (under 3 minutes on 2 cores).
+        #[arg(long)]
+        quick: bool,
+        /// Print the report as JSON (progress still goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Nodes in the line for the propagation figures (5 to 50; the 5-node figures use
+        /// its first 5).
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+    },
     /// Print node I's log.
     #[command(
         after_help = "Examples:\n  ember-testnet logs 0\n  ember-testnet logs 0 --follow\n  \
@@ -243,6 +262,10 @@ fn run() -> Result<()> {
         }
         Cmd::Supervise { up } => supervise(&options(&up, &dir)?, up.base_port),
         Cmd::Status { json } => status(&dir, json),
+        Cmd::Bench { quick, json, nodes } => {
+            let explicit_dir = std::env::args().any(|a| a == "--dir" || a.starts_with("--dir="));
+            bench(quick, json, nodes, explicit_dir.then_some(dir))
+        }
         Cmd::Down => down(&dir),
         Cmd::Stop { node } => node_command(&dir, node, Control::Stop { node }),
         Cmd::Start { node } => node_command(&dir, node, Control::Start { node }),
@@ -317,6 +340,23 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         }
         kill_leftover_nodes(&state);
         std::fs::remove_file(TestnetState::path(dir))?;
+    }
+    Ok(())
+}
+
+/// `ember-testnet bench`: runs the benchmark with progress on stderr, prints the table (or
+/// JSON) on stdout. Ctrl-C stops it at the next step; the nodes and the temp dir go away.
+fn bench(quick: bool, json: bool, nodes: usize, dir: Option<PathBuf>) -> Result<()> {
+    let stop = stop_flag(true);
+    let opts = ember_testnet::bench::BenchOptions { quick, nodes, dir, stop };
+    let started = Instant::now();
+    let report = ember_testnet::bench::run(&opts, |step| {
+        eprintln!("[bench {:>5.1}s] {step}", started.elapsed().as_secs_f64());
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
     }
     Ok(())
 }

@@ -66,6 +66,69 @@ impl RpcClient {
         &self.url
     }
 
+    /// Sends `calls` as one JSON-RPC batch (one HTTP request; a node takes up to 100) and
+    /// returns each call's result or error, in order. Fails as a whole only when the node
+    /// is unreachable or its answer is not a batch of the same length.
+    pub fn call_batch(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, RpcClientError>>, RpcClientError> {
+        let first = self.next_id.fetch_add(calls.len() as u64, Ordering::Relaxed);
+        let body: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (m, p))| json!({ "jsonrpc": "2.0", "id": first + i as u64, "method": m, "params": p }))
+            .collect();
+        let bad = |reason: String| RpcClientError::BadResponse { url: self.url.clone(), reason };
+        let mut req = self.agent.post(&self.url).set("Content-Type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let text = match req.send_string(&Value::Array(body).to_string()) {
+            Ok(resp) => resp.into_string(),
+            Err(ureq::Error::Status(_, resp)) => resp.into_string(),
+            Err(ureq::Error::Transport(t)) => {
+                return Err(RpcClientError::Unreachable {
+                    url: self.url.clone(),
+                    reason: t.to_string(),
+                })
+            }
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("{e}: {}", text.chars().take(200).collect::<String>())))?;
+        let Value::Array(items) = v else {
+            return Err(bad(format!(
+                "not a batch answer: {}",
+                text.chars().take(200).collect::<String>()
+            )));
+        };
+        // Answers may come in any order: put them back in the order of the ids.
+        let mut out: Vec<Option<Result<Value, RpcClientError>>> =
+            (0..calls.len()).map(|_| None).collect();
+        for item in items {
+            let slot = item
+                .get("id")
+                .and_then(Value::as_u64)
+                .and_then(|id| id.checked_sub(first))
+                .filter(|i| (*i as usize) < calls.len())
+                .ok_or_else(|| bad(format!("batch answer with an unknown id: {item}")))?;
+            out[slot as usize] = Some(match item.get("error") {
+                Some(err) => Err(RpcClientError::Rpc {
+                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                    message: err.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+                    data: err.get("data").cloned(),
+                }),
+                None => {
+                    item.get("result").cloned().ok_or_else(|| bad("no result and no error".into()))
+                }
+            });
+        }
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| bad("the batch answer misses a call".into())))
+            .collect()
+    }
+
     /// Calls `method` with `params` and returns its `result`.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -470,6 +470,29 @@ impl Network {
         out
     }
 
+    /// Queues what the peer itself asked for (a `GetData` of up to `MAX_INV` items), waiting
+    /// for room (beyond a reserve for gossip): a big request from an honest peer (e.g. 1,000 payments announced at once)
+    /// must not overflow its queue and get it dropped as slow. Waiting pauses only this
+    /// peer's reader; its writer is a task of its own, and a cancelled peer ends the wait.
+    async fn reply(&self, id: u64, msgs: Vec<Message>) {
+        let queue = self.peers.lock().expect("never poisoned").get(&id).map(|p| p.tx.clone());
+        let Some(queue) = queue else { return };
+        for m in msgs {
+            // Leave a quarter of the queue to gossip, which never waits and drops a peer
+            // whose queue is full: replies filling it to the brim would get the peer dropped
+            // by the next announcement.
+            while queue.capacity() < PEER_QUEUE / 4 {
+                if queue.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            if queue.send(m).await.is_err() {
+                break;
+            }
+        }
+    }
+
     /// Queues a message to one peer without waiting; a full queue drops the peer.
     fn send(&self, id: u64, msg: Message) {
         let peers = self.peers.lock().expect("never poisoned");
@@ -569,6 +592,7 @@ impl Network {
             if !inv.is_empty() {
                 for chunk in inv.chunks(wire::MAX_INV) {
                     if p.tx.try_send(Message::Inv(chunk.to_vec())).is_err() {
+                        tracing::info!(peer = %p.addr, "peer too slow (queue full); disconnecting");
                         p.cancel.cancel();
                     }
                 }
@@ -670,9 +694,7 @@ impl Network {
                         }
                     }
                 }
-                for r in replies {
-                    self.send(id, r);
-                }
+                self.reply(id, replies).await;
                 if !missing.is_empty() {
                     self.send(id, Message::NotFound(missing));
                 }

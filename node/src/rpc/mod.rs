@@ -172,6 +172,7 @@ async fn handle_rpc(State(s): State<AppState>, headers: HeaderMap, body: Body) -
                 );
                 rpc_response(Value::Null, Err(e))
             } else {
+                preverify_payments(&s.node, &items).await;
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     if let Some(r) = handle_one(&s.node, item, authorized).await {
@@ -185,6 +186,26 @@ async fn handle_rpc(State(s): State<AppState>, headers: HeaderMap, body: Body) -
     };
     s.node.metrics.observe_rpc(started.elapsed().as_secs_f64());
     json_reply(StatusCode::OK, reply)
+}
+
+/// Checks the signatures of every `tx_submit` in a batch at once, on every core, in one
+/// trip to the blocking pool, and caches the good ones; the requests are then handled one
+/// by one as usual and find their signatures cached. Without this a batch of payments was
+/// verified one signature at a time on one core, with a thread hop each (the profile of a
+/// node under load showed ed25519 at under a third of its time). Items that do not decode
+/// are left to the handler, which reports them.
+async fn preverify_payments(node: &Arc<Node>, items: &[Value]) {
+    let txs: Vec<ember_core::Transaction> = items
+        .iter()
+        .filter(|i| i.get("method").and_then(Value::as_str) == Some("tx_submit"))
+        .filter_map(|i| i.get("params")?.get(0)?.as_str().map(str::to_owned))
+        .filter_map(|h| ember_core::Transaction::decode(&hex::decode(h.trim()).ok()?).ok())
+        .collect();
+    if txs.len() < 2 {
+        return;
+    }
+    let node = node.clone();
+    let _ = tokio::task::spawn_blocking(move || node.sig_cache.preverify(&txs)).await;
 }
 
 /// Handles one request object; `None` for a notification (no id), which gets no answer.

@@ -1,0 +1,1232 @@
+//! `ember-testnet bench`: how fast a network of real `ember-node` processes is on this
+//! machine, with every figure stated against the machine's own limits measured in the same
+//! run.
+//!
+//! The limits: `verify_strict` signature checks per second on one core (measured in this
+//! process with ember-core, which is what every node does for every payment), a loopback
+//! TCP round trip, and a JSON-RPC round trip to an idle node. Phases, in order, on one
+//! fresh devnet in a temp dir (or `--dir`):
+//!
+//! 1. a line of `nodes` nodes (default 10): empty and full blocks mined on node 0, timed
+//!    until every node of the first 5 and of all 10 has them as tip; payments submitted to
+//!    node 0, timed until they are in the mempool of node 4 and of the far end;
+//! 2. nodes 5.. stop; on the 5-node line, payments are submitted to node 0 as fast as it
+//!    takes them (batches of 100) while node 0 mines a block a second: submitted,
+//!    admitted and confirmed-on-every-node rates, and RPC latency meanwhile;
+//! 3. the other nodes stop; node 0 builds a longer chain of payments and empty blocks and a
+//!    fresh node syncs it from scratch;
+//! 4. a fresh node with a 100,000-transaction mempool bound is filled (memory).
+//!
+//! Peak RSS of every node is read from `/proc/<pid>/status` (`VmHWM`) before it stops.
+//! Times are measured by polling node RPC in a tight loop from one thread, so they carry
+//! about one RPC round trip of resolution. Nothing here asserts a speed: it reports.
+
+use crate::network::{Testnet, TestnetOptions, Topology};
+use crate::process::{wait_for, NodeProcess};
+use anyhow::{anyhow, bail, Context, Result};
+use ember_core::params::{ChainParams, GenesisSpec};
+use ember_core::{Address, Keypair, Network, Transaction};
+use ember_wallet::rpc::{RpcClient, RpcClientError};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The most transactions one account may have pending (the mempool's nonce window is 64
+/// ahead of the account's nonce, so 65 fit; we keep one slot free).
+const PENDING_PER_SENDER: u64 = 60;
+/// Requests per JSON-RPC batch (the node's limit is 100).
+const BATCH: usize = 100;
+/// A payment's amount and fee, in base units.
+const AMOUNT: u64 = 1_000;
+const FEE: u64 = 10;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Smaller sizes and shorter windows: the whole run takes under 3 minutes.
+    pub quick: bool,
+    /// Nodes of the line for block and payment propagation (at least 5; the 5-node figures
+    /// are taken on its first 5 nodes).
+    pub nodes: usize,
+    /// Where the nodes' data dirs go (a temp dir, removed at the end, when `None`).
+    pub dir: Option<PathBuf>,
+    /// Set on Ctrl-C: the run stops at the next step and cleans up.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The sizes of a run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sizes {
+    pub senders: usize,
+    pub empty_block_samples: usize,
+    pub full_block_samples: usize,
+    pub full_block_txs: usize,
+    pub payment_samples: usize,
+    pub throughput_secs: u64,
+    pub sync_blocks: u64,
+    pub sync_txs: u64,
+    pub mempool_txs: u64,
+}
+
+impl Sizes {
+    pub fn new(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                senders: 640,
+                empty_block_samples: 10,
+                full_block_samples: 3,
+                full_block_txs: 1_000,
+                payment_samples: 10,
+                throughput_secs: 10,
+                sync_blocks: 1_000,
+                sync_txs: 20_000,
+                mempool_txs: 100_000,
+            }
+        } else {
+            Sizes {
+                senders: 1_920,
+                empty_block_samples: 30,
+                full_block_samples: 10,
+                full_block_txs: 2_000,
+                payment_samples: 30,
+                throughput_secs: 60,
+                sync_blocks: 10_000,
+                sync_txs: 200_000,
+                mempool_txs: 100_000,
+            }
+        }
+    }
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// The figure divided by the limit it is compared with.
+    pub ratio: f64,
+    /// What `ratio` is relative to, e.g. "verify/s/core" or "loopback RTT".
+    pub ratio_to: &'static str,
+}
+
+/// The machine's limits, measured at the start of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    /// `verify_strict` checks per second on one core.
+    pub verify_per_sec_core: f64,
+    /// Loopback TCP round trip (1-byte ping-pong), median, µs.
+    pub loopback_rtt_us: f64,
+    /// `node_info` round trip to an idle node, median, µs.
+    pub rpc_rtt_us: f64,
+}
+
+/// The whole result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub quick: bool,
+    pub machine: Machine,
+    pub sizes: Sizes,
+    pub figures: Vec<Figure>,
+    pub seconds: f64,
+}
+
+impl Report {
+    /// The table `ember-testnet bench` prints.
+    pub fn table(&self) -> String {
+        let m = &self.machine;
+        let mut out = format!(
+            "machine: {} ({} cores); verify_strict {:.0}/s/core; loopback RTT {:.1} µs; \
+             RPC RTT {:.1} µs\n\n",
+            m.cpu, m.cores, m.verify_per_sec_core, m.loopback_rtt_us, m.rpc_rtt_us
+        );
+        out += &format!(
+            "| {:<58} | {:>12} | {:<5} | {:>10} | {:<24} |\n",
+            "figure", "value", "unit", "ratio", "relative to"
+        );
+        out += &format!(
+            "|{}|{}|{}|{}|{}|\n",
+            "-".repeat(60),
+            "-".repeat(14),
+            "-".repeat(7),
+            "-".repeat(12),
+            "-".repeat(26)
+        );
+        for f in &self.figures {
+            out += &format!(
+                "| {:<58} | {:>12} | {:<5} | {:>10} | {:<24} |\n",
+                f.name,
+                fmt_num(f.value),
+                f.unit,
+                fmt_ratio(f.ratio),
+                f.ratio_to
+            );
+        }
+        out += &format!(
+            "\n({} run, {:.0} s)\n",
+            if self.quick { "quick" } else { "full" },
+            self.seconds
+        );
+        out
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn fmt_ratio(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}x")
+    } else if r >= 1.0 {
+        format!("{r:.2}x")
+    } else {
+        format!("{:.1}%", r * 100.0)
+    }
+}
+
+/// Runs the benchmark; `progress` hears of every step.
+pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report> {
+    if opts.nodes < 5 || opts.nodes > 50 {
+        bail!("--nodes must be between 5 and 50 (the 5-node figures use the first 5)");
+    }
+    let started = Instant::now();
+    let sizes = Sizes::new(opts.quick);
+    let temp;
+    let dir = match &opts.dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new().prefix("ember-bench").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut b = Bench { opts, sizes, figures: Vec::new(), machine: None };
+
+    progress("measuring the machine: verify_strict on one core, loopback round trip");
+    let verify = verify_per_sec(if opts.quick { 1.0 } else { 3.0 });
+    let loopback = loopback_rtt_us(2_000)?;
+
+    progress(&format!("starting a {}-node line", opts.nodes));
+    let mut tn = Testnet::start(&TestnetOptions::new(opts.nodes, Topology::Line, &dir), |_| {})?;
+    let params = load_genesis(&tn.genesis)?;
+    let clients: Vec<RpcClient> = (0..tn.len()).map(|i| tn.client(i)).collect();
+    let rpc_rtt = rpc_rtt_us(&clients[0], 300)?;
+    b.machine = Some(Machine {
+        cpu: cpu_model(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        verify_per_sec_core: verify,
+        loopback_rtt_us: loopback,
+        rpc_rtt_us: rpc_rtt,
+    });
+    let mut peaks = vec![0u64; tn.len()];
+
+    progress(&format!("funding {} sender accounts", sizes.senders));
+    let mut senders = Senders::new(&params, sizes.senders);
+    senders.fund(&clients[0], &tn)?;
+    b.check()?;
+
+    progress("block propagation: empty blocks");
+    b.block_propagation(&tn, &clients, "empty", sizes.empty_block_samples, 0, &mut senders)?;
+    progress("payment propagation");
+    b.payment_propagation(&clients, &mut senders)?;
+    progress("block propagation: full blocks");
+    b.block_propagation(
+        &tn,
+        &clients,
+        "full",
+        sizes.full_block_samples,
+        sizes.full_block_txs,
+        &mut senders,
+    )?;
+    record_peaks(&tn, &mut peaks);
+
+    // Throughput on the first 5 nodes.
+    for i in 5..tn.len() {
+        tn.stop_node(i)?;
+    }
+    progress(&format!("throughput on a 5-node line for {} s", sizes.throughput_secs));
+    b.throughput(&tn, &clients[..5], &mut senders)?;
+    record_peaks(&tn, &mut peaks);
+
+    // Sync: node 0 alone builds the chain, a fresh node downloads it.
+    for i in 1..5 {
+        tn.stop_node(i)?;
+    }
+    progress(&format!(
+        "building a {}-block chain with {} payments on node 0",
+        sizes.sync_blocks, sizes.sync_txs
+    ));
+    let sync_peak = b.sync(&tn, &clients[0], &mut senders, &dir, &mut progress)?;
+    record_peaks(&tn, &mut peaks);
+    tn.stop()?;
+    drop(tn);
+
+    for (i, kb) in peaks.iter().enumerate() {
+        b.figure(format!("peak RSS node {i}"), *kb as f64 / 1024.0, "MB", 200.0, "200 MB budget");
+    }
+    b.figure(
+        "peak RSS of the syncing node",
+        sync_peak as f64 / 1024.0,
+        "MB",
+        200.0,
+        "200 MB budget",
+    );
+
+    progress(&format!("memory: {} payments in one node's mempool", sizes.mempool_txs));
+    b.mempool_memory(&dir)?;
+
+    Ok(Report {
+        quick: opts.quick,
+        machine: b.machine.take().expect("measured above"),
+        sizes,
+        figures: b.figures,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+struct Bench<'a> {
+    opts: &'a BenchOptions,
+    sizes: Sizes,
+    figures: Vec<Figure>,
+    machine: Option<Machine>,
+}
+
+impl Bench<'_> {
+    fn check(&self) -> Result<()> {
+        if self.opts.stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    fn machine(&self) -> &Machine {
+        self.machine.as_ref().expect("the machine is measured first")
+    }
+
+    fn figure(
+        &mut self,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        limit: f64,
+        ratio_to: &'static str,
+    ) {
+        self.figures.push(Figure {
+            name: name.into(),
+            value,
+            unit,
+            ratio: value / limit,
+            ratio_to,
+        });
+    }
+
+    /// A time in ms, as a ratio to loopback round trips per hop.
+    fn time_per_hop(&mut self, name: String, ms: f64, hops: usize) {
+        let rtt_ms = self.machine().loopback_rtt_us / 1000.0;
+        self.figure(name, ms, "ms", rtt_ms * hops as f64, "loopback RTT x hops");
+    }
+
+    /// Mines `samples` blocks on node 0 (each after putting `txs` payments into every
+    /// mempool) and times their arrival at every node.
+    fn block_propagation(
+        &mut self,
+        tn: &Testnet,
+        clients: &[RpcClient],
+        kind: &str,
+        samples: usize,
+        txs: usize,
+        senders: &mut Senders,
+    ) -> Result<()> {
+        let n = clients.len();
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
+        for _ in 0..samples {
+            self.check()?;
+            if txs > 0 {
+                let batch = senders.next_payments(txs);
+                submit_all(&clients[0], &batch)?;
+                wait_mempools(clients, batch.len(), Duration::from_secs(60))?;
+            }
+            let (h0, _) = tn.tip(0)?;
+            let target = h0 + 1;
+            let arrived = std::thread::scope(|s| -> Result<Vec<f64>> {
+                let t0 = Instant::now();
+                let poller = s.spawn(move || poll_heights(clients, target, t0));
+                let mined = clients[0].call("mining_generate", json!([1]));
+                let arrived = poller.join().map_err(|_| anyhow!("poller panicked"))??;
+                mined.context("mining_generate on node 0")?;
+                Ok(arrived)
+            })?;
+            senders.confirm_all();
+            for (i, t) in arrived.into_iter().enumerate() {
+                times[i].push(t);
+            }
+            if txs > 0 {
+                wait_mempools(clients, 0, Duration::from_secs(30))?;
+            }
+        }
+        for (last, label) in [(4usize, "5-node"), (n - 1, &format!("{n}-node") as &str)] {
+            let mut all: Vec<f64> =
+                (0..samples).map(|k| (0..=last).map(|i| times[i][k]).fold(0.0, f64::max)).collect();
+            let what = if txs > 0 { format!("{kind} ({txs} tx)") } else { kind.to_string() };
+            let (p50, p95) = (percentile(&mut all, 50.0), percentile(&mut all, 95.0));
+            self.time_per_hop(format!("block propagation {what}, {label} line p50"), p50, last);
+            self.time_per_hop(format!("block propagation {what}, {label} line p95"), p95, last);
+        }
+        Ok(())
+    }
+
+    /// Submits single payments to node 0 and times their arrival in the mempools of node 4
+    /// and of the far end.
+    fn payment_propagation(&mut self, clients: &[RpcClient], senders: &mut Senders) -> Result<()> {
+        let n = clients.len();
+        let far = [4, n - 1];
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..self.sizes.payment_samples {
+            self.check()?;
+            let base: Vec<u64> =
+                far.iter().map(|&i| mempool_count(&clients[i])).collect::<Result<_>>()?;
+            let tx = senders.next_payments(1);
+            let t0 = Instant::now();
+            submit_all(&clients[0], &tx)?;
+            let mut done = [None, None];
+            let deadline = t0 + Duration::from_secs(30);
+            while done.iter().any(Option::is_none) {
+                for (k, &i) in far.iter().enumerate() {
+                    if done[k].is_none() && mempool_count(&clients[i])? > base[k] {
+                        done[k] = Some(t0.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                if Instant::now() > deadline {
+                    bail!("a payment did not reach node {} within 30 s", far[1]);
+                }
+            }
+            for k in 0..2 {
+                times[k].push(done[k].expect("loop ends when both are set"));
+            }
+        }
+        for (k, &last) in far.iter().enumerate() {
+            let label = format!("{}-node", last + 1);
+            let (p50, p95) = (percentile(&mut times[k], 50.0), percentile(&mut times[k], 95.0));
+            self.time_per_hop(format!("payment propagation, {label} line p50"), p50, last);
+            self.time_per_hop(format!("payment propagation, {label} line p95"), p95, last);
+        }
+        // Leave the mempools empty for what follows.
+        clients[0].call("mining_generate", json!([1])).context("mining_generate on node 0")?;
+        senders.confirm_all();
+        wait_mempools(clients, 0, Duration::from_secs(30))
+    }
+
+    /// Submits as fast as node 0 takes payments for the configured time while node 0 mines a
+    /// block a second; measures submitted, admitted and confirmed-on-every-node rates and the
+    /// RPC latency meanwhile.
+    fn throughput(
+        &mut self,
+        tn: &Testnet,
+        clients: &[RpcClient],
+        senders: &mut Senders,
+    ) -> Result<()> {
+        let secs = self.sizes.throughput_secs;
+        let start_nonces: Vec<u64> =
+            clients.iter().map(|c| senders.chain_nonce_sum(c)).collect::<Result<_>>()?;
+        let submitted = AtomicU64::new(0);
+        let admitted = AtomicU64::new(0);
+        let done = AtomicBool::new(false);
+        let latencies = Mutex::new(Vec::new());
+        let rpc_url = tn.node(0).rpc_url().to_string();
+        let halves = senders.split(2);
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(secs);
+        let mut end_nonces = Vec::new();
+        let returned = std::thread::scope(|s| -> Result<Vec<Senders>> {
+            let workers: Vec<_> = halves
+                .into_iter()
+                .map(|mut part| {
+                    let (submitted, admitted, done, url) = (&submitted, &admitted, &done, &rpc_url);
+                    s.spawn(move || -> Result<Senders> {
+                        let client = RpcClient::new(url.as_str());
+                        while !done.load(Ordering::Relaxed) && Instant::now() < end {
+                            let batch = part.next_payments(BATCH);
+                            if batch.len() < BATCH {
+                                // Windows full: learn what the chain has confirmed.
+                                part.chain_nonce_sum(&client)?;
+                                if batch.is_empty() {
+                                    std::thread::sleep(Duration::from_millis(50));
+                                    continue;
+                                }
+                            }
+                            let ok = submit_batch(&client, &batch)?;
+                            submitted.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            admitted.fetch_add(
+                                ok.iter().filter(|o| **o).count() as u64,
+                                Ordering::Relaxed,
+                            );
+                            part.settle(&batch, &ok);
+                        }
+                        Ok(part)
+                    })
+                })
+                .collect();
+            let miner = s.spawn(|| -> Result<()> {
+                let client = tn.client(0);
+                while Instant::now() < end && !done.load(Ordering::Relaxed) {
+                    let next = Instant::now() + Duration::from_secs(1);
+                    client.call("mining_generate", json!([1])).context("mining on node 0")?;
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+                Ok(())
+            });
+            let prober = s.spawn(|| {
+                let client = RpcClient::new(rpc_url.as_str());
+                while Instant::now() < end && !done.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if client.call("node_info", json!([])).is_ok() {
+                        latencies
+                            .lock()
+                            .expect("not poisoned")
+                            .push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            while Instant::now() < end {
+                if self.opts.stop.load(Ordering::Relaxed) {
+                    done.store(true, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let mut parts = Vec::new();
+            let mut failure = None;
+            for w in workers {
+                match w.join().map_err(|_| anyhow!("submitter panicked"))? {
+                    Ok(p) => parts.push(p),
+                    Err(e) => failure = Some(e),
+                }
+            }
+            miner.join().map_err(|_| anyhow!("miner panicked"))??;
+            let _ = prober.join();
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            Ok(parts)
+        })?;
+        self.check()?;
+        let elapsed = t0.elapsed().as_secs_f64();
+        // Confirmed on every node at the end of the window: the slowest node's nonce sum.
+        let mut merged = Senders::join(returned);
+        for c in clients {
+            end_nonces.push(merged.chain_nonce_sum(c)?);
+        }
+        let confirmed = end_nonces
+            .iter()
+            .zip(&start_nonces)
+            .map(|(e, s)| e.saturating_sub(*s))
+            .min()
+            .unwrap_or(0);
+        let limit = self.machine().verify_per_sec_core;
+        let sub = submitted.load(Ordering::Relaxed) as f64 / elapsed;
+        let adm = admitted.load(Ordering::Relaxed) as f64 / elapsed;
+        self.figure(
+            "throughput: submitted to node 0 (5-node line)",
+            sub,
+            "tx/s",
+            limit,
+            "verify/s/core",
+        );
+        self.figure(
+            "throughput: admitted by node 0's mempool",
+            adm,
+            "tx/s",
+            limit,
+            "verify/s/core",
+        );
+        self.figure(
+            "throughput: confirmed on every node",
+            confirmed as f64 / elapsed,
+            "tx/s",
+            limit,
+            "verify/s/core",
+        );
+        let mut lat = latencies.into_inner().expect("not poisoned");
+        let rpc_ms = self.machine().rpc_rtt_us / 1000.0;
+        let (p50, p99) = (percentile(&mut lat, 50.0), percentile(&mut lat, 99.0));
+        self.figure(
+            "RPC latency under load (node_info on node 0) p50",
+            p50,
+            "ms",
+            rpc_ms,
+            "idle RPC RTT",
+        );
+        self.figure(
+            "RPC latency under load (node_info on node 0) p99",
+            p99,
+            "ms",
+            rpc_ms,
+            "idle RPC RTT",
+        );
+        // Drain what is still pending so the next phase starts clean.
+        for _ in 0..20 {
+            if mempool_count(&clients[0])? == 0 {
+                break;
+            }
+            clients[0].call("mining_generate", json!([1])).context("mining on node 0")?;
+        }
+        merged.confirm_all();
+        *senders = merged;
+        wait_mempools(clients, 0, Duration::from_secs(60))?;
+        let (_, tip) = tn.tip(0)?;
+        tn.wait_for_tip(&(0..clients.len()).collect::<Vec<_>>(), &tip, Duration::from_secs(60))?;
+        Ok(())
+    }
+
+    /// Grows node 0's chain to the sync sizes, then times a fresh node downloading it.
+    /// Returns the syncing node's peak RSS (kB).
+    fn sync(
+        &mut self,
+        tn: &Testnet,
+        client: &RpcClient,
+        senders: &mut Senders,
+        dir: &Path,
+        progress: &mut impl FnMut(&str),
+    ) -> Result<u64> {
+        let (want_blocks, want_txs) = (self.sizes.sync_blocks, self.sizes.sync_txs);
+        let mut txs = senders.chain_nonce_sum(client)? + dev_nonce_sum(client)?;
+        while txs < want_txs {
+            self.check()?;
+            // As many as the nonce window and the mempool allow, then blocks until it is empty.
+            let round = (want_txs - txs).min(40_000) as usize;
+            let batch = senders.next_payments(round);
+            submit_all(client, &batch)?;
+            while mempool_count(client)? > 0 {
+                client.call("mining_generate", json!([1])).context("mining on node 0")?;
+            }
+            senders.confirm_all();
+            txs = senders.chain_nonce_sum(client)? + dev_nonce_sum(client)?;
+            progress(&format!("  {txs} payments in the chain"));
+        }
+        let mut height = tn.tip(0)?.0;
+        while height < want_blocks {
+            self.check()?;
+            let n = (want_blocks - height).min(1000);
+            client.call("mining_generate", json!([n])).context("mining on node 0")?;
+            height = tn.tip(0)?.0;
+        }
+        progress(&format!("  a fresh node syncs {height} blocks with {txs} payments"));
+        let args = vec![
+            "--network".to_string(),
+            "devnet".into(),
+            "--genesis".into(),
+            tn.genesis.display().to_string(),
+            "--no-discover".into(),
+            "--peer".into(),
+            tn.node(0).p2p_addr(),
+        ];
+        let data = dir.join("sync-node");
+        let _ = std::fs::remove_dir_all(&data);
+        let t0 = Instant::now();
+        let node = NodeProcess::start(&data, &args).context("the syncing node did not start")?;
+        let c = node.client();
+        let mut last_print = Instant::now();
+        wait_for(Duration::from_secs(1800), "the fresh node to sync", || {
+            if self.opts.stop.load(Ordering::Relaxed) {
+                return Some(());
+            }
+            let h = c.call("node_info", json!([])).ok()?["height"].as_u64()?;
+            if last_print.elapsed() > Duration::from_secs(5) {
+                last_print = Instant::now();
+                progress(&format!("  synced {h}/{height}"));
+            }
+            (h >= height).then_some(())
+        })?;
+        self.check()?;
+        let secs = t0.elapsed().as_secs_f64();
+        let peak = node.pid().map_or(0, peak_rss_kb);
+        let limit = self.machine().verify_per_sec_core;
+        let cores = self.machine().cores as f64;
+        self.figure(
+            format!("sync of {height} blocks: blocks/s"),
+            height as f64 / secs,
+            "blk/s",
+            limit,
+            "verify/s/core",
+        );
+        self.figure(
+            format!("sync of {txs} payments: tx/s"),
+            txs as f64 / secs,
+            "tx/s",
+            limit * cores,
+            "verify/s, all cores",
+        );
+        drop(node);
+        Ok(peak)
+    }
+
+    /// A fresh node whose mempool holds `mempool_txs` payments: its peak RSS.
+    fn mempool_memory(&mut self, dir: &Path) -> Result<()> {
+        let want = self.sizes.mempool_txs;
+        let opts = TestnetOptions::new(1, Topology::Line, &dir.join("mempool"));
+        // A single node needs a larger mempool bound than the default.
+        let genesis = crate::network::write_genesis(&opts.dir)?;
+        let params = load_genesis(&genesis)?;
+        let args = vec![
+            "--network".to_string(),
+            "devnet".into(),
+            "--genesis".into(),
+            genesis.display().to_string(),
+            "--no-discover".into(),
+            "--mempool-max-txs".into(),
+            want.to_string(),
+        ];
+        let data = opts.dir.join("node0");
+        let _ = std::fs::remove_dir_all(&data);
+        let node = NodeProcess::start(&data, &args)?;
+        let client = node.client();
+        let n_senders = (want as usize).div_ceil(PENDING_PER_SENDER as usize + 1);
+        let mut senders = Senders::new(&params, n_senders);
+        senders.fund_single(&client)?;
+        senders.window = PENDING_PER_SENDER + 1;
+        let batch = senders.next_payments(want as usize);
+        // Two submitters (pre-signed payments, batches of 100) and a latency probe: the
+        // admission rate of a node that has the machine to itself.
+        let url = node.rpc_url().to_string();
+        let done = AtomicBool::new(false);
+        let t0 = Instant::now();
+        let mut lat = std::thread::scope(|s| -> Result<Vec<f64>> {
+            let half = batch.len().div_ceil(2);
+            let workers: Vec<_> = batch
+                .chunks(half)
+                .map(|part| {
+                    let url = url.as_str();
+                    s.spawn(move || submit_all(&RpcClient::new(url), part))
+                })
+                .collect();
+            let prober = s.spawn(|| {
+                let c = RpcClient::new(url.as_str());
+                let mut lat = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if c.call("node_info", json!([])).is_ok() {
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                lat
+            });
+            let mut result = Ok(());
+            for w in workers {
+                let r = w.join().map_err(|_| anyhow!("submitter panicked"))?;
+                result = result.and(r);
+            }
+            done.store(true, Ordering::Relaxed);
+            let lat = prober.join().map_err(|_| anyhow!("prober panicked"))?;
+            result.map(|()| lat)
+        })?;
+        let secs = t0.elapsed().as_secs_f64();
+        let count = mempool_count(&client)?;
+        let limit = self.machine().verify_per_sec_core;
+        self.figure(
+            format!("admission on a lone node ({count} tx into its mempool)"),
+            count as f64 / secs,
+            "tx/s",
+            limit,
+            "verify/s/core",
+        );
+        let rpc_ms = self.machine().rpc_rtt_us / 1000.0;
+        let (p50, p99) = (percentile(&mut lat, 50.0), percentile(&mut lat, 99.0));
+        self.figure("RPC latency during that admission p50", p50, "ms", rpc_ms, "idle RPC RTT");
+        self.figure("RPC latency during that admission p99", p99, "ms", rpc_ms, "idle RPC RTT");
+        let rss = node.pid().map_or(0, current_rss_kb);
+        let peak = node.pid().map_or(0, peak_rss_kb);
+        self.figure(
+            format!("RSS with {count} payments in the mempool"),
+            rss as f64 / 1024.0,
+            "MB",
+            200.0,
+            "200 MB budget",
+        );
+        self.figure(
+            "peak RSS while filling that mempool",
+            peak as f64 / 1024.0,
+            "MB",
+            200.0,
+            "200 MB budget",
+        );
+        Ok(())
+    }
+}
+
+/// Sender accounts (deterministic keys) with the next nonce to use and the nonce the chain
+/// has confirmed.
+struct Senders {
+    params: ChainParams,
+    keys: Vec<Keypair>,
+    /// Next nonce to sign for each key.
+    next: Vec<u64>,
+    /// Nonce at the last confirmation (all signed up to here are in blocks).
+    confirmed: Vec<u64>,
+    /// Next key to use.
+    cursor: usize,
+    /// How many payments a sender may have pending.
+    window: u64,
+    sink: Address,
+}
+
+impl Senders {
+    fn new(params: &ChainParams, n: usize) -> Senders {
+        let keys = ember_core::testkit::keys(n);
+        Senders {
+            params: params.clone(),
+            next: vec![0; keys.len()],
+            confirmed: vec![0; keys.len()],
+            keys,
+            cursor: 0,
+            window: PENDING_PER_SENDER,
+            sink: ember_wallet::dev_keypair(9).address(),
+        }
+    }
+
+    /// Each dev account 0..9 pays up to 60 senders per block until all are funded (node 0
+    /// mines; every node of `tn` must then have the blocks).
+    fn fund(&mut self, client: &RpcClient, tn: &Testnet) -> Result<()> {
+        self.fund_single(client)?;
+        tn.wait_for_agreement(Duration::from_secs(60))?;
+        Ok(())
+    }
+
+    fn fund_single(&mut self, client: &RpcClient) -> Result<()> {
+        let devs: Vec<Keypair> = (0..9).map(ember_wallet::dev_keypair).collect();
+        let mut dev_nonce = Vec::new();
+        for d in &devs {
+            let v =
+                client.call("account_get", json!([d.address().to_bech32(self.params.hrp())]))?;
+            dev_nonce.push(v["nonce"].as_u64().unwrap_or(0));
+        }
+        // 1,000 coins each is plenty for every payment of a run.
+        let coins = 1_000 * 100_000_000u64;
+        for chunk in self.keys.chunks(devs.len() * PENDING_PER_SENDER as usize) {
+            let txs: Vec<Transaction> = chunk
+                .iter()
+                .enumerate()
+                .map(|(k, key)| {
+                    let d = k % devs.len();
+                    let tx = ember_core::testkit::pay(
+                        &self.params,
+                        &devs[d],
+                        key.address(),
+                        coins,
+                        FEE,
+                        dev_nonce[d],
+                    );
+                    dev_nonce[d] += 1;
+                    tx
+                })
+                .collect();
+            submit_all(client, &txs)?;
+            client.call("mining_generate", json!([1])).context("mining the funding block")?;
+            if mempool_count(client)? > 0 {
+                client.call("mining_generate", json!([1])).context("mining the funding block")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` new payments, round-robin over senders, skipping senders whose window is full.
+    /// Fewer than `n` when every window is full.
+    fn next_payments(&mut self, n: usize) -> Vec<Transaction> {
+        let mut todo = Vec::with_capacity(n);
+        let mut idle = 0;
+        while todo.len() < n && idle < self.keys.len() {
+            let i = self.cursor;
+            self.cursor = (self.cursor + 1) % self.keys.len();
+            if self.next[i] - self.confirmed[i] >= self.window {
+                idle += 1;
+                continue;
+            }
+            idle = 0;
+            todo.push((i, self.next[i]));
+            self.next[i] += 1;
+        }
+        // Signing is the client's cost, not the node's: spread big batches over the cores.
+        let sign = |chunk: &[(usize, u64)]| -> Vec<Transaction> {
+            chunk
+                .iter()
+                .map(|&(i, nonce)| {
+                    ember_core::testkit::pay(
+                        &self.params,
+                        &self.keys[i],
+                        self.sink,
+                        AMOUNT,
+                        FEE,
+                        nonce,
+                    )
+                })
+                .collect()
+        };
+        if todo.len() < 1_000 {
+            return sign(&todo);
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|s| {
+            let parts: Vec<_> = todo
+                .chunks(todo.len().div_ceil(threads))
+                .map(|chunk| s.spawn(move || sign(chunk)))
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().expect("signing does not panic")).collect()
+        })
+    }
+
+    /// After a batch: refused payments are given back (their nonces reused next time, and
+    /// every later payment of that sender in the batch too).
+    fn settle(&mut self, batch: &[Transaction], ok: &[bool]) {
+        let mut first_refused = std::collections::HashMap::new();
+        for (tx, ok) in batch.iter().zip(ok) {
+            if !ok {
+                let e = first_refused.entry(tx.body().from).or_insert(tx.body().nonce);
+                *e = (*e).min(tx.body().nonce);
+            }
+        }
+        for (i, k) in self.keys.iter().enumerate() {
+            if let Some(n) = first_refused.get(&k.address()) {
+                self.next[i] = self.next[i].min(*n);
+            }
+        }
+        // Payments of a sender are confirmed about a block after they are admitted; the
+        // nonce sums below tell the truth, so refresh the windows cheaply here.
+    }
+
+    /// Everything signed so far is in blocks now.
+    fn confirm_all(&mut self) {
+        self.confirmed.clone_from(&self.next);
+    }
+
+    /// The chain's nonces of every sender (one batch per 100), summed; also moves each
+    /// sender's confirmed nonce up to what the chain holds.
+    fn chain_nonce_sum(&mut self, client: &RpcClient) -> Result<u64> {
+        let mut sum = 0;
+        let hrp = self.params.hrp();
+        for (c, chunk) in self.keys.chunks(BATCH).enumerate() {
+            let calls: Vec<(&str, Value)> = chunk
+                .iter()
+                .map(|k| ("account_get", json!([k.address().to_bech32(hrp)])))
+                .collect();
+            for (k, r) in client.call_batch(&calls)?.into_iter().enumerate() {
+                let nonce = r?["nonce"].as_u64().unwrap_or(0);
+                let i = c * BATCH + k;
+                self.confirmed[i] = self.confirmed[i].max(nonce.min(self.next[i]));
+                sum += nonce;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Splits the senders into `n` parts for parallel submitters.
+    fn split(&mut self, n: usize) -> Vec<Senders> {
+        let mut parts: Vec<Senders> = (0..n)
+            .map(|_| Senders {
+                params: self.params.clone(),
+                keys: Vec::new(),
+                next: Vec::new(),
+                confirmed: Vec::new(),
+                cursor: 0,
+                window: self.window,
+                sink: self.sink,
+            })
+            .collect();
+        for (i, key) in self.keys.drain(..).enumerate() {
+            let p = &mut parts[i % n];
+            p.keys.push(key);
+            p.next.push(self.next[i]);
+            p.confirmed.push(self.confirmed[i]);
+        }
+        parts
+    }
+
+    fn join(parts: Vec<Senders>) -> Senders {
+        let mut all = parts[0].shallow();
+        for p in parts {
+            all.keys.extend(p.keys);
+            all.next.extend(p.next);
+            all.confirmed.extend(p.confirmed);
+        }
+        all
+    }
+
+    fn shallow(&self) -> Senders {
+        Senders {
+            params: self.params.clone(),
+            keys: Vec::new(),
+            next: Vec::new(),
+            confirmed: Vec::new(),
+            cursor: 0,
+            window: self.window,
+            sink: self.sink,
+        }
+    }
+}
+
+/// The nonces of dev accounts 0..9 (their payments: funding and the like), summed.
+fn dev_nonce_sum(client: &RpcClient) -> Result<u64> {
+    let calls: Vec<(&str, Value)> = (0..10)
+        .map(|i| {
+            let addr = ember_wallet::dev_keypair(i).address().to_bech32(Network::Devnet.hrp());
+            ("account_get", json!([addr]))
+        })
+        .collect();
+    client.call_batch(&calls)?.into_iter().map(|r| Ok(r?["nonce"].as_u64().unwrap_or(0))).sum()
+}
+
+/// Submits `txs` in batches of 100; returns which were admitted.
+fn submit_batch(client: &RpcClient, txs: &[Transaction]) -> Result<Vec<bool>> {
+    let mut ok = Vec::with_capacity(txs.len());
+    for chunk in txs.chunks(BATCH) {
+        let calls: Vec<(&str, Value)> =
+            chunk.iter().map(|t| ("tx_submit", json!([hex::encode(t.encode())]))).collect();
+        for r in client.call_batch(&calls)? {
+            ok.push(match r {
+                Ok(_) => true,
+                // Already in the mempool (a retried nonce signs to the same payment).
+                Err(RpcClientError::Rpc { data: Some(d), .. })
+                    if d["reason"] == "already_known" =>
+                {
+                    true
+                }
+                Err(RpcClientError::Rpc { .. }) => false,
+                Err(e) => return Err(e.into()),
+            });
+        }
+    }
+    Ok(ok)
+}
+
+/// Submits `txs` and fails unless every one is admitted.
+fn submit_all(client: &RpcClient, txs: &[Transaction]) -> Result<()> {
+    for chunk in txs.chunks(BATCH) {
+        let calls: Vec<(&str, Value)> =
+            chunk.iter().map(|t| ("tx_submit", json!([hex::encode(t.encode())]))).collect();
+        for r in client.call_batch(&calls)? {
+            r.context("a benchmark payment was refused")?;
+        }
+    }
+    Ok(())
+}
+
+fn mempool_count(client: &RpcClient) -> Result<u64> {
+    Ok(client.call("mempool_info", json!([]))?["count"].as_u64().unwrap_or(0))
+}
+
+/// Waits until every node's mempool holds exactly `count` transactions.
+fn wait_mempools(clients: &[RpcClient], count: usize, timeout: Duration) -> Result<()> {
+    wait_for(timeout, &format!("every mempool to hold {count} transactions"), || {
+        clients.iter().all(|c| mempool_count(c).ok() == Some(count as u64)).then_some(())
+    })
+}
+
+/// Polls every node's height in a tight loop (one thread, round robin over nodes still
+/// short) until each reaches `target`; returns the ms since `t0` at which each did.
+fn poll_heights(clients: &[RpcClient], target: u64, t0: Instant) -> Result<Vec<f64>> {
+    let mut at: Vec<Option<f64>> = vec![None; clients.len()];
+    let deadline = t0 + Duration::from_secs(60);
+    while at.iter().any(Option::is_none) {
+        for (i, c) in clients.iter().enumerate() {
+            if at[i].is_some() {
+                continue;
+            }
+            let h = c.call("node_info", json!([]))?["height"].as_u64().unwrap_or(0);
+            if h >= target {
+                at[i] = Some(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("block {target} did not reach every node within 60 s: {at:?}");
+        }
+    }
+    Ok(at.into_iter().map(|t| t.expect("loop ends when all are set")).collect())
+}
+
+fn load_genesis(path: &Path) -> Result<ChainParams> {
+    let text = std::fs::read_to_string(path)?;
+    let spec = GenesisSpec::from_json(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    ChainParams::from_spec(&spec).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// `verify_strict` checks per second on this thread, over about `secs` seconds.
+pub fn verify_per_sec(secs: f64) -> f64 {
+    let key = ember_core::testkit::keys(1).remove(0);
+    let params = ember_core::testkit::devnet_funding(std::slice::from_ref(&key), 1);
+    let txs: Vec<Transaction> =
+        (0..64).map(|n| ember_core::testkit::pay(&params, &key, key.address(), 1, 1, n)).collect();
+    let t0 = Instant::now();
+    let mut done = 0u64;
+    while t0.elapsed().as_secs_f64() < secs {
+        for tx in &txs {
+            tx.verify_signature().expect("a freshly signed payment verifies");
+        }
+        done += txs.len() as u64;
+    }
+    done as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Median round trip of a 1-byte ping-pong over loopback TCP, µs.
+pub fn loopback_rtt_us(rounds: usize) -> Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut b = [0u8; 1];
+        while s.read(&mut b)? == 1 {
+            s.write_all(&b)?;
+        }
+        Ok(())
+    });
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    let mut times = Vec::with_capacity(rounds);
+    let mut b = [7u8; 1];
+    for _ in 0..rounds {
+        let t = Instant::now();
+        s.write_all(&b)?;
+        s.read_exact(&mut b)?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(s);
+    let _ = echo.join();
+    Ok(percentile(&mut times, 50.0))
+}
+
+/// Median `node_info` round trip, µs.
+fn rpc_rtt_us(client: &RpcClient, rounds: usize) -> Result<f64> {
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        client.call("node_info", json!([]))?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(percentile(&mut times, 50.0))
+}
+
+/// The `p`th percentile (nearest rank) of `v`; 0 when empty.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Peak resident set size of a process (VmHWM), kB.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmHWM:")
+}
+
+/// Current resident set size of a process (VmRSS), kB.
+pub fn current_rss_kb(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmRSS:")
+}
+
+fn record_peaks(tn: &Testnet, peaks: &mut [u64]) {
+    for (i, p) in peaks.iter_mut().enumerate() {
+        if let Some(pid) = tn.node(i).pid() {
+            *p = (*p).max(peak_rss_kb(pid));
+        }
+    }
+}
+
+/// The CPU model from /proc/cpuinfo.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 50.0), 50.0);
+        assert_eq!(percentile(&mut v, 95.0), 95.0);
+        assert_eq!(percentile(&mut v, 100.0), 100.0);
+        assert_eq!(percentile(&mut [3.0], 99.0), 3.0);
+        assert_eq!(percentile(&mut [], 50.0), 0.0);
+    }
+
+    #[test]
+    fn the_table_and_the_json_carry_every_figure_with_its_ratio() {
+        let report = Report {
+            quick: true,
+            machine: Machine {
+                cpu: "test cpu".into(),
+                cores: 2,
+                verify_per_sec_core: 17_000.0,
+                loopback_rtt_us: 20.0,
+                rpc_rtt_us: 100.0,
+            },
+            sizes: Sizes::new(true),
+            figures: vec![Figure {
+                name: "throughput: admitted".into(),
+                value: 13_600.0,
+                unit: "tx/s",
+                ratio: 0.8,
+                ratio_to: "verify/s/core",
+            }],
+            seconds: 1.0,
+        };
+        let table = report.table();
+        assert!(table.contains("throughput: admitted") && table.contains("80.0%"), "{table}");
+        assert!(table.contains("verify_strict 17000/s/core"), "{table}");
+        let v: Value = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["figures"][0]["ratio"], 0.8);
+        assert_eq!(v["machine"]["cores"], 2);
+    }
+
+    #[test]
+    fn senders_respect_the_nonce_window_and_reuse_refused_nonces() {
+        let key = ember_core::testkit::keys(1).remove(0);
+        let params = ember_core::testkit::devnet_funding(std::slice::from_ref(&key), 1);
+        let mut s = Senders::new(&params, 2);
+        let txs = s.next_payments(1_000);
+        assert_eq!(txs.len(), 2 * PENDING_PER_SENDER as usize);
+        let ok: Vec<bool> = txs.iter().map(|t| t.body().nonce < 10).collect();
+        s.settle(&txs, &ok);
+        assert_eq!(s.next, vec![10, 10]);
+        s.confirm_all();
+        assert_eq!(
+            s.next_payments(3).iter().map(|t| t.body().nonce).collect::<Vec<_>>(),
+            vec![10, 10, 11]
+        );
+    }
+}
