@@ -30,6 +30,10 @@ deps:
 # Dependencies are optimised even in this profile (see Cargo.toml), so the debug binaries
 # are fast enough to run a network.
 CARGO_SEL := --workspace --all-targets
+# A CI build starts from nothing and is thrown away: incremental compilation only costs time.
+ifdef CI
+export CARGO_INCREMENTAL := 0
+endif
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 ## build: debug build of every crate, tests and binaries included
