@@ -933,17 +933,7 @@ impl Senders {
 
     /// Splits the senders into `n` parts for parallel submitters.
     fn split(&mut self, n: usize) -> Vec<Senders> {
-        let mut parts: Vec<Senders> = (0..n)
-            .map(|_| Senders {
-                params: self.params.clone(),
-                keys: Vec::new(),
-                next: Vec::new(),
-                confirmed: Vec::new(),
-                cursor: 0,
-                window: self.window,
-                sink: self.sink,
-            })
-            .collect();
+        let mut parts: Vec<Senders> = (0..n).map(|_| self.shallow()).collect();
         for (i, key) in self.keys.drain(..).enumerate() {
             let p = &mut parts[i % n];
             p.keys.push(key);

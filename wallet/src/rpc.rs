@@ -79,29 +79,9 @@ impl RpcClient {
             .enumerate()
             .map(|(i, (m, p))| json!({ "jsonrpc": "2.0", "id": first + i as u64, "method": m, "params": p }))
             .collect();
-        let bad = |reason: String| RpcClientError::BadResponse { url: self.url.clone(), reason };
-        let mut req = self.agent.post(&self.url).set("Content-Type", "application/json");
-        if let Some(t) = &self.token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let text = match req.send_string(&Value::Array(body).to_string()) {
-            Ok(resp) => resp.into_string(),
-            Err(ureq::Error::Status(_, resp)) => resp.into_string(),
-            Err(ureq::Error::Transport(t)) => {
-                return Err(RpcClientError::Unreachable {
-                    url: self.url.clone(),
-                    reason: t.to_string(),
-                })
-            }
-        }
-        .map_err(|e| bad(e.to_string()))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| bad(format!("{e}: {}", text.chars().take(200).collect::<String>())))?;
+        let v = self.post(&Value::Array(body))?;
         let Value::Array(items) = v else {
-            return Err(bad(format!(
-                "not a batch answer: {}",
-                text.chars().take(200).collect::<String>()
-            )));
+            return Err(self.bad(format!("not a batch answer: {}", excerpt(&v.to_string()))));
         };
         // Answers may come in any order: put them back in the order of the ids.
         let mut out: Vec<Option<Result<Value, RpcClientError>>> =
@@ -112,20 +92,11 @@ impl RpcClient {
                 .and_then(Value::as_u64)
                 .and_then(|id| id.checked_sub(first))
                 .filter(|i| (*i as usize) < calls.len())
-                .ok_or_else(|| bad(format!("batch answer with an unknown id: {item}")))?;
-            out[slot as usize] = Some(match item.get("error") {
-                Some(err) => Err(RpcClientError::Rpc {
-                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
-                    message: err.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
-                    data: err.get("data").cloned(),
-                }),
-                None => {
-                    item.get("result").cloned().ok_or_else(|| bad("no result and no error".into()))
-                }
-            });
+                .ok_or_else(|| self.bad(format!("batch answer with an unknown id: {item}")))?;
+            out[slot as usize] = Some(self.answer(&item));
         }
         out.into_iter()
-            .map(|r| r.ok_or_else(|| bad("the batch answer misses a call".into())))
+            .map(|r| r.ok_or_else(|| self.bad("the batch answer misses a call".into())))
             .collect()
     }
 
@@ -133,6 +104,11 @@ impl RpcClient {
     pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        self.answer(&self.post(&body)?)
+    }
+
+    /// POSTs a JSON-RPC body and parses the JSON answer.
+    fn post(&self, body: &Value) -> Result<Value, RpcClientError> {
         let mut req = self.agent.post(&self.url).set("Content-Type", "application/json");
         if let Some(t) = &self.token {
             req = req.set("Authorization", &format!("Bearer {t}"));
@@ -148,24 +124,28 @@ impl RpcClient {
                 })
             }
         }
-        .map_err(|e| RpcClientError::BadResponse {
-            url: self.url.clone(),
-            reason: e.to_string(),
-        })?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| RpcClientError::BadResponse {
-            url: self.url.clone(),
-            reason: format!("{e}: {}", text.chars().take(200).collect::<String>()),
-        })?;
-        if let Some(err) = v.get("error") {
+        .map_err(|e| self.bad(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| self.bad(format!("{e}: {}", excerpt(&text))))
+    }
+
+    /// One JSON-RPC response object: its `result`, or its `error` as [`RpcClientError::Rpc`].
+    fn answer(&self, item: &Value) -> Result<Value, RpcClientError> {
+        if let Some(err) = item.get("error") {
             return Err(RpcClientError::Rpc {
                 code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
                 message: err.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
                 data: err.get("data").cloned(),
             });
         }
-        v.get("result").cloned().ok_or_else(|| RpcClientError::BadResponse {
-            url: self.url.clone(),
-            reason: "no result and no error".into(),
-        })
+        item.get("result").cloned().ok_or_else(|| self.bad("no result and no error".into()))
     }
+
+    fn bad(&self, reason: String) -> RpcClientError {
+        RpcClientError::BadResponse { url: self.url.clone(), reason }
+    }
+}
+
+/// The first 200 characters of an answer, for error messages.
+fn excerpt(text: &str) -> String {
+    text.chars().take(200).collect()
 }
