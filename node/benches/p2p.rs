@@ -72,7 +72,7 @@ fn bench_handshake(c: &mut Criterion) {
     let rt = runtime();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
     let (ka, kb) = (NodeKey::generate(), NodeKey::generate());
-    let prologue = secure::prologue(MAGIC, ember_core::BlockId::ZERO);
+    let prologue = secure::prologue(MAGIC, ember_core::BlockId::ZERO, secure::FrameMode::Encrypted);
     let mut g = c.benchmark_group("p2p_handshake");
     g.warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(3));
@@ -121,7 +121,7 @@ fn bench_frames(c: &mut Criterion) {
     let rt = runtime();
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
     let (ka, kb) = (NodeKey::generate(), NodeKey::generate());
-    let prologue = secure::prologue(MAGIC, ember_core::BlockId::ZERO);
+    let prologue = secure::prologue(MAGIC, ember_core::BlockId::ZERO, secure::FrameMode::Encrypted);
     for (name, msg) in workloads {
         let mut g = c.benchmark_group(format!("p2p_frames_{name}"));
         g.throughput(Throughput::Bytes(encode(&msg).len() as u64));

@@ -133,6 +133,13 @@ pub struct RunArgs {
     /// Most transactions the mempool holds (1,000 to 1,000,000) [default: 50000].
     #[arg(long, env = "EMBER_MEMPOOL_MAX_TXS")]
     pub mempool_max_txs: Option<usize>,
+    /// Devnet benchmarks only: after the Noise handshake, peer frames travel in the clear,
+    /// unauthenticated, so that `ember-testnet bench` can measure what encryption costs.
+    /// Such a node only talks to others started with this flag. Refused on any other
+    /// network; hidden from --help; not read from the environment or a config file.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub insecure_p2p_plaintext: bool,
 }
 
 /// The resolved configuration the node runs with.
@@ -153,6 +160,8 @@ pub struct NodeConfig {
     pub log_format: LogFormat,
     /// Bounds of the mempool.
     pub mempool: MempoolLimits,
+    /// Peer frames in the clear after the handshake (devnet benchmarks only).
+    pub p2p_plaintext: bool,
 }
 
 /// Loads a genesis spec file with its name in every error.
@@ -227,6 +236,12 @@ impl RunArgs {
         if !(block_time.is_finite() && block_time > 0.0 && block_time <= 3600.0) {
             anyhow::bail!("--block-time must be between 0 and 3600 seconds, got {block_time}");
         }
+        if args.insecure_p2p_plaintext && network != Network::Devnet {
+            anyhow::bail!(
+                "--insecure-p2p-plaintext is for devnet benchmarks only, not for {}",
+                network.name()
+            );
+        }
         let mine_threads = args.mine_threads.unwrap_or(1);
         let mut mempool = MempoolLimits::default();
         if let Some(n) = args.mempool_max_txs {
@@ -249,6 +264,7 @@ impl RunArgs {
             block_time: Duration::from_secs_f64(block_time),
             log_format: args.log_format.unwrap_or_default(),
             mempool,
+            p2p_plaintext: args.insecure_p2p_plaintext,
             params: Arc::new(params),
         })
     }
@@ -284,6 +300,20 @@ mod tests {
         assert!(err.to_string().contains("bad.toml"), "{err}");
         std::fs::write(&path, "no-such-key = true\n").unwrap();
         assert!(RunArgs { config: Some(path), ..Default::default() }.resolve().is_err());
+    }
+
+    #[test]
+    fn plaintext_peers_are_refused_outside_devnet() {
+        let args = RunArgs {
+            network: Some(NetworkArg::Testnet),
+            insecure_p2p_plaintext: true,
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err();
+        assert!(err.to_string().contains("devnet benchmarks only"), "{err}");
+        let dev = RunArgs { insecure_p2p_plaintext: true, ..Default::default() };
+        assert!(dev.resolve().unwrap().p2p_plaintext);
+        assert!(!RunArgs::default().resolve().unwrap().p2p_plaintext);
     }
 
     #[test]

@@ -151,6 +151,7 @@ impl<'a> Net<'a> {
                     block_time: Duration::from_secs(2),
                     log_format: LogFormat::Text,
                     mempool: Default::default(),
+                    p2p_plaintext: false,
                 };
                 let store = open_store(&config).map_err(|e| e.to_string())?;
                 let node = Node::new(config, store).map_err(|e| e.to_string())?;

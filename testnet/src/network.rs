@@ -325,8 +325,17 @@ impl Testnet {
             net.point_proxies_at(i)?;
         }
         progress(Progress { step: "nodes started", done: n, total: n });
-        let mut degree = vec![0usize; opts.nodes];
-        for l in &net.links {
+        net.wait_connected(&mut progress)?;
+        net.wait_for_agreement(Duration::from_secs(60))?;
+        progress(Progress { step: "nodes on one tip", done: n, total: n });
+        Ok(net)
+    }
+
+    /// Waits (up to 60 s) until every node has as many peers as it has links.
+    fn wait_connected(&self, progress: &mut impl FnMut(Progress<'_>)) -> Result<()> {
+        let n = self.nodes.len();
+        let mut degree = vec![0usize; n];
+        for l in &self.links {
             degree[l.from] += 1;
             degree[l.to] += 1;
         }
@@ -334,7 +343,7 @@ impl Testnet {
         wait_for(Duration::from_secs(60), "every node to connect to its peers", || {
             let connected = (0..n)
                 .filter(|&i| {
-                    net.client(i)
+                    self.client(i)
                         .call("node_info", json!([]))
                         .ok()
                         .and_then(|v| v["peers"].as_u64())
@@ -351,10 +360,23 @@ impl Testnet {
                 });
             }
             (connected == n).then_some(())
-        })?;
-        net.wait_for_agreement(Duration::from_secs(60))?;
-        progress(Progress { step: "nodes on one tip", done: n, total: n });
-        Ok(net)
+        })
+    }
+
+    /// Restarts every node with a boolean flag added (`on`) or removed, and waits until they
+    /// are all connected again and agree on a tip.
+    pub fn restart_all_with_flag(&mut self, flag: &str, on: bool) -> Result<()> {
+        for n in &mut self.nodes {
+            n.stop()?;
+            n.set_flag(flag, on);
+        }
+        for i in 0..self.nodes.len() {
+            self.nodes[i].restart()?;
+            self.point_proxies_at(i)?;
+        }
+        self.wait_connected(&mut |_| {})?;
+        self.wait_for_agreement(Duration::from_secs(60))?;
+        Ok(())
     }
 
     /// Re-points the proxies of links into node `i` at its current P2P address.

@@ -127,6 +127,14 @@ impl NodeProcess {
         &self.args
     }
 
+    /// Adds (`on`) or removes a boolean flag for the next start.
+    pub fn set_flag(&mut self, flag: &str, on: bool) {
+        self.args.retain(|a| a != flag);
+        if on {
+            self.args.push(flag.to_string());
+        }
+    }
+
     /// Replaces OS-chosen ports (`127.0.0.1:0`) in the arguments with the ports the node
     /// bound, so a restarted node keeps its RPC URL and P2P address.
     pub fn pin_addresses(&mut self) {

@@ -325,3 +325,34 @@ fn a_restarted_node_keeps_its_id_and_refuses_a_key_file_it_cannot_trust() {
     a.node.restart().unwrap();
     assert_eq!(node_id(&a), id);
 }
+
+#[test]
+fn benchmark_plaintext_nodes_relay_among_themselves_and_never_with_encrypting_ones() {
+    const FLAG: &str = "--insecure-p2p-plaintext";
+    let a = DevNode::start(&["--no-discover", FLAG]);
+    let b = DevNode::start(&["--no-discover", FLAG, "--peer", &a.node.p2p_addr()]);
+    wait_for(T, "b to connect to a", || (peers(&b).len() == 1).then_some(())).unwrap();
+    a.call("mining_generate", json!([2]));
+    let want = tip(&a);
+    wait_for(T, "b to get a's blocks in plaintext", || (tip(&b) == want).then_some(())).unwrap();
+    assert!(whole_log(&a).contains("neither encrypted nor authenticated"));
+
+    // An encrypting node and a plaintext one disagree in the handshake's prologue.
+    let c = DevNode::start(&["--no-discover", "--peer", &a.node.p2p_addr()]);
+    wait_for(T, "c to give up on a", || {
+        whole_log(&c).lines().any(|l| l.contains("handshake failed")).then_some(())
+    })
+    .unwrap();
+    assert!(peers(&c).is_empty());
+    assert_eq!(tip(&c).0, 0, "nothing crossed between the two modes");
+
+    // Outside devnet the flag is refused at start.
+    let out = std::process::Command::new(ember_testnet::process::binary("ember-node").unwrap())
+        .args(["--network", "testnet", FLAG, "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("devnet benchmarks only"), "{err}");
+}

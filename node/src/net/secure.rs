@@ -46,8 +46,6 @@ const TAG: usize = 16;
 const MAX_NOISE_MESSAGE: usize = 65_535;
 /// Payload bytes per encrypted chunk.
 pub const CHUNK: usize = MAX_NOISE_MESSAGE - TAG;
-/// Bytes of the encrypted length that starts every frame.
-const LENGTH_MESSAGE: usize = 4 + TAG;
 /// Bytes the reader asks the socket for at least, beyond what the current message needs.
 const READ_AHEAD: usize = 8 * 1024;
 /// Frames a direction sends (receives) between two rekeys.
@@ -56,10 +54,34 @@ pub const REKEY_FRAMES: u64 = 256;
 /// key encrypted, with its tag, then the empty payload's tag); `-> s, se`.
 const HANDSHAKE_SIZES: [usize; 3] = [32, 32 + 32 + TAG + TAG, 32 + TAG + TAG];
 
+/// How frames travel after the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameMode {
+    /// Encrypted and authenticated (the only mode of a real network).
+    Encrypted,
+    /// The same frames in the clear, without tags: devnet benchmarks only
+    /// (`--insecure-p2p-plaintext`), to measure what encryption costs.
+    Plaintext,
+}
+
+impl FrameMode {
+    /// Bytes of authentication tag after every length and chunk.
+    fn tag(self) -> usize {
+        match self {
+            FrameMode::Encrypted => TAG,
+            FrameMode::Plaintext => 0,
+        }
+    }
+}
+
 /// The Noise prologue: both sides must agree on it byte for byte, or the handshake fails.
-/// `"ember-p2p-noise/1" || network magic (4 bytes) || genesis id (32 bytes)`.
-pub fn prologue(magic: [u8; 4], genesis: BlockId) -> Vec<u8> {
-    let mut p = b"ember-p2p-noise/1".to_vec();
+/// `"ember-p2p-noise/1" || network magic (4 bytes) || genesis id (32 bytes)`; a plaintext
+/// benchmark node uses `"ember-p2p-plain/1"`, so it never talks to an encrypting one.
+pub fn prologue(magic: [u8; 4], genesis: BlockId, mode: FrameMode) -> Vec<u8> {
+    let mut p = match mode {
+        FrameMode::Encrypted => b"ember-p2p-noise/1".to_vec(),
+        FrameMode::Plaintext => b"ember-p2p-plain/1".to_vec(),
+    };
     p.extend_from_slice(&magic);
     p.extend_from_slice(genesis.as_bytes());
     p
@@ -75,16 +97,31 @@ pub struct Session {
 impl Session {
     /// Puts the session over the two halves of the connection.
     pub fn split<R, W>(self, r: R, w: W) -> (SecureReader<R>, SecureWriter<W>) {
-        let state = Arc::new(Mutex::new(self.state));
+        self.split_with(r, w, FrameMode::Encrypted)
+    }
+
+    /// [`Session::split`], with frames in `mode` (both sides must use the same one, which
+    /// the prologue guarantees).
+    pub fn split_with<R, W>(
+        self,
+        r: R,
+        w: W,
+        mode: FrameMode,
+    ) -> (SecureReader<R>, SecureWriter<W>) {
+        let state = match mode {
+            FrameMode::Encrypted => Some(Arc::new(Mutex::new(self.state))),
+            FrameMode::Plaintext => None,
+        };
         let reader = SecureReader {
             inner: r,
             state: state.clone(),
+            tag: mode.tag(),
             buf: Vec::new(),
             start: 0,
             frame: None,
             frames: 0,
         };
-        (reader, SecureWriter { inner: w, state, out: Vec::new(), frames: 0 })
+        (reader, SecureWriter { inner: w, state, tag: mode.tag(), out: Vec::new(), frames: 0 })
     }
 }
 
@@ -182,7 +219,11 @@ fn remote_id(hs: &snow::HandshakeState) -> Result<NodeId, WireError> {
 
 /// Bytes of an encrypted frame carrying `len` payload bytes.
 pub fn frame_size(len: usize) -> usize {
-    LENGTH_MESSAGE + len + len.div_ceil(CHUNK) * TAG
+    frame_size_with(len, TAG)
+}
+
+fn frame_size_with(len: usize, tag: usize) -> usize {
+    4 + tag + len + len.div_ceil(CHUNK) * tag
 }
 
 /// A frame whose length is known and whose chunks are being decrypted.
@@ -194,7 +235,10 @@ struct PartialFrame {
 /// The receiving half: decrypts frames into messages.
 pub struct SecureReader<R> {
     inner: R,
-    state: Arc<Mutex<TransportState>>,
+    /// The Noise keys; `None` in plaintext mode.
+    state: Option<Arc<Mutex<TransportState>>>,
+    /// Tag bytes per AEAD message (0 in plaintext mode).
+    tag: usize,
     /// Received bytes not yet decrypted are `buf[start..]`.
     buf: Vec<u8>,
     start: usize,
@@ -226,13 +270,17 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
     /// Decrypts the next `n` buffered bytes (one AEAD message) into `out`.
     fn open(&mut self, n: usize, out: &mut [u8]) -> Result<(), WireError> {
         let msg = &self.buf[self.start..self.start + n];
-        let got = self
-            .state
-            .lock()
-            .expect("the cipher lock is never poisoned")
-            .read_message(msg, out)
-            .map_err(|_| WireError::Auth)?;
-        debug_assert_eq!(got, n - TAG);
+        match &self.state {
+            Some(state) => {
+                let got = state
+                    .lock()
+                    .expect("the cipher lock is never poisoned")
+                    .read_message(msg, out)
+                    .map_err(|_| WireError::Auth)?;
+                debug_assert_eq!(got, n - TAG);
+            }
+            None => out.copy_from_slice(msg),
+        }
         self.start += n;
         Ok(())
     }
@@ -242,9 +290,9 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
     pub async fn read_message(&mut self, cap: usize) -> Result<(Message, usize), WireError> {
         loop {
             let Some(frame) = &self.frame else {
-                self.fill(LENGTH_MESSAGE).await?;
+                self.fill(4 + self.tag).await?;
                 let mut len = [0u8; 4];
-                self.open(LENGTH_MESSAGE, &mut len)?;
+                self.open(4 + self.tag, &mut len)?;
                 let len = u32::from_le_bytes(len) as usize;
                 if len > cap {
                     return Err(WireError::Oversized { len, max: cap });
@@ -256,18 +304,19 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
             if filled == len {
                 let frame = self.frame.take().expect("checked above");
                 self.frames += 1;
-                if self.frames % REKEY_FRAMES == 0 {
-                    self.state.lock().expect("the cipher lock is never poisoned").rekey_incoming();
+                if let Some(state) = self.state.as_ref().filter(|_| self.frames % REKEY_FRAMES == 0)
+                {
+                    state.lock().expect("the cipher lock is never poisoned").rekey_incoming();
                 }
                 let msg = decode_message(&frame.payload, cap)?;
-                return Ok((msg, frame_size(len)));
+                return Ok((msg, frame_size_with(len, self.tag)));
             }
             let chunk = CHUNK.min(len - filled);
-            self.fill(chunk + TAG).await?;
+            self.fill(chunk + self.tag).await?;
             // Decrypt into the frame's payload (taken out and put back to satisfy the
             // borrow checker; nothing in between can fail halfway).
             let mut frame = self.frame.take().expect("checked above");
-            let result = self.open(chunk + TAG, &mut frame.payload[filled..filled + chunk]);
+            let result = self.open(chunk + self.tag, &mut frame.payload[filled..filled + chunk]);
             frame.filled += chunk;
             self.frame = Some(frame);
             result?;
@@ -278,34 +327,52 @@ impl<R: AsyncRead + Unpin> SecureReader<R> {
 /// The sending half: encrypts messages into frames.
 pub struct SecureWriter<W> {
     inner: W,
-    state: Arc<Mutex<TransportState>>,
+    /// The Noise keys; `None` in plaintext mode.
+    state: Option<Arc<Mutex<TransportState>>>,
+    tag: usize,
     out: Vec<u8>,
     frames: u64,
 }
 
 impl<W: AsyncWrite + Unpin> SecureWriter<W> {
+    /// The stream under the encryption (what a fuzz target writes garbage into).
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
     /// Encrypts and writes one message; returns the bytes it took on the wire.
     pub async fn write_message(&mut self, msg: &Message) -> Result<usize, WireError> {
-        let payload = encode(msg);
+        self.write_payload(&encode(msg)).await
+    }
+
+    /// Encrypts and writes one frame of any payload (an encoded message; the fuzz targets
+    /// send arbitrary bytes); returns the bytes it took on the wire.
+    pub async fn write_payload(&mut self, payload: &[u8]) -> Result<usize, WireError> {
         if payload.len() > MAX_FRAME {
             return Err(WireError::Oversized { len: payload.len(), max: MAX_FRAME });
         }
+        let len = (payload.len() as u32).to_le_bytes();
         self.out.clear();
-        self.out.resize(frame_size(payload.len()), 0);
-        {
-            let mut state = self.state.lock().expect("the cipher lock is never poisoned");
-            let seal = |state: &mut TransportState, plain: &[u8], out: &mut [u8]| {
-                state.write_message(plain, out).expect("chunks fit a Noise message")
-            };
-            let len = (payload.len() as u32).to_le_bytes();
-            let mut at = seal(&mut state, &len, &mut self.out);
-            for chunk in payload.chunks(CHUNK) {
-                at += seal(&mut state, chunk, &mut self.out[at..]);
+        match &self.state {
+            Some(state) => {
+                self.out.resize(frame_size_with(payload.len(), self.tag), 0);
+                let mut state = state.lock().expect("the cipher lock is never poisoned");
+                let seal = |state: &mut TransportState, plain: &[u8], out: &mut [u8]| {
+                    state.write_message(plain, out).expect("chunks fit a Noise message")
+                };
+                let mut at = seal(&mut state, &len, &mut self.out);
+                for chunk in payload.chunks(CHUNK) {
+                    at += seal(&mut state, chunk, &mut self.out[at..]);
+                }
+                debug_assert_eq!(at, self.out.len());
+                self.frames += 1;
+                if self.frames % REKEY_FRAMES == 0 {
+                    state.rekey_outgoing();
+                }
             }
-            debug_assert_eq!(at, self.out.len());
-            self.frames += 1;
-            if self.frames % REKEY_FRAMES == 0 {
-                state.rekey_outgoing();
+            None => {
+                self.out.extend_from_slice(&len);
+                self.out.extend_from_slice(payload);
             }
         }
         self.inner.write_all(&self.out).await.map_err(|e| WireError::Io(e.to_string()))?;
@@ -321,6 +388,8 @@ mod tests {
     use wire::Inv;
 
     const MAGIC: [u8; 4] = *b"EMBd";
+    /// Bytes of the encrypted length that starts every frame.
+    const LENGTH_MESSAGE: usize = 4 + TAG;
 
     async fn pair(
         prologue_a: &[u8],
@@ -349,7 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn both_sides_learn_each_others_id_and_messages_round_trip_across_rekeys() {
-        let p = prologue(MAGIC, BlockId::ZERO);
+        let p = prologue(MAGIC, BlockId::ZERO, FrameMode::Encrypted);
         let (sa, sb, ia, ib) = pair(&p, &p).await;
         let (sa, sb) = (sa.unwrap(), sb.unwrap());
         assert_eq!(sa.remote, ib);
@@ -383,7 +452,7 @@ mod tests {
         let (mut a, mut b) = duplex(1 << 16);
         let (ka, kb, other) = (NodeKey::generate(), NodeKey::generate(), NodeKey::generate());
         let (want, got) = (other.id(), kb.id());
-        let p = prologue(MAGIC, BlockId::ZERO);
+        let p = prologue(MAGIC, BlockId::ZERO, FrameMode::Encrypted);
         let p2 = p.clone();
         let ta = tokio::spawn(async move {
             handshake_expecting(&mut a, MAGIC, &p2, &ka, true, Some(want)).await
@@ -401,9 +470,11 @@ mod tests {
 
     #[tokio::test]
     async fn another_network_cannot_complete_the_handshake() {
-        let (sa, sb, _, _) =
-            pair(&prologue(MAGIC, BlockId::ZERO), &prologue(MAGIC, BlockId::from_bytes([1; 32])))
-                .await;
+        let (sa, sb, _, _) = pair(
+            &prologue(MAGIC, BlockId::ZERO, FrameMode::Encrypted),
+            &prologue(MAGIC, BlockId::from_bytes([1; 32]), FrameMode::Encrypted),
+        )
+        .await;
         assert!(matches!(sa, Err(WireError::Handshake(_))), "initiator: {:?}", sa.err());
         assert!(sb.is_err());
     }
@@ -433,7 +504,7 @@ mod tests {
 
     #[tokio::test]
     async fn altered_frames_fail_authentication_and_lengths_are_capped() {
-        let p = prologue(MAGIC, BlockId::ZERO);
+        let p = prologue(MAGIC, BlockId::ZERO, FrameMode::Encrypted);
         for flip_at in [0usize, 19, 20, 30] {
             let (sa, sb, _, _) = pair(&p, &p).await;
             let (sa, sb) = (sa.unwrap(), sb.unwrap());
@@ -458,8 +529,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn plaintext_mode_round_trips_in_the_clear_and_never_meets_an_encrypting_peer() {
+        let plain = prologue(MAGIC, BlockId::ZERO, FrameMode::Plaintext);
+        let (sa, sb, _, _) = pair(&plain, &plain).await;
+        let (x, y) = duplex(1 << 20);
+        let (_, mut w) = sa.unwrap().split_with((), x, FrameMode::Plaintext);
+        let (mut r, _) = sb.unwrap().split_with(y, (), FrameMode::Plaintext);
+        let msgs = [Message::Ping(7), Message::Addr(vec!["z".repeat(1000); 100]), Message::GetAddr];
+        for m in &msgs {
+            let n = w.write_message(m).await.unwrap();
+            let payload = encode(m);
+            assert_eq!(n, 4 + payload.len(), "no tags in plaintext mode");
+            let (got, read) = r.read_message(MAX_FRAME).await.unwrap();
+            assert_eq!((&got, read), (m, n));
+        }
+        // A plaintext node and an encrypting one disagree on the prologue: no session.
+        let (sa, sb, _, _) =
+            pair(&plain, &prologue(MAGIC, BlockId::ZERO, FrameMode::Encrypted)).await;
+        assert!(sa.is_err() && sb.is_err());
+    }
+
+    #[tokio::test]
     async fn reading_survives_cancellation_mid_frame() {
-        let p = prologue(MAGIC, BlockId::ZERO);
+        let p = prologue(MAGIC, BlockId::ZERO, FrameMode::Encrypted);
         let (sa, sb, _, _) = pair(&p, &p).await;
         let (mut x, y) = duplex(1 << 20);
         let (_, mut w) = sa.unwrap().split((), Vec::new());
