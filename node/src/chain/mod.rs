@@ -112,6 +112,12 @@ pub struct ChainManager {
     index: HashMap<BlockId, HeaderEntry>,
     children: HashMap<BlockId, Vec<BlockId>>,
     tip: BlockId,
+    /// The most-work header that is not invalid (bodies fetched or not; first seen among
+    /// equals), kept as headers arrive so sync never scans the index for it.
+    best_header: BlockId,
+    /// The header-only blocks between the main chain and `best_header`, oldest first, as
+    /// last computed for that best header ([`ChainManager::missing_bodies`]).
+    missing: (BlockId, std::collections::VecDeque<(BlockId, u64)>),
     orphans: OrphanPool,
     sig_cache: Arc<SigCache>,
     events: broadcast::Sender<ChainEvent>,
@@ -154,18 +160,21 @@ impl ChainManager {
             return Err(StoreError::Corrupt(format!("tip {tip} has no header")).into());
         }
         let (events, _) = broadcast::channel(1024);
+        let best_header = best_header_of(&index);
         let mut cm = ChainManager {
             params,
             store,
             index,
             children,
             tip,
+            best_header,
+            missing: (BlockId::ZERO, Default::default()),
             orphans: OrphanPool::new(256, 10 * 60 * 1000),
             sig_cache: Arc::new(SigCache::new(200_000)),
             events,
             stats: ChainStats::default(),
         };
-        cm.activate_best_chain()?;
+        cm.activate_best_chain(None)?;
         Ok(cm)
     }
 
@@ -328,6 +337,11 @@ impl ChainManager {
         if self.index.insert(id, entry).is_none() {
             self.children.entry(entry.header.prev).or_default().push(id);
         }
+        if entry.status != BlockStatus::Invalid
+            && self.index.get(&self.best_header).is_none_or(|b| entry.work() > b.work())
+        {
+            self.best_header = id;
+        }
     }
 
     /// Records a header that failed contextual checks as invalid.
@@ -355,7 +369,11 @@ impl ChainManager {
                 stack.extend(kids.iter().copied());
             }
         }
-        self.store.write(b)
+        self.store.write(b)?;
+        if self.index.get(&self.best_header).is_none_or(|e| e.status == BlockStatus::Invalid) {
+            self.best_header = best_header_of(&self.index);
+        }
+        Ok(())
     }
 
     /// Accepts a block from anywhere (miner, RPC, peer): validates, stores, and switches the
@@ -417,8 +435,9 @@ impl ChainManager {
         self.insert_index(id, entry);
 
         let old_tip = self.tip;
-        let mut result =
-            if entry.work() > self.tip_work() { self.activate_best_chain()? } else { None };
+        // Even with less work than the tip, this body may complete a better branch whose
+        // later bodies arrived first.
+        let mut result = self.activate_best_chain(Some(id))?;
         // Children that were waiting for this block.
         for orphan in self.orphans.take_children(&id, now_ms) {
             let oid = orphan.id();
@@ -439,12 +458,19 @@ impl ChainManager {
     }
 
     /// Moves the main chain to the most-work fully available valid branch. Returns the new
-    /// height when the tip changed.
-    fn activate_best_chain(&mut self) -> Result<Option<u64>, ChainError> {
+    /// height when the tip changed. `stored` is the block whose body was just stored, when
+    /// that is what changed: then only branches through it can beat the tip (see
+    /// [`ChainManager::best_candidate_through`]), which spares a scan of the whole index
+    /// per block during a sync.
+    fn activate_best_chain(&mut self, stored: Option<BlockId>) -> Result<Option<u64>, ChainError> {
         let start_tip = self.tip;
         let mut all_connected = Vec::new();
         let mut all_disconnected = Vec::new();
-        while let Some(target) = self.best_candidate() {
+        let mut hint = stored;
+        while let Some(target) = match hint.take() {
+            Some(id) => self.best_candidate_through(id),
+            None => self.best_candidate(),
+        } {
             if target == self.tip {
                 break;
             }
@@ -485,6 +511,42 @@ impl ChainManager {
             disconnected: all_disconnected,
         });
         Ok(Some(height))
+    }
+
+    /// [`ChainManager::best_candidate`] when the only change since the last activation is
+    /// that block `id`'s body was stored. After every activation no fully available branch
+    /// has more work than the tip, so a better one must now go through `id`: it is `id`'s
+    /// branch (if available down to the main chain) ended at its most-work descendant whose
+    /// bodies are all stored. Costs the walk down to the main chain (one step in a sync)
+    /// plus the stored descendants, not a scan of the index.
+    fn best_candidate_through(&self, id: BlockId) -> Option<BlockId> {
+        let mut cur = id;
+        loop {
+            let Some(e) = self.index.get(&cur) else { return Some(self.tip) };
+            if e.status != BlockStatus::BodyStored {
+                return Some(self.tip);
+            }
+            if self.store.main_chain_at(e.header.height).ok().flatten() == Some(cur) {
+                break;
+            }
+            cur = e.header.prev;
+        }
+        let tip_work = self.tip_work();
+        let mut best: Option<(U256, BlockId)> = None;
+        let mut stack = vec![id];
+        while let Some(b) = stack.pop() {
+            let w = self.index[&b].work();
+            // Most work first; among equals the lower id, as in `best_candidate`.
+            if w > tip_work && best.is_none_or(|(bw, bid)| w > bw || (w == bw && b < bid)) {
+                best = Some((w, b));
+            }
+            for c in self.children.get(&b).into_iter().flatten() {
+                if self.index.get(c).is_some_and(|e| e.status == BlockStatus::BodyStored) {
+                    stack.push(*c);
+                }
+            }
+        }
+        Some(best.map_or(self.tip, |(_, b)| b))
     }
 
     /// The most-work block whose whole branch has bodies and is not invalid. Scans only
@@ -622,34 +684,50 @@ impl ChainManager {
 
     /// Height of the most-work valid header known (bodies fetched or not).
     pub fn best_header_height(&self) -> u64 {
-        self.index
-            .values()
-            .filter(|e| e.status != BlockStatus::Invalid)
-            .max_by(|a, b| a.work().cmp(&b.work()))
-            .map_or(0, |e| e.header.height)
+        self.index.get(&self.best_header).map_or(0, |e| e.header.height)
     }
 
-    /// Header-only blocks to fetch: on the most-work known header chain, oldest first,
-    /// at most `limit`.
-    pub fn missing_bodies(&self, limit: usize) -> Vec<(BlockId, u64)> {
-        let best = self
-            .index
-            .iter()
-            .filter(|(_, e)| e.status == BlockStatus::HeaderOnly)
-            .max_by(|a, b| a.1.work().cmp(&b.1.work()).then(b.0.cmp(a.0)));
-        let Some((best, _)) = best else { return Vec::new() };
-        let mut out = Vec::new();
-        let mut cur = *best;
-        while let Some(e) = self.index.get(&cur) {
-            if e.status != BlockStatus::HeaderOnly {
-                break;
+    /// Header-only blocks to fetch: those between the main chain and the most-work valid
+    /// header, oldest first, at most `limit`.
+    ///
+    /// The list is computed once per best header (a walk down to the main chain) and then
+    /// only trimmed of the blocks whose bodies arrived, so asking after every block during
+    /// a sync costs O(limit), not a walk over the whole header index.
+    pub fn missing_bodies(&mut self, limit: usize) -> Vec<(BlockId, u64)> {
+        let best = self.best_header;
+        if self.missing.0 != best {
+            let tip_height = self.height();
+            let mut out = Vec::new();
+            let mut cur = best;
+            while let Some(e) = self.index.get(&cur) {
+                match e.status {
+                    BlockStatus::HeaderOnly => out.push((cur, e.header.height)),
+                    BlockStatus::Invalid => {
+                        out.clear();
+                        break;
+                    }
+                    BlockStatus::BodyStored => {
+                        let h = e.header.height;
+                        if h == 0
+                            || (h <= tip_height
+                                && self.store.main_chain_at(h).ok().flatten() == Some(cur))
+                        {
+                            break;
+                        }
+                    }
+                }
+                cur = e.header.prev;
             }
-            out.push((cur, e.header.height));
-            cur = e.header.prev;
+            out.reverse();
+            self.missing = (best, out.into());
         }
-        out.reverse();
-        out.truncate(limit);
-        out
+        let (index, (_, missing)) = (&self.index, &mut self.missing);
+        let wanted =
+            |id: &BlockId| index.get(id).is_some_and(|e| e.status == BlockStatus::HeaderOnly);
+        while missing.front().is_some_and(|(id, _)| !wanted(id)) {
+            missing.pop_front();
+        }
+        missing.iter().filter(|(id, _)| wanted(id)).take(limit).copied().collect()
     }
 
     /// A block locator for the main chain: the tip, then exponentially sparser ancestors,
@@ -705,6 +783,16 @@ pub fn replay_check(
     let mut h = StateHasher::default();
     store.for_each_account(|a, s| h.add(&a, &s)).map_err(|e| e.to_string())?;
     Ok((tip_entry.header.height, h.finish(), state.digest()))
+}
+
+/// The most-work header that is not invalid; among equals the lowest id (a full scan, used
+/// at open and when the best header turns out invalid).
+fn best_header_of(index: &HashMap<BlockId, HeaderEntry>) -> BlockId {
+    index
+        .iter()
+        .filter(|(_, e)| e.status != BlockStatus::Invalid)
+        .max_by(|a, b| a.1.work().cmp(&b.1.work()).then(b.0.cmp(a.0)))
+        .map_or(BlockId::ZERO, |(id, _)| *id)
 }
 
 #[cfg(test)]

@@ -216,3 +216,60 @@ fn future_block_is_not_marked_invalid() {
     assert!(cm.entry(&b.id()).is_none());
     assert!(cm.accept_block(b, NOW).is_ok());
 }
+
+#[test]
+fn missing_bodies_follow_the_best_header_chain_as_bodies_and_better_headers_arrive() {
+    let (k, params, kv) = setup();
+    let (a, b) = branches(&k, &params);
+    let mut cm = open(&params, &kv);
+    let ids = |v: &[(BlockId, u64)]| v.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+    // Headers of branch A first: all three bodies are wanted, oldest first.
+    for blk in &a {
+        cm.accept_header(&blk.header, NOW).unwrap();
+    }
+    assert_eq!(cm.best_header_height(), 3);
+    assert_eq!(ids(&cm.missing_bodies(10)), a.iter().map(|b| b.id()).collect::<Vec<_>>());
+    assert_eq!(ids(&cm.missing_bodies(1)), vec![a[0].id()]);
+    // A body arrives (out of order too): it is no longer wanted.
+    cm.accept_block(a[0].clone(), NOW).unwrap();
+    cm.accept_block(a[2].clone(), NOW).unwrap();
+    assert_eq!(ids(&cm.missing_bodies(10)), vec![a[1].id()]);
+    // Branch B's headers carry more work: its bodies are wanted instead, from genesis.
+    for blk in &b {
+        cm.accept_header(&blk.header, NOW).unwrap();
+    }
+    assert_eq!(cm.best_header_height(), 4);
+    assert_eq!(ids(&cm.missing_bodies(10)), b.iter().map(|b| b.id()).collect::<Vec<_>>());
+    for blk in &b {
+        cm.accept_block(blk.clone(), NOW).unwrap();
+    }
+    assert_eq!(cm.tip(), b[3].id());
+    assert!(cm.missing_bodies(10).is_empty(), "nothing left once the best chain is connected");
+    // Reopened, the best header is found again.
+    drop(cm);
+    let mut cm = open(&params, &kv);
+    assert_eq!(cm.best_header_height(), 4);
+    assert!(cm.missing_bodies(10).is_empty());
+}
+
+#[test]
+fn a_parent_body_arriving_last_completes_the_better_branch() {
+    let (k, params, kv) = setup();
+    let (a, b) = branches(&k, &params);
+    let mut cm = open(&params, &kv);
+    for blk in &a {
+        cm.accept_block(blk.clone(), NOW).unwrap();
+    }
+    assert_eq!(cm.tip(), a[2].id());
+    // Branch B's headers, then its bodies from the top down: b[3] has more work than the tip,
+    // but only b[0]'s body (less work than the tip) makes the branch available.
+    for blk in &b {
+        cm.accept_header(&blk.header, NOW).unwrap();
+    }
+    for blk in b.iter().rev() {
+        cm.accept_block(blk.clone(), NOW).unwrap();
+    }
+    assert_eq!(cm.tip(), b[3].id(), "the most-work branch is connected once it is available");
+    let replay = replay_check(&params, cm.store()).unwrap();
+    assert_eq!(replay.1, replay.2);
+}
