@@ -15,7 +15,14 @@
 //!    admitted and confirmed-on-every-node rates, and RPC latency meanwhile;
 //! 3. the other nodes stop; node 0 builds a longer chain of payments and empty blocks and a
 //!    fresh node syncs it from scratch;
-//! 4. a fresh node with a 100,000-transaction mempool bound is filled (memory).
+//! 4. a fresh node with a 100,000-transaction mempool bound is filled (memory);
+//! 5. a payment flood at the admission limit against a fresh node with the default mempool
+//!    bound: rates, the mempool's size against its bounds, RPC latency, RSS, and a check
+//!    that eviction took the lowest fees.
+//!
+//! Between 1 and 2, what encryption costs: every node of the line restarts with
+//! `--insecure-p2p-plaintext` and the block propagation of phase 1 is measured again, then
+//! once more encrypted (A-B-A), and the difference is reported.
 //!
 //! Peak RSS of every node is read from `/proc/<pid>/status` (`VmHWM`) before it stops.
 //! Times are measured by polling node RPC in a tight loop from one thread, so they carry
@@ -41,6 +48,8 @@ use std::time::{Duration, Instant};
 const PENDING_PER_SENDER: u64 = 60;
 /// Requests per JSON-RPC batch (the node's limit is 100).
 const BATCH: usize = 100;
+/// The node flag that turns encryption off (devnet benchmarks only).
+const PLAINTEXT_FLAG: &str = "--insecure-p2p-plaintext";
 /// A payment's amount and fee, in base units.
 const AMOUNT: u64 = 1_000;
 const FEE: u64 = 10;
@@ -71,6 +80,9 @@ pub struct Sizes {
     pub sync_blocks: u64,
     pub sync_txs: u64,
     pub mempool_txs: u64,
+    /// The payment flood: seconds, and senders (each signs 60 payments ahead).
+    pub flood_secs: u64,
+    pub flood_senders: usize,
 }
 
 impl Sizes {
@@ -86,6 +98,8 @@ impl Sizes {
                 sync_blocks: 1_000,
                 sync_txs: 20_000,
                 mempool_txs: 100_000,
+                flood_secs: 10,
+                flood_senders: 1_500,
             }
         } else {
             Sizes {
@@ -98,6 +112,8 @@ impl Sizes {
                 sync_blocks: 10_000,
                 sync_txs: 200_000,
                 mempool_txs: 100_000,
+                flood_secs: 60,
+                flood_senders: 10_000,
             }
         }
     }
@@ -147,13 +163,14 @@ impl Report {
              RPC RTT {:.1} µs\n\n",
             m.cpu, m.cores, m.verify_per_sec_core, m.loopback_rtt_us, m.rpc_rtt_us
         );
+        let w = self.figures.iter().map(|f| f.name.chars().count()).max().unwrap_or(0).max(58);
         out += &format!(
-            "| {:<58} | {:>12} | {:<5} | {:>10} | {:<24} |\n",
+            "| {:<w$} | {:>12} | {:<5} | {:>10} | {:<24} |\n",
             "figure", "value", "unit", "ratio", "relative to"
         );
         out += &format!(
             "|{}|{}|{}|{}|{}|\n",
-            "-".repeat(60),
+            "-".repeat(w + 2),
             "-".repeat(14),
             "-".repeat(7),
             "-".repeat(12),
@@ -161,7 +178,7 @@ impl Report {
         );
         for f in &self.figures {
             out += &format!(
-                "| {:<58} | {:>12} | {:<5} | {:>10} | {:<24} |\n",
+                "| {:<w$} | {:>12} | {:<5} | {:>10} | {:<24} |\n",
                 f.name,
                 fmt_num(f.value),
                 f.unit,
@@ -239,19 +256,32 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report
     b.check()?;
 
     progress("block propagation: empty blocks");
-    b.block_propagation(&tn, &clients, "empty", sizes.empty_block_samples, 0, &mut senders)?;
+    let mut encrypted = b.block_propagation(
+        &tn,
+        &clients,
+        "empty",
+        sizes.empty_block_samples,
+        0,
+        &mut senders,
+        Some(""),
+    )?;
     progress("payment propagation");
     b.payment_propagation(&clients, &mut senders)?;
     progress("block propagation: full blocks");
-    b.block_propagation(
+    encrypted.extend(b.block_propagation(
         &tn,
         &clients,
         "full",
         sizes.full_block_samples,
         sizes.full_block_txs,
         &mut senders,
-    )?;
+        Some(""),
+    )?);
     record_peaks(&tn, &mut peaks);
+    progress("the same blocks without encryption (every node restarted with plaintext frames)");
+    b.encryption_cost(&mut tn, &mut senders, &encrypted, &mut peaks)?;
+    // The nodes restarted: new RPC cookies.
+    let clients: Vec<RpcClient> = (0..tn.len()).map(|i| tn.client(i)).collect();
 
     // Throughput on the first 5 nodes.
     for i in 5..tn.len() {
@@ -287,6 +317,12 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report
 
     progress(&format!("memory: {} payments in one node's mempool", sizes.mempool_txs));
     b.mempool_memory(&dir)?;
+
+    progress(&format!(
+        "payment flood: {} senders against one node with the default mempool bound for {} s",
+        sizes.flood_senders, sizes.flood_secs
+    ));
+    b.flood(&dir, &mut progress)?;
 
     Ok(Report {
         quick: opts.quick,
@@ -340,7 +376,10 @@ impl Bench<'_> {
     }
 
     /// Mines `samples` blocks on node 0 (each after putting `txs` payments into every
-    /// mempool) and times their arrival at every node.
+    /// mempool) and times their arrival at every node. Adds figures named with `mode`
+    /// appended (none when `None`). Returns (name without the mode, p50, p95) for the first
+    /// 5 nodes and for the whole line.
+    #[allow(clippy::too_many_arguments)]
     fn block_propagation(
         &mut self,
         tn: &Testnet,
@@ -349,7 +388,8 @@ impl Bench<'_> {
         samples: usize,
         txs: usize,
         senders: &mut Senders,
-    ) -> Result<()> {
+        mode: Option<&str>,
+    ) -> Result<Vec<(String, f64, f64)>> {
         let n = clients.len();
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
         for _ in 0..samples {
@@ -377,13 +417,63 @@ impl Bench<'_> {
                 wait_mempools(clients, 0, Duration::from_secs(30))?;
             }
         }
+        let mut added = Vec::new();
         for (last, label) in [(4usize, "5-node"), (n - 1, &format!("{n}-node") as &str)] {
             let mut all: Vec<f64> =
                 (0..samples).map(|k| (0..=last).map(|i| times[i][k]).fold(0.0, f64::max)).collect();
             let what = if txs > 0 { format!("{kind} ({txs} tx)") } else { kind.to_string() };
             let (p50, p95) = (percentile(&mut all, 50.0), percentile(&mut all, 95.0));
-            self.time_per_hop(format!("block propagation {what}, {label} line p50"), p50, last);
-            self.time_per_hop(format!("block propagation {what}, {label} line p95"), p95, last);
+            let name = format!("block propagation {what}, {label} line");
+            if let Some(mode) = mode {
+                self.time_per_hop(format!("{name}{mode} p50"), p50, last);
+                self.time_per_hop(format!("{name}{mode} p95"), p95, last);
+            }
+            added.push((name, p50, p95));
+        }
+        Ok(added)
+    }
+
+    /// What encryption costs end to end, in the same run, as A-B-A: the block propagation
+    /// `before` measured (encrypted), then the same on the same nodes restarted with
+    /// `--insecure-p2p-plaintext`, then encrypted again after another restart. The cost
+    /// figures compare the mean of the two encrypted measurements with the plaintext one,
+    /// which cancels a drift over the run (a longer chain, a warmer machine).
+    fn encryption_cost(
+        &mut self,
+        tn: &mut Testnet,
+        senders: &mut Senders,
+        before: &[(String, f64, f64)],
+        peaks: &mut [u64],
+    ) -> Result<()> {
+        let s = self.sizes;
+        let mut both = |b: &mut Self, tn: &Testnet, mode| -> Result<Vec<(String, f64, f64)>> {
+            // New clients: a restarted node has a new RPC cookie.
+            let clients: Vec<RpcClient> = (0..tn.len()).map(|i| tn.client(i)).collect();
+            let clients = &clients[..];
+            let (empty, full, txs) =
+                (s.empty_block_samples, s.full_block_samples, s.full_block_txs);
+            let mut v = b.block_propagation(tn, clients, "empty", empty, 0, senders, mode)?;
+            v.extend(b.block_propagation(tn, clients, "full", full, txs, senders, mode)?);
+            record_peaks(tn, peaks);
+            Ok(v)
+        };
+        tn.restart_all_with_flag(PLAINTEXT_FLAG, true)?;
+        let plain = both(self, tn, Some(", plaintext"))?;
+        tn.restart_all_with_flag(PLAINTEXT_FLAG, false)?;
+        let after = both(self, tn, None)?;
+        for (((name, b50, b95), (_, a50, a95)), (_, p50, p95)) in
+            before.iter().zip(&after).zip(&plain)
+        {
+            for (p, enc, pt) in [("p50", (b50 + a50) / 2.0, p50), ("p95", (b95 + a95) / 2.0, p95)] {
+                // The value is the difference in %, the ratio encrypted / plaintext.
+                self.figures.push(Figure {
+                    name: format!("encryption cost: {name} {p}"),
+                    value: (enc / pt - 1.0) * 100.0,
+                    unit: "%",
+                    ratio: enc / pt,
+                    ratio_to: "same figure, plaintext",
+                });
+            }
         }
         Ok(())
     }
@@ -765,6 +855,260 @@ impl Bench<'_> {
         );
         Ok(())
     }
+
+    /// A payment flood at the admission limit against a lone node with the default mempool
+    /// bounds, for `flood_secs`: far more payments than the mempool holds, each sender
+    /// paying its own fee (spread over 10..1,000 units), submitted by two clients as fast
+    /// as the node answers. No block is mined, so the mempool only fills: once full, every
+    /// newcomer either evicts a lower-fee payment or is refused. Reported: the rates, the
+    /// largest mempool seen against its bounds, RPC latency meanwhile, peak RSS, and the
+    /// eviction check: no payment that was evicted paid more than one that was kept.
+    fn flood(&mut self, dir: &Path, progress: &mut impl FnMut(&str)) -> Result<()> {
+        let (secs, n_senders) = (self.sizes.flood_secs, self.sizes.flood_senders);
+        let opts = TestnetOptions::new(1, Topology::Line, &dir.join("flood"));
+        let genesis = crate::network::write_genesis(&opts.dir)?;
+        let params = load_genesis(&genesis)?;
+        let args: Vec<String> = ["--network", "devnet", "--genesis"]
+            .into_iter()
+            .map(String::from)
+            .chain([genesis.display().to_string(), "--no-discover".into()])
+            .collect();
+        let data = opts.dir.join("node0");
+        let _ = std::fs::remove_dir_all(&data);
+        let node = NodeProcess::start(&data, &args)?;
+        let client = node.client();
+        let mut senders = Senders::new(&params, n_senders);
+        senders.coins = 10;
+        senders.fund_single(&client)?;
+        let info = client.call("mempool_info", json!([]))?;
+        let max_count = info["max_count"].as_u64().unwrap_or(0);
+        let max_bytes = info["max_bytes"].as_u64().unwrap_or(0);
+
+        // Sender i pays fee[i] on all its payments, so its queue's weakest link is that fee.
+        let fee: Vec<u64> = (0..n_senders).map(|i| 10 + (i as u64 * 7_919) % 991).collect();
+        progress(&format!("signing {} payments", n_senders * PENDING_PER_SENDER as usize));
+        let keys = &senders.keys;
+        let sink = senders.sink;
+        // Nonce-major order: every sender's nonce n is submitted long before its nonce n+1.
+        let order: Vec<(usize, u64)> = (0..PENDING_PER_SENDER)
+            .flat_map(|nonce| (0..n_senders).map(move |i| (i, nonce)))
+            .collect();
+        let txs: Vec<Transaction> = std::thread::scope(|s| {
+            let half = order.len().div_ceil(2);
+            let parts: Vec<_> = order
+                .chunks(half)
+                .map(|part| {
+                    let (params, fee) = (&params, &fee);
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|&(i, nonce)| {
+                                ember_core::testkit::pay(
+                                    params, &keys[i], sink, AMOUNT, fee[i], nonce,
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts.into_iter().flat_map(|p| p.join().expect("signer")).collect()
+        });
+
+        progress(&format!("flooding for {secs} s"));
+        let url = node.rpc_url().to_string();
+        let next_chunk = AtomicU64::new(0);
+        let chunks: Vec<&[Transaction]> = txs.chunks(BATCH).collect();
+        let done = AtomicBool::new(false);
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let t0 = Instant::now();
+        // Per submitted payment: admitted or not; refusals counted by reason.
+        type Outcome = (Vec<(usize, bool)>, std::collections::BTreeMap<String, u64>);
+        let (outcomes, mut lat, max_seen, max_seen_bytes) =
+            std::thread::scope(|s| -> Result<(Vec<Outcome>, Vec<f64>, u64, u64)> {
+                let workers: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (url, chunks, next_chunk) = (url.as_str(), &chunks, &next_chunk);
+                        s.spawn(move || -> Result<Outcome> {
+                            let c = RpcClient::new(url);
+                            let mut got = Vec::new();
+                            let mut refused = std::collections::BTreeMap::new();
+                            while Instant::now() < deadline {
+                                let k = next_chunk.fetch_add(1, Ordering::Relaxed) as usize;
+                                let Some(chunk) = chunks.get(k) else { break };
+                                let calls: Vec<(&str, Value)> = chunk
+                                    .iter()
+                                    .map(|t| ("tx_submit", json!([hex::encode(t.encode())])))
+                                    .collect();
+                                for (j, r) in c.call_batch(&calls)?.into_iter().enumerate() {
+                                    got.push((k * BATCH + j, r.is_ok()));
+                                    if let Err(RpcClientError::Rpc { data, .. }) = r {
+                                        let reason = data
+                                            .as_ref()
+                                            .and_then(|d| d["reason"].as_str())
+                                            .unwrap_or("other")
+                                            .to_string();
+                                        *refused.entry(reason).or_insert(0) += 1;
+                                    } else if let Err(e) = r {
+                                        return Err(e.into());
+                                    }
+                                }
+                            }
+                            Ok((got, refused))
+                        })
+                    })
+                    .collect();
+                let prober = s.spawn(|| {
+                    let c = RpcClient::new(url.as_str());
+                    let (mut lat, mut max_count, mut max_bytes) = (Vec::new(), 0u64, 0u64);
+                    while !done.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        if let Ok(v) = c.call("mempool_info", json!([])) {
+                            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                            max_count = max_count.max(v["count"].as_u64().unwrap_or(0));
+                            max_bytes = max_bytes.max(v["bytes"].as_u64().unwrap_or(0));
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    (lat, max_count, max_bytes)
+                });
+                let mut outcomes = Vec::new();
+                let mut result = Ok(());
+                for w in workers {
+                    match w.join().map_err(|_| anyhow!("submitter panicked"))? {
+                        Ok(o) => outcomes.push(o),
+                        Err(e) => result = Err(e),
+                    }
+                }
+                done.store(true, Ordering::Relaxed);
+                let (lat, max_count, max_bytes) =
+                    prober.join().map_err(|_| anyhow!("prober panicked"))?;
+                result.map(|()| (outcomes, lat, max_count, max_bytes))
+            })?;
+        let elapsed = t0.elapsed().as_secs_f64();
+
+        // What each sender got admitted, and what the mempool still holds of it.
+        let mut admitted = vec![0u64; n_senders];
+        let mut refused = std::collections::BTreeMap::<String, u64>::new();
+        let mut submitted = 0u64;
+        for (got, r) in &outcomes {
+            submitted += got.len() as u64;
+            for &(k, ok) in got {
+                if ok {
+                    admitted[order[k].0] += 1;
+                }
+            }
+            for (reason, n) in r {
+                *refused.entry(reason.clone()).or_insert(0) += n;
+            }
+        }
+        let hrp = params.hrp();
+        let mut held = Vec::with_capacity(n_senders);
+        for chunk in senders.keys.chunks(BATCH) {
+            let calls: Vec<(&str, Value)> = chunk
+                .iter()
+                .map(|k| ("account_get", json!([k.address().to_bech32(hrp)])))
+                .collect();
+            for r in client.call_batch(&calls)? {
+                held.push(r?["pending_count"].as_u64().unwrap_or(0));
+            }
+        }
+        let final_count = mempool_count(&client)?;
+        let evicted: u64 = admitted.iter().zip(&held).map(|(a, h)| a.saturating_sub(*h)).sum();
+        let min_kept = (0..n_senders).filter(|&i| held[i] > 0).map(|i| fee[i]).min();
+        let max_evicted = (0..n_senders).filter(|&i| admitted[i] > held[i]).map(|i| fee[i]).max();
+        // Evicted payments that paid more than the cheapest one kept: 0 when eviction
+        // always takes the lowest fee.
+        let wrong: u64 = (0..n_senders)
+            .filter(|&i| min_kept.is_some_and(|m| fee[i] > m))
+            .map(|i| admitted[i].saturating_sub(held[i]))
+            .sum();
+        let total_admitted: u64 = admitted.iter().sum();
+        let limit = self.machine().verify_per_sec_core;
+        let rpc_ms = self.machine().rpc_rtt_us / 1000.0;
+        self.figure(
+            format!("flood ({:.0} s): payments submitted", elapsed),
+            submitted as f64 / elapsed,
+            "tx/s",
+            limit,
+            "verify/s/core",
+        );
+        self.figure(
+            "flood: payments admitted",
+            total_admitted as f64 / elapsed,
+            "tx/s",
+            limit,
+            "verify/s/core",
+        );
+        let full = refused.get("mempool_full").copied().unwrap_or(0);
+        self.figure(
+            "flood: refused, too cheap for the full mempool",
+            full as f64,
+            "tx",
+            submitted as f64,
+            "submitted",
+        );
+        let other: u64 = refused.iter().filter(|(r, _)| *r != "mempool_full").map(|(_, n)| n).sum();
+        self.figure(
+            "flood: refused for another reason",
+            other as f64,
+            "tx",
+            submitted as f64,
+            "submitted",
+        );
+        self.figure(
+            "flood: admitted, then evicted by higher fees",
+            evicted as f64,
+            "tx",
+            total_admitted.max(1) as f64,
+            "admitted",
+        );
+        self.figure(
+            "flood: largest mempool seen (count)",
+            max_seen as f64,
+            "tx",
+            max_count as f64,
+            "mempool bound (count)",
+        );
+        self.figure(
+            "flood: largest mempool seen (bytes)",
+            max_seen_bytes as f64 / 1e6,
+            "MB",
+            max_bytes as f64 / 1e6,
+            "mempool bound (bytes)",
+        );
+        self.figure(
+            format!(
+                "flood: evicted paying more than the cheapest kept (max evicted fee {}, min kept {})",
+                max_evicted.unwrap_or(0),
+                min_kept.unwrap_or(0)
+            ),
+            wrong as f64,
+            "tx",
+            evicted.max(1) as f64,
+            "evicted",
+        );
+        let (p50, p99) = (percentile(&mut lat, 50.0), percentile(&mut lat, 99.0));
+        self.figure("flood: RPC latency (mempool_info) p50", p50, "ms", rpc_ms, "idle RPC RTT");
+        self.figure("flood: RPC latency (mempool_info) p99", p99, "ms", rpc_ms, "idle RPC RTT");
+        let peak = node.pid().map_or(0, peak_rss_kb);
+        self.figure(
+            "flood: peak RSS of the node",
+            peak as f64 / 1024.0,
+            "MB",
+            200.0,
+            "200 MB budget",
+        );
+        if final_count > max_count || max_seen > max_count {
+            bail!("the mempool went over its bound: {max_seen} (now {final_count}) > {max_count}");
+        }
+        if wrong > 0 {
+            bail!(
+                "{wrong} evicted payments paid more than the cheapest kept one ({:?} > {:?})",
+                max_evicted,
+                min_kept
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Sender accounts (deterministic keys) with the next nonce to use and the nonce the chain
@@ -781,6 +1125,8 @@ struct Senders {
     /// How many payments a sender may have pending.
     window: u64,
     sink: Address,
+    /// What `fund_single` gives each sender, in whole coins.
+    coins: u64,
 }
 
 impl Senders {
@@ -794,6 +1140,8 @@ impl Senders {
             cursor: 0,
             window: PENDING_PER_SENDER,
             sink: ember_wallet::dev_keypair(9).address(),
+            // Plenty for every payment of a run (each dev account holds 1,000,000).
+            coins: 1_000,
         }
     }
 
@@ -813,8 +1161,7 @@ impl Senders {
                 client.call("account_get", json!([d.address().to_bech32(self.params.hrp())]))?;
             dev_nonce.push(v["nonce"].as_u64().unwrap_or(0));
         }
-        // 1,000 coins each is plenty for every payment of a run.
-        let coins = 1_000 * 100_000_000u64;
+        let coins = self.coins * 100_000_000u64;
         for chunk in self.keys.chunks(devs.len() * PENDING_PER_SENDER as usize) {
             let txs: Vec<Transaction> = chunk
                 .iter()
@@ -962,6 +1309,7 @@ impl Senders {
             cursor: 0,
             window: self.window,
             sink: self.sink,
+            coins: self.coins,
         }
     }
 }
