@@ -48,6 +48,8 @@ use wire::{Inv, Message, Version, WireError};
 const PEER_QUEUE: usize = 512;
 /// Block bodies requested from one peer at a time.
 const MAX_BLOCKS_IN_FLIGHT: usize = 64;
+/// Blocks of one peer whose signatures are checked ahead of their turn to be connected.
+const BLOCK_PIPELINE: usize = 8;
 /// Addresses kept in the address book.
 const ADDR_BOOK_SIZE: usize = 1_000;
 
@@ -161,8 +163,10 @@ pub struct Network {
     transport: Arc<dyn Transport>,
     timings: Timings,
     magic: [u8; 4],
-    /// The Noise prologue: protocol name, magic and genesis.
+    /// The Noise prologue: protocol name (and frame mode), magic and genesis.
     prologue: Vec<u8>,
+    /// Encrypted frames, or (devnet benchmarks) plaintext ones.
+    mode: secure::FrameMode,
     nonce: u64,
     listen_port: Mutex<u16>,
     peers: Mutex<HashMap<u64, Peer>>,
@@ -192,9 +196,18 @@ impl Network {
         let kv: Arc<dyn KvStore> =
             node.chain.lock().expect("chain lock is never poisoned").store().kv().clone();
         let addr_book = AddrBook::load(kv, ADDR_BOOK_SIZE);
+        let mode = if node.config.p2p_plaintext {
+            tracing::warn!(
+                "--insecure-p2p-plaintext: peer traffic is neither encrypted nor authenticated"
+            );
+            secure::FrameMode::Plaintext
+        } else {
+            secure::FrameMode::Encrypted
+        };
         Arc::new(Network {
             magic: node.params.magic,
-            prologue: secure::prologue(node.params.magic, node.params.genesis_id()),
+            prologue: secure::prologue(node.params.magic, node.params.genesis_id(), mode),
+            mode,
             nonce: rand::random(),
             node,
             transport,
@@ -985,7 +998,7 @@ impl Network {
     /// time from this peer.
     fn request_blocks(&self, id: u64) {
         let wanted: Vec<(BlockId, u64)> = {
-            let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+            let mut chain = self.node.chain.lock().expect("chain lock is never poisoned");
             chain.missing_bodies(MAX_BLOCKS_IN_FLIGHT * 4)
         };
         let mut peers = self.peers.lock().expect("never poisoned");
@@ -1057,7 +1070,7 @@ async fn run_peer(
         .await?;
         let remote = session.remote;
         let (r, w) = tokio::io::split(stream);
-        let (mut r, mut w) = session.split(r, w);
+        let (mut r, mut w) = session.split_with(r, w, net.mode);
         w.write_message(&Message::Version(net.our_version())).await?;
         let (msg, _) = r.read_message(wire::MAX_HANDSHAKE_FRAME).await?;
         let Message::Version(v) = msg else {
@@ -1186,6 +1199,22 @@ async fn run_peer(
     }
     net.send(id, Message::GetAddr);
 
+    // Blocks from this peer go through a short pipeline: each one's signatures are checked
+    // on the blocking pool (all cores) as soon as it is read, while the next ones download
+    // and the previous one is connected and stored; a task then accepts them in arrival
+    // order (finding their signatures cached). Other messages are handled in line. The
+    // simulator runs everything in line, so its runs stay deterministic.
+    let pipelined = !net.transport.inline_blocking();
+    let (import_tx, mut import_rx) =
+        mpsc::channel::<tokio::task::JoinHandle<ember_core::Block>>(BLOCK_PIPELINE);
+    let import_net = net.clone();
+    let importer = tokio::spawn(async move {
+        while let Some(checked) = import_rx.recv().await {
+            let Ok(block) = checked.await else { break };
+            import_net.on_block(id, block).await;
+        }
+    });
+
     let ping_every = net.timings.ping;
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
@@ -1194,6 +1223,19 @@ async fn run_peer(
         tokio::select! {
             // Cancel-safe: a partly received frame stays in the reader.
             read = r.read_message(wire::MAX_FRAME) => match read {
+                Ok((Message::Block(block), n)) if pipelined => {
+                    bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    last_heard = Instant::now();
+                    let cache = net.node.sig_cache.clone();
+                    let checked = tokio::task::spawn_blocking(move || {
+                        cache.preverify(&block.txs);
+                        block
+                    });
+                    // A full pipeline stops reading: back-pressure on the peer.
+                    if import_tx.send(checked).await.is_err() {
+                        break;
+                    }
+                }
                 Ok((msg, n)) => {
                     bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     last_heard = Instant::now();
@@ -1225,6 +1267,9 @@ async fn run_peer(
     }
     cancel.cancel();
     let _ = writer.await;
+    // Blocks already read are still accepted (at most BLOCK_PIPELINE of them).
+    drop(import_tx);
+    let _ = importer.await;
     let owed =
         net.peers.lock().expect("never poisoned").remove(&id).map_or(0, |p| p.in_flight.len());
     tracing::info!(peer = %addr, id, "peer disconnected");
