@@ -10,7 +10,9 @@ use crate::chain::{Accepted, ChainError, ChainEvent, ChainManager, SigCache};
 use crate::config::NodeConfig;
 use crate::mempool::{Mempool, MempoolError};
 use crate::metrics::Metrics;
-use crate::store::{ChainStore, KvStore, RocksKv, StoreError};
+use crate::store::ChainStore;
+#[cfg(feature = "rocksdb")]
+use crate::store::{KvStore, RocksKv, StoreError};
 use ember_core::validate::check_tx_structure;
 use ember_core::{Block, ChainParams, Transaction, Txid};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +56,7 @@ pub struct Node {
 }
 
 /// Opens the node's RocksDB store under `data_dir/chain`, refusing a foreign data dir.
+#[cfg(feature = "rocksdb")]
 pub fn open_store(config: &NodeConfig) -> anyhow::Result<ChainStore> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())

@@ -1033,6 +1033,57 @@ impl Network {
     }
 }
 
+/// The fuzz target's entry points (`fuzz/fuzz_targets/p2p.rs`, built with `--cfg fuzzing`):
+/// a peer that exists only as its queue, whose messages the fuzzer supplies. It is
+/// registered like a real one after its handshake, so every message goes through
+/// [`Network::handle`] with the node's real state.
+#[cfg(fuzzing)]
+impl Network {
+    /// Registers a fuzzed peer at `addr` claiming `height`; returns its id and the queue of
+    /// what the node sends it (drain it, or the node treats the peer as slow).
+    pub fn fuzz_connect(&self, addr: SocketAddr, height: u64) -> (u64, mpsc::Receiver<Message>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel::<Message>(PEER_QUEUE);
+        let peer = Peer {
+            addr,
+            node_id: NodeId::from_bytes([7; 32]),
+            listen_addr: None,
+            inbound: true,
+            user_agent: "fuzz".into(),
+            height,
+            work: U256::zero(),
+            tx,
+            cancel: self.node.shutdown.child_token(),
+            bytes_in: Arc::new(AtomicU64::new(0)),
+            bytes_out: Arc::new(AtomicU64::new(0)),
+            latency_ms: None,
+            ping_sent: None,
+            ban_score: 0,
+            connected: Instant::now(),
+            known: HashSet::new(),
+            in_flight: HashMap::new(),
+            stalled: HashSet::new(),
+        };
+        self.peers.lock().expect("never poisoned").insert(id, peer);
+        (id, rx)
+    }
+
+    /// Handles one message from fuzzed peer `id`, as its connection task would.
+    pub async fn fuzz_handle(self: &Arc<Self>, id: u64, msg: Message) {
+        self.handle(id, msg).await
+    }
+
+    /// Whether the node has punished peer `id` into a disconnect (its cancel token fired).
+    pub fn fuzz_disconnected(&self, id: u64) -> bool {
+        self.peers.lock().expect("never poisoned").get(&id).is_none_or(|p| p.cancel.is_cancelled())
+    }
+
+    /// Forgets peer `id`, as the end of its connection does.
+    pub fn fuzz_disconnect(&self, id: u64) {
+        self.peers.lock().expect("never poisoned").remove(&id);
+    }
+}
+
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {

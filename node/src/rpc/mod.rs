@@ -238,6 +238,22 @@ async fn handle_one(node: &Arc<Node>, req: Value, authorized: bool) -> Option<Va
     id.map(|id| rpc_response(id, result))
 }
 
+/// The fuzz target's entry point (`fuzz/fuzz_targets/rpc.rs`, built with `--cfg fuzzing`):
+/// one HTTP request body through the same handler the server runs, with or without the
+/// cookie; returns the status and the response body.
+#[cfg(fuzzing)]
+pub async fn fuzz_request(node: &Arc<Node>, body: &[u8], authorized: bool) -> (u16, Vec<u8>) {
+    let state = AppState { node: node.clone(), token: Arc::new("fuzz".into()) };
+    let mut headers = HeaderMap::new();
+    if authorized {
+        headers.insert(header::AUTHORIZATION, "Bearer fuzz".parse().expect("a valid header"));
+    }
+    let resp = handle_rpc(State(state), headers, Body::from(body.to_vec())).await;
+    let status = resp.status().as_u16();
+    let bytes = to_bytes(resp.into_body(), usize::MAX).await.expect("an in-memory body");
+    (status, bytes.to_vec())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -9,10 +9,12 @@
 
 mod chain_store;
 mod mem;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 
 pub use chain_store::{Batch, BlockStatus, ChainStore, HeaderEntry, TxLocation, SCHEMA_VERSION};
 pub use mem::MemKv;
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksKv;
 
 /// The column families (DESIGN §4).
