@@ -159,3 +159,45 @@ fn replayed_nonce_is_refused() {
     assert_eq!(err.reason(), Some("nonce_too_low"), "{err}");
     assert_eq!(n.digest(), digest);
 }
+
+#[test]
+fn a_batch_admits_exactly_its_well_formed_payments_and_answers_each_in_order() {
+    let n = DevNode::start(&[]);
+    let params = devnet();
+    let (alice, carol, dave) = (dev_key(1), dev_key(2), dev_key(3));
+    let to = Keypair::generate().address();
+    let good = payment_hex(&params, &alice, to, 1_000, 10, 0);
+    let good2 = payment_hex(&params, &alice, to, 1_000, 10, 1);
+    let notified = payment_hex(&params, &carol, to, 1_000, 10, 0);
+    // A valid payment inside a request that is not JSON-RPC 2.0 must not be admitted.
+    let smuggled = payment_hex(&params, &dave, to, 1_000, 10, 0);
+    let mut forged = hex::decode(payment_hex(&params, &dave, to, 2_000, 10, 0)).unwrap();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "tx_submit", "params": [good]},
+        {"jsonrpc": "2.0", "id": 2, "method": "tx_submit", "params": ["zz"]},
+        {"jsonrpc": "2.0", "method": "tx_submit", "params": [notified]},
+        {"jsonrpc": "1.0", "id": 4, "method": "tx_submit", "params": [smuggled]},
+        {"jsonrpc": "2.0", "id": 5, "method": "tx_submit", "params": {"tx": good2}},
+        {"jsonrpc": "2.0", "id": 6, "method": "tx_submit", "params": [hex::encode(&forged)]},
+        {"jsonrpc": "2.0", "id": 7, "method": "mempool_info"},
+        {"jsonrpc": "2.0", "id": 8, "method": "tx_submit", "params": [good]},
+    ]);
+    let url = n.node.rpc_url().to_string();
+    let out = raw_post(&url, &batch.to_string());
+    let out = out.as_array().expect("a batch answer");
+    let ids: Vec<i64> = out.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![1, 2, 4, 5, 6, 7, 8], "one answer per request with an id, in order");
+    assert!(out[0]["result"].is_string(), "{}", out[0]);
+    assert_eq!(out[1]["error"]["code"], -32602, "{}", out[1]);
+    assert_eq!(out[2]["error"]["code"], -32600, "{}", out[2]);
+    assert!(out[3]["result"].is_string(), "named params: {}", out[3]);
+    assert_eq!(out[4]["error"]["data"]["reason"], "bad_signature", "{}", out[4]);
+    assert_eq!(out[6]["error"]["data"]["reason"], "already_known", "{}", out[6]);
+    // Admitted: alice's two and carol's notified one; dave's neither.
+    let info = n.call("mempool_info", json!([]));
+    assert_eq!(info["count"], 3, "{info}");
+    let dave_acct = n.call("account_get", json!([dave.address().to_bech32(params.hrp())]));
+    assert_eq!(dave_acct["pending_count"], 0);
+}

@@ -172,70 +172,100 @@ async fn handle_rpc(State(s): State<AppState>, headers: HeaderMap, body: Body) -
                 );
                 rpc_response(Value::Null, Err(e))
             } else {
-                preverify_payments(&s.node, &items).await;
+                // The batch's payments are admitted together first (see `submit_parsed`);
+                // each request is then answered in order.
+                let mut submitted = prepare_submits(&s.node, &items).await;
                 let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    if let Some(r) = handle_one(&s.node, item, authorized).await {
+                for (i, item) in items.into_iter().enumerate() {
+                    let pre = submitted[i].take();
+                    if let Some(r) = handle_one(&s.node, item, authorized, pre).await {
                         out.push(r);
                     }
                 }
                 Value::Array(out)
             }
         }
-        single => handle_one(&s.node, single, authorized).await.unwrap_or(Value::Null),
+        single => handle_one(&s.node, single, authorized, None).await.unwrap_or(Value::Null),
     };
     s.node.metrics.observe_rpc(started.elapsed().as_secs_f64());
     json_reply(StatusCode::OK, reply)
 }
 
-/// Checks the signatures of every `tx_submit` in a batch at once, on every core, in one
-/// trip to the blocking pool, and caches the good ones; the requests are then handled one
-/// by one as usual and find their signatures cached. Without this a batch of payments was
-/// verified one signature at a time on one core, with a thread hop each (the profile of a
-/// node under load showed ed25519 at under a third of its time). Items that do not decode
-/// are left to the handler, which reports them.
-async fn preverify_payments(node: &Arc<Node>, items: &[Value]) {
-    let txs: Vec<ember_core::Transaction> = items
-        .iter()
-        .filter(|i| i.get("method").and_then(Value::as_str) == Some("tx_submit"))
-        .filter_map(|i| i.get("params")?.get(0)?.as_str().map(str::to_owned))
-        .filter_map(|h| ember_core::Transaction::decode(&hex::decode(h.trim()).ok()?).ok())
-        .collect();
-    if txs.len() < 2 {
-        return;
+/// Admits the payments of every well-formed `tx_submit` request of a batch in one go
+/// ([`methods::submit_parsed`]): the profile of a node under a flood of batches showed a
+/// thread hop and a single-core signature check per payment. Returns, per request, the
+/// outcome for those admitted here; the others (malformed envelopes or params, other
+/// methods) are left to [`handle_one`], which reports them as it always does.
+async fn prepare_submits(
+    node: &Arc<Node>,
+    items: &[Value],
+) -> Vec<Option<Result<ember_core::Txid, crate::mempool::MempoolError>>> {
+    let mut at = Vec::new();
+    let mut txs = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Ok((_, "tx_submit", params)) = envelope(item) {
+            if let Ok(tx) = methods::tx_of_submit(params) {
+                at.push(i);
+                txs.push(tx);
+            }
+        }
     }
-    let node = node.clone();
-    let _ = tokio::task::spawn_blocking(move || node.sig_cache.preverify(&txs)).await;
+    let mut out: Vec<_> = items.iter().map(|_| None).collect();
+    if txs.is_empty() {
+        return out;
+    }
+    for (i, r) in at.into_iter().zip(methods::submit_parsed(node, txs).await) {
+        out[i] = Some(r);
+    }
+    out
 }
 
-/// Handles one request object; `None` for a notification (no id), which gets no answer.
-async fn handle_one(node: &Arc<Node>, req: Value, authorized: bool) -> Option<Value> {
+/// A request's id (absent for a notification), method and params, or the error response it
+/// gets when it is not a well-formed JSON-RPC 2.0 request.
+fn envelope(req: &Value) -> Result<(Option<&Value>, &str, &Value), Value> {
     let Value::Object(obj) = req else {
-        return Some(rpc_response(
+        return Err(rpc_response(
             Value::Null,
             Err(RpcError::new(codes::INVALID_REQUEST, "request must be an object")),
         ));
     };
-    let id = obj.get("id").cloned();
+    let id = obj.get("id");
     let id_ok = matches!(id, None | Some(Value::Null | Value::Number(_) | Value::String(_)));
+    let id_or_null = || id.cloned().unwrap_or(Value::Null);
     if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) || !id_ok {
         let e = RpcError::new(
             codes::INVALID_REQUEST,
             "request must have \"jsonrpc\": \"2.0\" and a string or number id",
         );
-        return Some(rpc_response(id.unwrap_or(Value::Null), Err(e)));
+        return Err(rpc_response(id_or_null(), Err(e)));
     }
     let Some(Value::String(method)) = obj.get("method") else {
         let e = RpcError::new(codes::INVALID_REQUEST, "request must have a string \"method\"");
-        return Some(rpc_response(id.unwrap_or(Value::Null), Err(e)));
+        return Err(rpc_response(id_or_null(), Err(e)));
     };
-    let params = obj.get("params").cloned().unwrap_or(Value::Array(vec![]));
+    static NO_PARAMS: Value = Value::Array(Vec::new());
+    let params = obj.get("params").unwrap_or(&NO_PARAMS);
     if !matches!(params, Value::Array(_) | Value::Object(_)) {
         let e = RpcError::params("params must be an array or an object");
-        return Some(rpc_response(id.unwrap_or(Value::Null), Err(e)));
+        return Err(rpc_response(id_or_null(), Err(e)));
     }
-    let result = methods::dispatch(node, method, &params, authorized).await;
-    id.map(|id| rpc_response(id, result))
+    Ok((id, method, params))
+}
+
+/// Handles one request object; `None` for a notification (no id), which gets no answer.
+/// `submitted` is its payment's outcome when the batch already admitted it.
+async fn handle_one(
+    node: &Arc<Node>,
+    req: Value,
+    authorized: bool,
+    submitted: Option<Result<ember_core::Txid, crate::mempool::MempoolError>>,
+) -> Option<Value> {
+    let (id, method, params) = match envelope(&req) {
+        Ok(x) => x,
+        Err(response) => return Some(response),
+    };
+    let result = methods::dispatch(node, method, params, authorized, submitted).await;
+    id.map(|id| rpc_response(id.clone(), result))
 }
 
 /// The fuzz target's entry point (`fuzz/fuzz_targets/rpc.rs`, built with `--cfg fuzzing`):
