@@ -20,9 +20,9 @@
 //!    bound: rates, the mempool's size against its bounds, RPC latency, RSS, and a check
 //!    that eviction took the lowest fees.
 //!
-//! Between 1 and 2, what encryption costs: every node of the line restarts with
-//! `--insecure-p2p-plaintext` and the block propagation of phase 1 is measured again, then
-//! once more encrypted (A-B-A), and the difference is reported.
+//! Between 1 and 2, what encryption costs: in rounds, every node of the line restarts with
+//! `--insecure-p2p-plaintext` and empty and full blocks are timed, then every node restarts
+//! encrypted and the same is timed; the pooled samples of the two modes are compared.
 //!
 //! Peak RSS of every node is read from `/proc/<pid>/status` (`VmHWM`) before it stops.
 //! Times are measured by polling node RPC in a tight loop from one thread, so they carry
@@ -80,6 +80,11 @@ pub struct Sizes {
     pub sync_blocks: u64,
     pub sync_txs: u64,
     pub mempool_txs: u64,
+    /// The encryption comparison: rounds (each restarts the line plaintext, then
+    /// encrypted), and empty and full blocks per mode per round.
+    pub cost_rounds: usize,
+    pub cost_empty_blocks: usize,
+    pub cost_full_blocks: usize,
     /// The payment flood: seconds, and senders (each signs 60 payments ahead).
     pub flood_secs: u64,
     pub flood_senders: usize,
@@ -98,6 +103,9 @@ impl Sizes {
                 sync_blocks: 1_000,
                 sync_txs: 20_000,
                 mempool_txs: 100_000,
+                cost_rounds: 2,
+                cost_empty_blocks: 5,
+                cost_full_blocks: 2,
                 flood_secs: 10,
                 flood_senders: 1_500,
             }
@@ -112,6 +120,9 @@ impl Sizes {
                 sync_blocks: 10_000,
                 sync_txs: 200_000,
                 mempool_txs: 100_000,
+                cost_rounds: 4,
+                cost_empty_blocks: 8,
+                cost_full_blocks: 6,
                 flood_secs: 60,
                 flood_senders: 10_000,
             }
@@ -256,30 +267,23 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report
     b.check()?;
 
     progress("block propagation: empty blocks");
-    let mut encrypted = b.block_propagation(
-        &tn,
-        &clients,
-        "empty",
-        sizes.empty_block_samples,
-        0,
-        &mut senders,
-        Some(""),
-    )?;
+    b.block_propagation(&tn, &clients, "empty", sizes.empty_block_samples, 0, &mut senders)?;
     progress("payment propagation");
     b.payment_propagation(&clients, &mut senders)?;
     progress("block propagation: full blocks");
-    encrypted.extend(b.block_propagation(
+    b.block_propagation(
         &tn,
         &clients,
         "full",
         sizes.full_block_samples,
         sizes.full_block_txs,
         &mut senders,
-        Some(""),
-    )?);
+    )?;
     record_peaks(&tn, &mut peaks);
-    progress("the same blocks without encryption (every node restarted with plaintext frames)");
-    b.encryption_cost(&mut tn, &mut senders, &encrypted, &mut peaks)?;
+    progress(
+        "the same blocks with and without encryption (nodes restarted plaintext, encrypted, twice)",
+    );
+    b.encryption_cost(&mut tn, &mut senders, &mut peaks)?;
     // The nodes restarted: new RPC cookies.
     let clients: Vec<RpcClient> = (0..tn.len()).map(|i| tn.client(i)).collect();
 
@@ -376,10 +380,8 @@ impl Bench<'_> {
     }
 
     /// Mines `samples` blocks on node 0 (each after putting `txs` payments into every
-    /// mempool) and times their arrival at every node. Adds figures named with `mode`
-    /// appended (none when `None`). Returns (name without the mode, p50, p95) for the first
-    /// 5 nodes and for the whole line.
-    #[allow(clippy::too_many_arguments)]
+    /// mempool) and times their arrival at every node: p50 and p95 on the first 5 nodes
+    /// and on the whole line.
     fn block_propagation(
         &mut self,
         tn: &Testnet,
@@ -388,10 +390,30 @@ impl Bench<'_> {
         samples: usize,
         txs: usize,
         senders: &mut Senders,
-        mode: Option<&str>,
-    ) -> Result<Vec<(String, f64, f64)>> {
+    ) -> Result<()> {
+        let times = self.propagation_samples(tn, clients, samples, txs, senders)?;
         let n = clients.len();
-        let mut times: Vec<Vec<f64>> = vec![Vec::new(); n];
+        for (last, label) in [(4usize, "5-node"), (n - 1, &format!("{n}-node") as &str)] {
+            let mut all = line_times(&times, last);
+            let what = if txs > 0 { format!("{kind} ({txs} tx)") } else { kind.to_string() };
+            let (p50, p95) = (percentile(&mut all, 50.0), percentile(&mut all, 95.0));
+            self.time_per_hop(format!("block propagation {what}, {label} line p50"), p50, last);
+            self.time_per_hop(format!("block propagation {what}, {label} line p95"), p95, last);
+        }
+        Ok(())
+    }
+
+    /// Mines `samples` blocks on node 0 (each after putting `txs` payments into every
+    /// mempool); returns, per block, the ms until each node had it.
+    fn propagation_samples(
+        &self,
+        tn: &Testnet,
+        clients: &[RpcClient],
+        samples: usize,
+        txs: usize,
+        senders: &mut Senders,
+    ) -> Result<Vec<Vec<f64>>> {
+        let mut times = Vec::new();
         for _ in 0..samples {
             self.check()?;
             if txs > 0 {
@@ -410,69 +432,65 @@ impl Bench<'_> {
                 Ok(arrived)
             })?;
             senders.confirm_all();
-            for (i, t) in arrived.into_iter().enumerate() {
-                times[i].push(t);
-            }
+            times.push(arrived);
             if txs > 0 {
                 wait_mempools(clients, 0, Duration::from_secs(30))?;
             }
         }
-        let mut added = Vec::new();
-        for (last, label) in [(4usize, "5-node"), (n - 1, &format!("{n}-node") as &str)] {
-            let mut all: Vec<f64> =
-                (0..samples).map(|k| (0..=last).map(|i| times[i][k]).fold(0.0, f64::max)).collect();
-            let what = if txs > 0 { format!("{kind} ({txs} tx)") } else { kind.to_string() };
-            let (p50, p95) = (percentile(&mut all, 50.0), percentile(&mut all, 95.0));
-            let name = format!("block propagation {what}, {label} line");
-            if let Some(mode) = mode {
-                self.time_per_hop(format!("{name}{mode} p50"), p50, last);
-                self.time_per_hop(format!("{name}{mode} p95"), p95, last);
-            }
-            added.push((name, p50, p95));
-        }
-        Ok(added)
+        Ok(times)
     }
 
-    /// What encryption costs end to end, in the same run, as A-B-A: the block propagation
-    /// `before` measured (encrypted), then the same on the same nodes restarted with
-    /// `--insecure-p2p-plaintext`, then encrypted again after another restart. The cost
-    /// figures compare the mean of the two encrypted measurements with the plaintext one,
-    /// which cancels a drift over the run (a longer chain, a warmer machine).
+    /// What encryption costs end to end, in the same run: the empty and full blocks again,
+    /// on the same nodes restarted with `--insecure-p2p-plaintext` and restarted encrypted,
+    /// alternately (plaintext, encrypted, plaintext, encrypted...), each mode measured right
+    /// after a restart, so that neither gets warmer caches or a longer chain than the
+    /// other. The samples of each mode are pooled; the figures give both modes' p50 and p95
+    /// and the difference. Leaves the nodes encrypted.
     fn encryption_cost(
         &mut self,
         tn: &mut Testnet,
         senders: &mut Senders,
-        before: &[(String, f64, f64)],
         peaks: &mut [u64],
     ) -> Result<()> {
         let s = self.sizes;
-        let mut both = |b: &mut Self, tn: &Testnet, mode| -> Result<Vec<(String, f64, f64)>> {
-            // New clients: a restarted node has a new RPC cookie.
-            let clients: Vec<RpcClient> = (0..tn.len()).map(|i| tn.client(i)).collect();
-            let clients = &clients[..];
-            let (empty, full, txs) =
-                (s.empty_block_samples, s.full_block_samples, s.full_block_txs);
-            let mut v = b.block_propagation(tn, clients, "empty", empty, 0, senders, mode)?;
-            v.extend(b.block_propagation(tn, clients, "full", full, txs, senders, mode)?);
-            record_peaks(tn, peaks);
-            Ok(v)
-        };
-        tn.restart_all_with_flag(PLAINTEXT_FLAG, true)?;
-        let plain = both(self, tn, Some(", plaintext"))?;
-        tn.restart_all_with_flag(PLAINTEXT_FLAG, false)?;
-        let after = both(self, tn, None)?;
-        for (((name, b50, b95), (_, a50, a95)), (_, p50, p95)) in
-            before.iter().zip(&after).zip(&plain)
+        let (empty, full) = (s.cost_empty_blocks, s.cost_full_blocks);
+        // [plaintext, encrypted] x [empty, full]: per block, per node.
+        let mut pooled: [[Vec<Vec<f64>>; 2]; 2] = Default::default();
+        for _ in 0..s.cost_rounds {
+            for (m, plain) in [(0, true), (1, false)] {
+                tn.restart_all_with_flag(PLAINTEXT_FLAG, plain)?;
+                // New clients: a restarted node has a new RPC cookie.
+                let clients: Vec<RpcClient> = (0..tn.len()).map(|i| tn.client(i)).collect();
+                let e = self.propagation_samples(tn, &clients, empty, 0, senders)?;
+                let f = self.propagation_samples(tn, &clients, full, s.full_block_txs, senders)?;
+                record_peaks(tn, peaks);
+                pooled[m][0].extend(e);
+                pooled[m][1].extend(f);
+            }
+        }
+        let n = tn.len();
+        for (k, what) in
+            ["empty".to_string(), format!("full ({} tx)", s.full_block_txs)].iter().enumerate()
         {
-            for (p, enc, pt) in [("p50", (b50 + a50) / 2.0, p50), ("p95", (b95 + a95) / 2.0, p95)] {
-                // The value is the difference in %, the ratio encrypted / plaintext.
-                self.figures.push(Figure {
-                    name: format!("encryption cost: {name} {p}"),
-                    value: (enc / pt - 1.0) * 100.0,
-                    unit: "%",
-                    ratio: enc / pt,
-                    ratio_to: "same figure, plaintext",
-                });
+            for (last, label) in [(4usize, "5-node".to_string()), (n - 1, format!("{n}-node"))] {
+                let mut plain = line_times(&pooled[0][k], last);
+                let mut enc = line_times(&pooled[1][k], last);
+                for p in [50.0, 95.0] {
+                    let (e, pt) = (percentile(&mut enc, p), percentile(&mut plain, p));
+                    // The value is the difference in %, the ratio encrypted / plaintext.
+                    self.figures.push(Figure {
+                        name: format!(
+                            "encryption cost: {what} block, {label} line p{p:.0} \
+                             ({} vs {} ms plaintext)",
+                            fmt_num(e),
+                            fmt_num(pt)
+                        ),
+                        value: (e / pt - 1.0) * 100.0,
+                        unit: "%",
+                        ratio: e / pt,
+                        ratio_to: "same, plaintext",
+                    });
+                }
             }
         }
         Ok(())
@@ -1369,6 +1387,11 @@ fn wait_mempools(clients: &[RpcClient], count: usize, timeout: Duration) -> Resu
     wait_for(timeout, &format!("every mempool to hold {count} transactions"), || {
         clients.iter().all(|c| mempool_count(c).ok() == Some(count as u64)).then_some(())
     })
+}
+
+/// Per block, the time until nodes `0..=last` all had it.
+fn line_times(times: &[Vec<f64>], last: usize) -> Vec<f64> {
+    times.iter().map(|t| t[..=last].iter().copied().fold(0.0, f64::max)).collect()
 }
 
 /// Polls every node's height in a tight loop (one thread, round robin over nodes still
