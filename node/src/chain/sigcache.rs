@@ -2,13 +2,17 @@
 //! admission, or earlier in a block) are not verified again when a block brings them.
 //!
 //! Keyed by txid *and* signature: the txid does not cover the signature, so a cache keyed
-//! by txid alone would let a tampered signature ride on an honest transaction's entry.
+//! by txid alone would let a tampered signature ride on an honest transaction's entry. An
+//! entry is SHA-256(txid || signature), 32 bytes instead of the pair's 96: a tampered
+//! signature would need a second preimage of it to hit. At the default 200,000 entries the
+//! cache takes about 17 MB instead of 34 (the benchmark's nodes were at the 200 MB budget).
 
 use ember_core::keys::SignatureError;
 use ember_core::validate::SigVerifier;
 use ember_core::{Signature, Transaction, Txid};
 use rayon::prelude::*;
-use std::collections::{HashMap, VecDeque};
+use sha2::{Digest, Sha256};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -24,8 +28,16 @@ pub struct SigCache {
 
 #[derive(Default)]
 struct Inner {
-    map: HashMap<Txid, Signature>,
-    order: VecDeque<Txid>,
+    set: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+/// The entry of a (txid, signature) pair.
+fn entry(txid: &Txid, sig: &Signature) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(txid.as_bytes());
+    h.update(sig.0);
+    h.finalize().into()
 }
 
 impl SigCache {
@@ -39,18 +51,19 @@ impl SigCache {
     }
 
     pub fn contains(&self, tx: &Transaction) -> bool {
-        let inner = self.inner.lock().expect("sig cache lock is never poisoned");
-        inner.map.get(&tx.txid()) == Some(tx.signature())
+        let e = entry(&tx.txid(), tx.signature());
+        self.inner.lock().expect("sig cache lock is never poisoned").set.contains(&e)
     }
 
     /// Records that `tx`'s signature verified.
     pub fn insert(&self, txid: Txid, sig: Signature) {
+        let e = entry(&txid, &sig);
         let mut inner = self.inner.lock().expect("sig cache lock is never poisoned");
-        if inner.map.insert(txid, sig).is_none() {
-            inner.order.push_back(txid);
+        if inner.set.insert(e) {
+            inner.order.push_back(e);
             while inner.order.len() > self.capacity {
                 if let Some(old) = inner.order.pop_front() {
-                    inner.map.remove(&old);
+                    inner.set.remove(&old);
                 }
             }
         }
@@ -73,7 +86,7 @@ impl SigCache {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().expect("sig cache lock is never poisoned").map.len()
+        self.inner.lock().expect("sig cache lock is never poisoned").set.len()
     }
 
     pub fn is_empty(&self) -> bool {
