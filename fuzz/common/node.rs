@@ -4,11 +4,10 @@
 
 use ember_core::testkit::pay;
 use ember_core::ChainParams;
-use ember_node::config::{LogFormat, NodeConfig};
+use ember_node::config::NodeConfig;
 use ember_node::store::{ChainStore, MemKv};
 use ember_node::Node;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub struct Harness {
     pub rt: tokio::runtime::Runtime,
@@ -26,21 +25,11 @@ impl Harness {
         let dir = tempfile::tempdir().expect("a temp dir");
         let params = Arc::new(ChainParams::devnet());
         let config = NodeConfig {
-            params: params.clone(),
-            data_dir: dir.path().to_path_buf(),
             rpc_addr: "127.0.0.1:0".parse().expect("valid"),
             p2p_addr: "127.0.0.1:0".parse().expect("valid"),
-            peers: Vec::new(),
-            outbound: 8,
-            max_inbound: 64,
             discover: false,
-            mine: false,
-            miner_address: None,
             mine_threads: 0,
-            block_time: Duration::from_secs(2),
-            log_format: LogFormat::Text,
-            mempool: Default::default(),
-            p2p_plaintext: false,
+            ..NodeConfig::new(params.clone(), dir.path().to_path_buf())
         };
         let store = ChainStore::open(Arc::new(MemKv::new()), &params).expect("a fresh store");
         let node = Node::new(config, store).expect("a node");

@@ -164,6 +164,31 @@ pub struct NodeConfig {
     pub p2p_plaintext: bool,
 }
 
+impl NodeConfig {
+    /// The defaults for `params` in `data_dir`: RPC on 127.0.0.1:8545, P2P on
+    /// 127.0.0.1:9545, no peers given, 8 outbound and 64 inbound connections, discovery on,
+    /// not mining, default mempool bounds, encrypted peers.
+    pub fn new(params: Arc<ChainParams>, data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            params,
+            data_dir,
+            rpc_addr: "127.0.0.1:8545".parse().expect("valid"),
+            p2p_addr: "127.0.0.1:9545".parse().expect("valid"),
+            peers: Vec::new(),
+            outbound: 8,
+            max_inbound: 64,
+            discover: true,
+            mine: false,
+            miner_address: None,
+            mine_threads: 1,
+            block_time: Duration::from_secs(2),
+            log_format: LogFormat::Text,
+            mempool: MempoolLimits::default(),
+            p2p_plaintext: false,
+        }
+    }
+}
+
 /// Loads a genesis spec file with its name in every error.
 pub fn load_params(network: Network, genesis: Option<&Path>) -> anyhow::Result<ChainParams> {
     match (network, genesis) {
@@ -250,13 +275,14 @@ impl RunArgs {
             }
             mempool.max_count = n;
         }
+        let data_dir = args.data_dir.unwrap_or_else(|| default_data_dir(network));
+        let defaults = NodeConfig::new(Arc::new(params), data_dir);
         Ok(NodeConfig {
-            data_dir: args.data_dir.unwrap_or_else(|| default_data_dir(network)),
-            rpc_addr: args.rpc_addr.unwrap_or_else(|| "127.0.0.1:8545".parse().expect("valid")),
-            p2p_addr: args.p2p_addr.unwrap_or_else(|| "127.0.0.1:9545".parse().expect("valid")),
+            rpc_addr: args.rpc_addr.unwrap_or(defaults.rpc_addr),
+            p2p_addr: args.p2p_addr.unwrap_or(defaults.p2p_addr),
             peers: args.peers,
-            outbound: args.outbound.unwrap_or(8),
-            max_inbound: args.max_inbound.unwrap_or(64),
+            outbound: args.outbound.unwrap_or(defaults.outbound),
+            max_inbound: args.max_inbound.unwrap_or(defaults.max_inbound),
             discover: !args.no_discover,
             mine: args.mine && mine_threads > 0,
             miner_address,
@@ -265,7 +291,7 @@ impl RunArgs {
             log_format: args.log_format.unwrap_or_default(),
             mempool,
             p2p_plaintext: args.insecure_p2p_plaintext,
-            params: Arc::new(params),
+            ..defaults
         })
     }
 }

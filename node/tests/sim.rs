@@ -9,7 +9,7 @@
 
 use ember_core::testkit::{devnet_funding, keys, pay};
 use ember_core::{Address, BlockId, ChainParams, Keypair};
-use ember_node::config::{LogFormat, NodeConfig};
+use ember_node::config::NodeConfig;
 use ember_node::net::transport::{BoxFuture, BoxStream, PeerListener, Transport};
 use ember_node::net::{Network, Timings};
 use ember_node::node::{open_store, Node};
@@ -137,21 +137,12 @@ impl<'a> Net<'a> {
                     .map(|n| SocketAddr::new(turmoil::lookup(n.as_str()), PORT).to_string())
                     .collect();
                 let config = NodeConfig {
-                    params,
-                    data_dir,
                     rpc_addr: "127.0.0.1:0".parse()?,
                     p2p_addr: SocketAddr::from(([0, 0, 0, 0], PORT)),
                     peers: peers.clone(),
-                    outbound: 8,
-                    max_inbound: 64,
                     discover: false,
-                    mine: false,
-                    miner_address: None,
                     mine_threads: 0,
-                    block_time: Duration::from_secs(2),
-                    log_format: LogFormat::Text,
-                    mempool: Default::default(),
-                    p2p_plaintext: false,
+                    ..NodeConfig::new(params, data_dir)
                 };
                 let store = open_store(&config).map_err(|e| e.to_string())?;
                 let node = Node::new(config, store).map_err(|e| e.to_string())?;

@@ -157,6 +157,38 @@ struct Peer {
     stalled: HashSet<BlockId>,
 }
 
+impl Peer {
+    /// A peer just connected, with nothing learned of it yet beyond its key.
+    fn new(
+        addr: SocketAddr,
+        node_id: NodeId,
+        inbound: bool,
+        tx: mpsc::Sender<Message>,
+        cancel: CancellationToken,
+    ) -> Peer {
+        Peer {
+            addr,
+            node_id,
+            listen_addr: None,
+            inbound,
+            user_agent: String::new(),
+            height: 0,
+            work: U256::zero(),
+            tx,
+            cancel,
+            bytes_in: Arc::new(AtomicU64::new(0)),
+            bytes_out: Arc::new(AtomicU64::new(0)),
+            latency_ms: None,
+            ping_sent: None,
+            ban_score: 0,
+            connected: Instant::now(),
+            known: HashSet::new(),
+            in_flight: HashMap::new(),
+            stalled: HashSet::new(),
+        }
+    }
+}
+
 /// The P2P side of a node.
 pub struct Network {
     node: Arc<Node>,
@@ -1045,24 +1077,15 @@ impl Network {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel::<Message>(PEER_QUEUE);
         let peer = Peer {
-            addr,
-            node_id: NodeId::from_bytes([7; 32]),
-            listen_addr: None,
-            inbound: true,
             user_agent: "fuzz".into(),
             height,
-            work: U256::zero(),
-            tx,
-            cancel: self.node.shutdown.child_token(),
-            bytes_in: Arc::new(AtomicU64::new(0)),
-            bytes_out: Arc::new(AtomicU64::new(0)),
-            latency_ms: None,
-            ping_sent: None,
-            ban_score: 0,
-            connected: Instant::now(),
-            known: HashSet::new(),
-            in_flight: HashMap::new(),
-            stalled: HashSet::new(),
+            ..Peer::new(
+                addr,
+                NodeId::from_bytes([7; 32]),
+                true,
+                tx,
+                self.node.shutdown.child_token(),
+            )
         };
         self.peers.lock().expect("never poisoned").insert(id, peer);
         (id, rx)
@@ -1199,24 +1222,13 @@ async fn run_peer(
     net.peers.lock().expect("never poisoned").insert(
         id,
         Peer {
-            addr,
-            node_id,
             listen_addr,
-            inbound,
             user_agent: version.user_agent.clone(),
             height: version.best_height,
             work: their_work,
-            tx: tx.clone(),
-            cancel: cancel.clone(),
             bytes_in: bytes_in.clone(),
             bytes_out: bytes_out.clone(),
-            latency_ms: None,
-            ping_sent: None,
-            ban_score: 0,
-            connected: Instant::now(),
-            known: HashSet::new(),
-            in_flight: HashMap::new(),
-            stalled: HashSet::new(),
+            ..Peer::new(addr, node_id, inbound, tx.clone(), cancel.clone())
         },
     );
     tracing::info!(
