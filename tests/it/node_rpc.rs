@@ -201,3 +201,18 @@ fn a_batch_admits_exactly_its_well_formed_payments_and_answers_each_in_order() {
     let dave_acct = n.call("account_get", json!([dave.address().to_bech32(params.hrp())]));
     assert_eq!(dave_acct["pending_count"], 0);
 }
+
+/// Found by the RPC fuzz target: a fractional id came back one unit in the last place off
+/// (the JSON parser was not exact), so a client could not match the answer to its request.
+#[test]
+fn a_fractional_id_is_echoed_as_the_same_number() {
+    let n = DevNode::start(&[]);
+    let url = n.node.rpc_url().to_string();
+    for id in ["233333333333333333.333333333333333333333", "0.1", "1e-7", "-17.25", "4.2e300"] {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"node_info"}}"#);
+        let sent: Value = serde_json::from_str(id).unwrap();
+        let got = raw_post(&url, &body);
+        assert_eq!(got["id"], sent, "id {id}: {got}");
+        assert!(got["result"].is_object(), "{got}");
+    }
+}
