@@ -273,3 +273,42 @@ fn a_parent_body_arriving_last_completes_the_better_branch() {
     let replay = replay_check(&params, cm.store()).unwrap();
     assert_eq!(replay.1, replay.2);
 }
+
+#[test]
+fn the_time_each_block_was_stored_is_kept_for_the_newest_blocks() {
+    let (k, params, kv) = setup();
+    let g = params.genesis().header;
+    let a = child_block(&params, &g, vec![], k[0].address(), 0);
+    let b = child_block(&params, &a.header, vec![], k[0].address(), 0);
+    let mut cm = open(&params, &kv);
+    let unix_us = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+    assert_eq!(cm.stored_at_us(&g.id()), None, "genesis was not stored by this run");
+    // The child first: an orphan is not stored, so it has no time until its parent comes.
+    let before = unix_us();
+    assert_eq!(cm.accept_block(b.clone(), NOW).unwrap(), Accepted::Orphan);
+    assert_eq!(cm.stored_at_us(&b.id()), None);
+    assert_eq!(cm.accept_block(a.clone(), NOW).unwrap(), Accepted::NewTip { height: 2 });
+    let after = unix_us();
+    let (ta, tb) = (cm.stored_at_us(&a.id()).unwrap(), cm.stored_at_us(&b.id()).unwrap());
+    assert!(before <= ta && ta <= tb && tb <= after, "{before} {ta} {tb} {after}");
+    // A duplicate keeps the first time.
+    assert_eq!(cm.accept_block(a.clone(), NOW).unwrap(), Accepted::Duplicate);
+    assert_eq!(cm.stored_at_us(&a.id()), Some(ta));
+    // Reopened, the node knows the blocks but not when it stored them.
+    drop(cm);
+    let mut cm = open(&params, &kv);
+    assert_eq!(cm.height(), 2);
+    assert_eq!(cm.stored_at_us(&a.id()), None);
+    // Memory stays bounded: the oldest times go first.
+    for n in 0..STORED_AT_KEPT as u32 + 1 {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&n.to_le_bytes());
+        cm.note_stored(BlockId::from_bytes(id));
+    }
+    assert_eq!(cm.stored_at.0.len(), STORED_AT_KEPT);
+    assert_eq!(cm.stored_at.1.len(), STORED_AT_KEPT);
+    assert_eq!(cm.stored_at_us(&BlockId::from_bytes([0; 32])), None);
+    let mut newest = [0u8; 32];
+    newest[..4].copy_from_slice(&(STORED_AT_KEPT as u32).to_le_bytes());
+    assert!(cm.stored_at_us(&BlockId::from_bytes(newest)).is_some());
+}

@@ -222,6 +222,7 @@ fn chain_get_header(node: &Node, p: &Params) -> Result<Value, RpcError> {
     });
     v["main_chain"] = json!(main);
     v["work"] = json!(format!("{:x}", entry.work()));
+    v["stored_at_us"] = json!(chain.stored_at_us(&id));
     Ok(v)
 }
 
