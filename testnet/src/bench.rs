@@ -281,7 +281,7 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report
     )?;
     record_peaks(&tn, &mut peaks);
     progress(
-        "the same blocks with and without encryption (nodes restarted plaintext, encrypted, twice)",
+        "the same blocks with and without encryption (the nodes restarted in each mode in turn)",
     );
     b.encryption_cost(&mut tn, &mut senders, &mut peaks)?;
     // The nodes restarted: new RPC cookies.
@@ -391,7 +391,7 @@ impl Bench<'_> {
         txs: usize,
         senders: &mut Senders,
     ) -> Result<()> {
-        let times = self.propagation_samples(tn, clients, samples, txs, senders)?;
+        let times = self.propagation_samples(tn, clients, samples, txs, senders, Clock::Polled)?;
         let n = clients.len();
         for (last, label) in [(4usize, "5-node"), (n - 1, &format!("{n}-node") as &str)] {
             let mut all = line_times(&times, last);
@@ -404,7 +404,10 @@ impl Bench<'_> {
     }
 
     /// Mines `samples` blocks on node 0 (each after putting `txs` payments into every
-    /// mempool); returns, per block, the ms until each node had it.
+    /// mempool); returns, per block, the ms until each node had it, as seen by polling
+    /// heights from the mining call on (`Clock::Polled`), or as each node's own record of
+    /// when it stored the block, from when node 0 did (`Clock::Stored`, `stored_at_us` of
+    /// `chain_getHeader`: every node runs on this machine's clock).
     fn propagation_samples(
         &self,
         tn: &Testnet,
@@ -412,7 +415,14 @@ impl Bench<'_> {
         samples: usize,
         txs: usize,
         senders: &mut Senders,
+        clock: Clock,
     ) -> Result<Vec<Vec<f64>>> {
+        // Polling for the stored times only has to see the height reached: it leaves the
+        // cores to the nodes between rounds instead of spinning on RPC.
+        let pause = match clock {
+            Clock::Polled => Duration::ZERO,
+            Clock::Stored => Duration::from_millis(2),
+        };
         let mut times = Vec::new();
         for _ in 0..samples {
             self.check()?;
@@ -425,14 +435,17 @@ impl Bench<'_> {
             let target = h0 + 1;
             let arrived = std::thread::scope(|s| -> Result<Vec<f64>> {
                 let t0 = Instant::now();
-                let poller = s.spawn(move || poll_heights(clients, target, t0));
+                let poller = s.spawn(move || poll_heights(clients, target, t0, pause));
                 let mined = clients[0].call("mining_generate", json!([1]));
                 let arrived = poller.join().map_err(|_| anyhow!("poller panicked"))??;
                 mined.context("mining_generate on node 0")?;
                 Ok(arrived)
             })?;
             senders.confirm_all();
-            times.push(arrived);
+            times.push(match clock {
+                Clock::Polled => arrived,
+                Clock::Stored => stored_times(clients, target)?,
+            });
             if txs > 0 {
                 wait_mempools(clients, 0, Duration::from_secs(30))?;
             }
@@ -444,9 +457,13 @@ impl Bench<'_> {
     /// on the same nodes restarted with `--insecure-p2p-plaintext` and restarted encrypted,
     /// alternately (plaintext, encrypted, plaintext, encrypted...), each mode measured right
     /// after a restart, so that neither gets warmer caches or a longer chain than the
-    /// other. Times count from when node 0 (the miner) had the block. The samples of each
-    /// mode are pooled; the figures give both modes' p50 and p95 and the difference.
-    /// Leaves the nodes encrypted.
+    /// other, and once the restarted nodes are idle (a database that compacts after its
+    /// restart would otherwise be timed as slow hops). Times are each node's own record of when it stored the block, from when node 0
+    /// (the miner) did: only the hops count, to the microsecond, and a stall in mining itself
+    /// (which hits either mode) is left out. After each restart one empty block is mined
+    /// and not counted: the first block after a start waits on cold connections in either
+    /// mode. The samples of each mode are pooled; the figures give both modes' p50 and p95
+    /// and their difference, over the line and per hop. Leaves the nodes encrypted.
     fn encryption_cost(
         &mut self,
         tn: &mut Testnet,
@@ -457,36 +474,51 @@ impl Bench<'_> {
         let (empty, full) = (s.cost_empty_blocks, s.cost_full_blocks);
         // [plaintext, encrypted] x [empty, full]: per block, per node.
         let mut pooled: [[Vec<Vec<f64>>; 2]; 2] = Default::default();
-        for _ in 0..s.cost_rounds {
-            for (m, plain) in [(0, true), (1, false)] {
+        for round in 0..s.cost_rounds {
+            // Plaintext first in even rounds, encrypted first in odd ones: whatever drifts
+            // during a round hits both modes alike.
+            let order =
+                if round % 2 == 0 { [(0, true), (1, false)] } else { [(1, false), (0, true)] };
+            for (m, plain) in order {
                 tn.restart_all_with_flag(PLAINTEXT_FLAG, plain)?;
                 // New clients: a restarted node has a new RPC cookie.
                 let clients: Vec<RpcClient> = (0..tn.len()).map(|i| tn.client(i)).collect();
-                let e = self.propagation_samples(tn, &clients, empty, 0, senders)?;
-                let f = self.propagation_samples(tn, &clients, full, s.full_block_txs, senders)?;
+                wait_quiet(tn);
+                self.propagation_samples(tn, &clients, 1, 0, senders, Clock::Stored)?;
+                let txs = s.full_block_txs;
+                let e = self.propagation_samples(tn, &clients, empty, 0, senders, Clock::Stored)?;
+                let f =
+                    self.propagation_samples(tn, &clients, full, txs, senders, Clock::Stored)?;
                 record_peaks(tn, peaks);
-                // From when the mining node had the block: only the hops use the transport,
-                // and a stall in mining itself (which hits either mode) is left out.
-                let since_miner = |v: Vec<Vec<f64>>| {
-                    v.into_iter().map(|t| t.iter().map(|x| x - t[0]).collect::<Vec<f64>>())
-                };
-                pooled[m][0].extend(since_miner(e));
-                pooled[m][1].extend(since_miner(f));
+                pooled[m][0].extend(e);
+                pooled[m][1].extend(f);
             }
+        }
+        if s.cost_rounds % 2 == 0 {
+            tn.restart_all_with_flag(PLAINTEXT_FLAG, false)?;
         }
         let n = tn.len();
         for (k, what) in
             ["empty".to_string(), format!("full ({} tx)", s.full_block_txs)].iter().enumerate()
         {
+            // The line figures, and every single hop of the line pooled.
+            let mut series = Vec::new();
             for (last, label) in [(4usize, "5-node".to_string()), (n - 1, format!("{n}-node"))] {
-                let mut plain = line_times(&pooled[0][k], last);
-                let mut enc = line_times(&pooled[1][k], last);
+                let line = |m: usize| line_times(&pooled[m][k], last);
+                series.push((format!("{label} line from node 0"), line(0), line(1)));
+            }
+            series.push((
+                "each hop".to_string(),
+                hop_times(&pooled[0][k]),
+                hop_times(&pooled[1][k]),
+            ));
+            for (label, mut plain, mut enc) in series {
                 for p in [50.0, 95.0] {
                     let (e, pt) = (percentile(&mut enc, p), percentile(&mut plain, p));
                     // The value is the difference in %, the ratio encrypted / plaintext.
                     self.figures.push(Figure {
                         name: format!(
-                            "encryption cost: {what} block, {label} line from node 0, p{p:.0} \
+                            "encryption cost: {what} block, {label}, p{p:.0} \
                              ({} vs {} ms plaintext)",
                             fmt_num(e),
                             fmt_num(pt)
@@ -1418,9 +1450,19 @@ fn line_times(times: &[Vec<f64>], last: usize) -> Vec<f64> {
     times.iter().map(|t| t[..=last].iter().copied().fold(0.0, f64::max)).collect()
 }
 
+/// The time of every hop of every block: node i+1's time minus node i's.
+fn hop_times(times: &[Vec<f64>]) -> Vec<f64> {
+    times.iter().flat_map(|t| t.windows(2).map(|w| w[1] - w[0])).collect()
+}
+
 /// Polls every node's height in a tight loop (one thread, round robin over nodes still
 /// short) until each reaches `target`; returns the ms since `t0` at which each did.
-fn poll_heights(clients: &[RpcClient], target: u64, t0: Instant) -> Result<Vec<f64>> {
+fn poll_heights(
+    clients: &[RpcClient],
+    target: u64,
+    t0: Instant,
+    pause: Duration,
+) -> Result<Vec<f64>> {
     let mut at: Vec<Option<f64>> = vec![None; clients.len()];
     let deadline = t0 + Duration::from_secs(60);
     while at.iter().any(Option::is_none) {
@@ -1436,8 +1478,41 @@ fn poll_heights(clients: &[RpcClient], target: u64, t0: Instant) -> Result<Vec<f
         if Instant::now() > deadline {
             bail!("block {target} did not reach every node within 60 s: {at:?}");
         }
+        if at.iter().any(Option::is_none) && !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
     }
     Ok(at.into_iter().map(|t| t.expect("loop ends when all are set")).collect())
+}
+
+/// How [`Bench::propagation_samples`] times a block's arrival.
+#[derive(Clone, Copy)]
+enum Clock {
+    /// Polling every node's height from the mining call on: what a user watching sees,
+    /// to about a millisecond (one round of RPC calls).
+    Polled,
+    /// Each node's own record of when it stored the block, from when node 0 stored it:
+    /// only the hops, to the microsecond.
+    Stored,
+}
+
+/// Each node's `stored_at_us` for the block at `height`, in ms after node 0's; fails unless
+/// every node has the same block there and knows when it stored it.
+fn stored_times(clients: &[RpcClient], height: u64) -> Result<Vec<f64>> {
+    let mut at = Vec::with_capacity(clients.len());
+    let mut first_id = None;
+    for (i, c) in clients.iter().enumerate() {
+        let h = c.call("chain_getHeader", json!([height]))?;
+        let id = h["id"].as_str().unwrap_or_default().to_string();
+        if *first_id.get_or_insert_with(|| id.clone()) != id {
+            bail!("node {i} has block {id} at height {height}, node 0 another");
+        }
+        let us = h["stored_at_us"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("node {i} did not record when it stored block {id}"))?;
+        at.push(us);
+    }
+    Ok(at.iter().map(|&us| (us as f64 - at[0] as f64) / 1000.0).collect())
 }
 
 fn load_genesis(path: &Path) -> Result<ChainParams> {
@@ -1542,6 +1617,37 @@ fn record_peaks(tn: &Testnet, peaks: &mut [u64]) {
     }
 }
 
+/// CPU time a process has used (user and system, all its threads), in the ticks of
+/// `/proc/<pid>/stat` (USER_HZ: 100 per second on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // After "pid (name) ": the state is field 3; utime and stime are fields 14, 15.
+            let fields: Vec<&str> = s.get(s.rfind(')')? + 2..)?.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until the nodes together use at most 4% of one core over half a second (2 ticks),
+/// for up to 30 s, then goes on either way: right after a restart, a node's database may
+/// flush and compact for a while.
+fn wait_quiet(tn: &Testnet) {
+    const WINDOW: Duration = Duration::from_millis(500);
+    let pids: Vec<u32> = (0..tn.len()).filter_map(|i| tn.node(i).pid()).collect();
+    let used = || pids.iter().map(|&p| cpu_ticks(p)).sum::<u64>();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let before = used();
+        // A measuring window, not a wait for an event: the CPU time used during it.
+        std::thread::sleep(WINDOW);
+        if used().saturating_sub(before) <= 2 {
+            return;
+        }
+    }
+}
+
 /// The CPU model from /proc/cpuinfo.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -1567,6 +1673,31 @@ mod tests {
         assert_eq!(percentile(&mut v, 100.0), 100.0);
         assert_eq!(percentile(&mut [3.0], 99.0), 3.0);
         assert_eq!(percentile(&mut [], 50.0), 0.0);
+    }
+
+    #[test]
+    fn line_and_hop_times_come_from_each_nodes_arrival() {
+        // Two blocks on a 4-node line, ms from node 0.
+        let times = vec![vec![0.0, 1.0, 3.0, 3.5], vec![0.0, 2.0, 2.5, 6.0]];
+        assert_eq!(line_times(&times, 2), vec![3.0, 2.5]);
+        assert_eq!(line_times(&times, 3), vec![3.5, 6.0]);
+        assert_eq!(hop_times(&times), vec![1.0, 2.0, 0.5, 2.0, 0.5, 3.5]);
+    }
+
+    #[test]
+    fn cpu_time_of_a_process_is_read_from_proc() {
+        let me = std::process::id();
+        let start = cpu_ticks(me);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut x = 0u64;
+        // Burn CPU until the kernel has counted at least two more ticks of this process.
+        while cpu_ticks(me) < start + 2 {
+            assert!(Instant::now() < deadline, "no CPU time counted in 10 s");
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        assert_eq!(cpu_ticks(u32::MAX), 0, "no such process: no ticks");
     }
 
     #[test]
