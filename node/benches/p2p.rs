@@ -20,7 +20,9 @@
 //!
 //! `plaintext_mem` and `encrypted_mem` do the same over an in-memory pipe
 //! (`tokio::io::duplex`) instead of TCP: no system calls, so their difference is the cost
-//! of the encryption alone, with less noise from a busy machine.
+//! of the encryption alone, with less noise from a busy machine. `plaintext_mode_mem` is
+//! `net::secure`'s frames with the ciphers left out (the node's `--insecure-p2p-plaintext`):
+//! `encrypted_mem - plaintext_mode_mem` is what the ciphers cost per message.
 //!
 //! - `p2p_frames_block_1000tx`: a `Block` of 1,000 payments (about 190 KB): the block relay
 //!   path, where `encrypted / plaintext` bounds what encryption adds to a block's hop.
@@ -163,6 +165,22 @@ fn bench_frames(c: &mut Criterion) {
         let (_, mut w) = sa.expect("handshake").split((), a);
         let (mut r, _) = sb.expect("handshake").split(b, ());
         g.bench_function("encrypted_mem", |bch| {
+            bch.iter_custom(|iters| rt.block_on(pump_secure(&mut r, &mut w, &msg, iters)))
+        });
+        // The node's own plaintext mode (`--insecure-p2p-plaintext`): the same frame layer
+        // with the ciphers left out, what the bench's encryption comparison runs against.
+        let (mut a, mut b) = tokio::io::duplex(PIPE);
+        let plain =
+            secure::prologue(MAGIC, ember_core::BlockId::ZERO, secure::FrameMode::Plaintext);
+        let (sa, sb) = rt.block_on(async {
+            tokio::join!(
+                secure::handshake(&mut a, MAGIC, &plain, &ka, true),
+                secure::handshake(&mut b, MAGIC, &plain, &kb, false)
+            )
+        });
+        let (_, mut w) = sa.expect("handshake").split_with((), a, secure::FrameMode::Plaintext);
+        let (mut r, _) = sb.expect("handshake").split_with(b, (), secure::FrameMode::Plaintext);
+        g.bench_function("plaintext_mode_mem", |bch| {
             bch.iter_custom(|iters| rt.block_on(pump_secure(&mut r, &mut w, &msg, iters)))
         });
         g.finish();
