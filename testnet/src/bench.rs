@@ -80,8 +80,10 @@ pub struct Sizes {
     pub sync_blocks: u64,
     pub sync_txs: u64,
     pub mempool_txs: u64,
-    /// The encryption comparison: rounds (each restarts the line plaintext, then
-    /// encrypted), and empty and full blocks per mode per round.
+    /// The encryption comparison: rounds (each restarts the line in both modes, plaintext
+    /// first in even rounds, encrypted first in odd ones), and empty and full blocks per
+    /// mode per round. Many short rounds: the state each restart leaves varies more than
+    /// the blocks after one restart do.
     pub cost_rounds: usize,
     pub cost_empty_blocks: usize,
     pub cost_full_blocks: usize,
@@ -103,9 +105,9 @@ impl Sizes {
                 sync_blocks: 1_000,
                 sync_txs: 20_000,
                 mempool_txs: 100_000,
-                cost_rounds: 2,
-                cost_empty_blocks: 10,
-                cost_full_blocks: 2,
+                cost_rounds: 4,
+                cost_empty_blocks: 5,
+                cost_full_blocks: 1,
                 flood_secs: 10,
                 flood_senders: 1_500,
             }
@@ -120,9 +122,9 @@ impl Sizes {
                 sync_blocks: 10_000,
                 sync_txs: 200_000,
                 mempool_txs: 100_000,
-                cost_rounds: 4,
-                cost_empty_blocks: 25,
-                cost_full_blocks: 6,
+                cost_rounds: 8,
+                cost_empty_blocks: 12,
+                cost_full_blocks: 3,
                 flood_secs: 60,
                 flood_senders: 10_000,
             }
