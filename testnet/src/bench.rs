@@ -21,8 +21,9 @@
 //!    that eviction took the lowest fees.
 //!
 //! Between 1 and 2, what encryption costs: in rounds, every node of the line restarts with
-//! `--insecure-p2p-plaintext` and empty and full blocks are timed, then every node restarts
-//! encrypted and the same is timed; the pooled samples of the two modes are compared.
+//! `--insecure-p2p-plaintext` and empty and full blocks are timed, and every node restarts
+//! encrypted and the same is timed (the order alternating by round); each node's own time
+//! of storing each block is compared between the pooled samples of the two modes.
 //!
 //! Peak RSS of every node is read from `/proc/<pid>/status` (`VmHWM`) before it stops.
 //! Times are measured by polling node RPC in a tight loop from one thread, so they carry
@@ -457,15 +458,16 @@ impl Bench<'_> {
 
     /// What encryption costs end to end, in the same run: the empty and full blocks again,
     /// on the same nodes restarted with `--insecure-p2p-plaintext` and restarted encrypted,
-    /// alternately (plaintext, encrypted, plaintext, encrypted...), each mode measured right
-    /// after a restart, so that neither gets warmer caches or a longer chain than the
-    /// other, and once the restarted nodes are idle (a database that compacts after its
-    /// restart would otherwise be timed as slow hops). Times are each node's own record of when it stored the block, from when node 0
-    /// (the miner) did: only the hops count, to the microsecond, and a stall in mining itself
-    /// (which hits either mode) is left out. After each restart one empty block is mined
-    /// and not counted: the first block after a start waits on cold connections in either
-    /// mode. The samples of each mode are pooled; the figures give both modes' p50 and p95
-    /// and their difference, over the line and per hop. Leaves the nodes encrypted.
+    /// in turn (ABBA: plaintext first in even rounds, encrypted first in odd ones), each
+    /// mode measured right after its restart, so that neither gets warmer caches or a
+    /// longer chain than the other, and once the restarted nodes are idle (a database that
+    /// compacts after its restart would otherwise be timed as slow hops). After each
+    /// restart one empty block is mined and not counted: the first block after a start
+    /// meets cold connections in either mode. Times are each node's own record of when it
+    /// stored the block, from when node 0 (the miner) did: only the hops count, to the
+    /// microsecond, and a stall in mining itself (which hits either mode) is left out. The
+    /// samples of each mode are pooled; the figures give both modes' p50 and p95 and their
+    /// difference, over the line and per hop. Leaves the nodes encrypted.
     fn encryption_cost(
         &mut self,
         tn: &mut Testnet,
