@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
         let addr = "127.0.0.1:9".parse().expect("valid");
         let (id, mut rx) = p.net.fuzz_connect(addr, 0);
         // What the node sends back is drained as a live peer's socket would be.
-        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let drain = tokio::spawn(async move { while rx.next().await.is_some() {} });
         let mut rest = data;
         while rest.len() >= 3 {
             let kind = rest[0];

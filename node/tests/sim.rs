@@ -70,6 +70,7 @@ fn sim_timings() -> Timings {
         progress_log: Duration::from_secs(5),
         ban: Duration::from_secs(60),
         max_backoff: Duration::from_secs(2),
+        send_stall: Duration::from_secs(5),
     }
 }
 

@@ -71,6 +71,10 @@ pub enum ChainError {
     /// A header whose parent is unknown (headers must arrive in order).
     #[error("parent {0} of the header is unknown")]
     UnknownParent(BlockId),
+    /// A block not asked for, on a branch whose work stays below the anti-DoS threshold
+    /// ([`anti_dos_threshold`]): not stored, not marked (it may be honest but stale).
+    #[error("block {0} is on a branch with too little work to be worth storing")]
+    TooLittleWork(BlockId),
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -83,6 +87,7 @@ impl ChainError {
             ChainError::BadCopy { .. } => "bad_copy",
             ChainError::KnownInvalid(_) => "known_invalid",
             ChainError::UnknownParent(_) => "unknown_parent",
+            ChainError::TooLittleWork(_) => "too_little_work",
             ChainError::Store(_) => "store",
         }
     }
@@ -280,6 +285,11 @@ impl ChainManager {
         out
     }
 
+    /// [`anti_dos_threshold`] for the current tip.
+    pub fn anti_dos_work(&self) -> U256 {
+        anti_dos_threshold(self.tip_work(), block_work(&self.tip_entry().header))
+    }
+
     /// The target and minimum time a child of the tip must have (for the miner).
     pub fn next_block_rules(&self) -> (ember_core::pow::CompactTarget, u64) {
         let tip = self.tip_entry().header;
@@ -418,6 +428,13 @@ impl ChainManager {
                     .map_err(|error| ChainError::Invalid { id, error: Box::new(error) })?;
                 self.orphans.insert(block, now_ms);
                 return Ok(Accepted::Orphan);
+            }
+            // A block nobody asked for (its header is not indexed) on a branch that cannot
+            // come near the tip is not worth storing: anyone can make endless such blocks
+            // on an easy target.
+            let work = self.index[&block.header.prev].work() + block_work(&block.header);
+            if work < self.anti_dos_work() {
+                return Err(ChainError::TooLittleWork(id));
             }
             self.check_new_header(&id, &block.header, now_ms)?;
         }
@@ -777,8 +794,19 @@ impl ChainManager {
     }
 }
 
-/// Work of one header (its target was checked to expand before it is indexed).
-fn block_work(header: &BlockHeader) -> U256 {
+/// How far below the tip's work a branch may end and still be stored, in blocks of the
+/// tip's own work (Bitcoin Core's `GetAntiDoSWorkThreshold` allows 144).
+pub const ANTI_DOS_BLOCKS: u64 = 144;
+
+/// The least cumulative work a branch must reach for its headers or blocks to be stored
+/// when a peer offers them: the tip's work less [`ANTI_DOS_BLOCKS`] blocks of the tip
+/// block's work (saturating at zero, so a young chain stores everything).
+pub fn anti_dos_threshold(tip_work: U256, tip_block_work: U256) -> U256 {
+    tip_work.saturating_sub(tip_block_work.saturating_mul(U256::from(ANTI_DOS_BLOCKS)))
+}
+
+/// The work a header's target represents (zero for an undecodable target).
+pub(crate) fn block_work(header: &BlockHeader) -> U256 {
     header.target.expand().map(ember_core::pow::work).unwrap_or_default()
 }
 

@@ -176,7 +176,8 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "peers": node.net.get().map_or(0, |n| n.peer_count()),
         "mempool_size": count,
         "mempool_bytes": bytes,
-        "syncing": node.net.get().is_some_and(|n| n.best_peer_work() > chain.tip_work()),
+        // Validated headers ahead of the tip, not a peer's claim (see PROTOCOL.md).
+        "syncing": node.net.get().is_some_and(|n| n.sync_status().syncing),
         "best_peer_height": node.net.get().map_or(0, |n| n.best_peer_height()),
         "sync": node.net.get().map(|n| n.sync_status()),
         "known_addresses": node.net.get().map_or(0, |n| n.known_addresses().len()),
@@ -553,11 +554,25 @@ fn net_method(node: &Node, method: &str, p: &Params) -> Result<Value, RpcError> 
         "net_ban" => {
             p.no_more(3)?;
             let addr = p.str(0, "address")?;
-            addr.parse::<std::net::SocketAddr>()
-                .map_err(|e| RpcError::params(format!("address: {e}")))?;
+            // An IP bans the host; `ip:port` one node of a shared IP (a loopback testnet).
+            let key = match addr.parse::<std::net::SocketAddr>() {
+                Ok(sa) => sa.to_string(),
+                Err(_) => addr.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).map_err(|_| {
+                    RpcError::params(format!(
+                        "address {addr:?} is neither an IP (\"203.0.113.7\") nor ip:port \
+                         (\"127.0.0.1:9545\")"
+                    ))
+                })?,
+            };
+            let max = crate::net::bans::MAX_BAN.as_secs();
             let secs = p.opt_u64(1, "seconds")?.unwrap_or(3600);
+            if secs == 0 || secs > max {
+                return Err(RpcError::params(format!(
+                    "seconds must be from 1 to {max} (ten years); got {secs}"
+                )));
+            }
             let reason = p.get(2, "reason").and_then(Value::as_str).unwrap_or("banned by operator");
-            net.ban(addr.to_string(), reason.to_string(), std::time::Duration::from_secs(secs));
+            net.ban(key, reason.to_string(), std::time::Duration::from_secs(secs));
             Ok(json!(true))
         }
         "net_unban" => {

@@ -1,0 +1,171 @@
+//! What each message from a peer does. Runs on the peer's reader task; what it sends goes
+//! through the peer's outbox. Requests (`GetData`) are queued by the reader and served by
+//! `serve`; headers go to `sync`.
+//!
+//! Only what a peer provably did wrong is punished ([`Misbehaviour`]): a transaction with a
+//! bad signature or for another network, a block that breaks a rule its id commits to, a
+//! body that does not match its header. A block that is only early by our clock, a
+//! transaction that is merely stale (nonce used, fee too low, pool full), or an entry we do
+//! not have are not.
+
+use super::disconnect::Misbehaviour;
+use super::wire::{self, Inv, Message};
+use super::Network;
+use crate::chain::{Accepted, ChainError};
+use crate::mempool::MempoolError;
+use crate::node::now_ms;
+use crate::store::BlockStatus;
+use ember_core::validate::TxError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+impl Network {
+    /// Handles one message from peer `id` (a `GetData` is queued by the caller instead).
+    pub(super) async fn handle(self: &Arc<Self>, id: u64, msg: Message) {
+        match msg {
+            Message::Ping(n) => self.reply(id, Message::Pong(n)).await,
+            Message::Pong(n) => {
+                let mut peers = self.peers.lock().expect("never poisoned");
+                if let Some(p) = peers.get_mut(&id) {
+                    if let Some((sent, at)) = p.ping_sent {
+                        if sent == n {
+                            p.latency_ms = Some(at.elapsed().as_millis() as u64);
+                            p.ping_sent = None;
+                        }
+                    }
+                }
+            }
+            Message::GetAddr => self.serve_addresses(id).await,
+            Message::Addr(list) => self.on_addr(list),
+            Message::Inv(items) => self.on_inv(id, items).await,
+            Message::GetData(items) => {
+                // Served one at a time by the peer's task (see `serve`); reaching here means
+                // a caller without a request queue: serve them in order now.
+                let mut q = super::serve::Requests::default();
+                q.push(items);
+                while let Some(inv) = q.next() {
+                    self.serve_one(id, inv, &mut q).await;
+                }
+                self.finish_requests(id, &mut q);
+            }
+            Message::NotFound(items) => {
+                let mut peers = self.peers.lock().expect("never poisoned");
+                if let Some(p) = peers.get_mut(&id) {
+                    for i in items {
+                        if let Inv::Block(b) = i {
+                            if p.in_flight.remove(&b).is_some() {
+                                // It does not have it: ask someone else.
+                                p.stalled.insert(b);
+                                self.sync.lock().expect("never poisoned").stalled_requests += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            Message::Tx(tx) => self.on_tx(id, tx).await,
+            Message::Block(block) => self.on_block(id, block).await,
+            Message::GetHeaders { locator, stop } => self.serve_headers(id, locator, stop).await,
+            Message::Headers(headers) => self.on_headers(id, headers).await,
+            Message::Version(_) | Message::Verack => self.punish(id, Misbehaviour::HandshakeAgain),
+        }
+    }
+
+    fn on_addr(&self, list: Vec<String>) {
+        let own = self.self_addrs.lock().expect("never poisoned").clone();
+        let mut book = self.addr_book.lock().expect("never poisoned");
+        for a in list.iter().take(wire::MAX_ADDRS) {
+            // Unparseable entries are ignored, not punished: a newer peer may gossip
+            // address forms this version does not know.
+            if let Ok(sa) = a.parse::<SocketAddr>() {
+                if sa.port() != 0 && !sa.ip().is_unspecified() && !own.contains(&sa) {
+                    book.learn(sa, now_ms());
+                }
+            }
+        }
+    }
+
+    /// Asks for what an announcement names that we lack. The checks read the mempool and
+    /// the store (not the chain lock), on the blocking pool: at most [`wire::MAX_INV`]
+    /// look-ups per message.
+    async fn on_inv(self: &Arc<Self>, id: u64, items: Vec<Inv>) {
+        {
+            let mut peers = self.peers.lock().expect("never poisoned");
+            if let Some(p) = peers.get_mut(&id) {
+                for i in &items {
+                    p.knows(*i);
+                }
+            }
+        }
+        let node = self.node.clone();
+        let store = self.store.clone();
+        let want: Vec<Inv> = self
+            .blocking(move || {
+                let mut seen = std::collections::HashSet::new();
+                items
+                    .into_iter()
+                    .filter(|i| seen.insert(*i))
+                    .filter(|i| match i {
+                        Inv::Tx(t) => {
+                            !node.mempool.lock().expect("mempool lock is never poisoned").contains(t)
+                                && store.tx_location(t).ok().flatten().is_none()
+                        }
+                        Inv::Block(b) => store
+                            .header(b)
+                            .ok()
+                            .flatten()
+                            .is_none_or(|e| e.status == BlockStatus::HeaderOnly),
+                    })
+                    .collect()
+            })
+            .await;
+        if !want.is_empty() {
+            self.send(id, Message::GetData(want));
+        }
+    }
+
+    async fn on_tx(self: &Arc<Self>, id: u64, tx: ember_core::Transaction) {
+        let txid = tx.txid();
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.knows(Inv::Tx(txid));
+        }
+        let node = self.node.clone();
+        match self.blocking(move || node.submit_tx_blocking(tx)).await {
+            Err(
+                e @ MempoolError::Tx(
+                    TxError::BadSignature(_) | TxError::WrongChain { .. } | TxError::CostOverflow,
+                ),
+            ) => self.punish(id, Misbehaviour::InvalidTransaction(e.to_string())),
+            Ok(_) | Err(_) => {}
+        }
+    }
+
+    pub(super) async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {
+        let bid = block.id();
+        let height = block.header.height;
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.knows(Inv::Block(bid));
+            p.in_flight.remove(&bid);
+            p.height = p.height.max(height);
+        }
+        let node = self.node.clone();
+        let result = self.blocking(move || node.accept_block(block)).await;
+        match result {
+            Ok(Accepted::Orphan) => {
+                // We lack its ancestors: sync headers from this peer.
+                let m = self.locator_message();
+                self.send(id, m);
+            }
+            Ok(_) => self.request_blocks(id),
+            // Only early by our clock (a relaying peer's clock may run a little fast): not
+            // recorded, not the sender's fault; it may be sent again later.
+            Err(ChainError::Invalid { error, .. }) if error.is_temporary() => {
+                tracing::debug!(block = %bid, %error, "block not accepted yet");
+            }
+            Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
+                self.punish(id, Misbehaviour::InvalidBlock(e.to_string()))
+            }
+            Err(ChainError::BadCopy { .. }) => self.punish(id, Misbehaviour::BadBlockCopy),
+            Err(e) => tracing::debug!(block = %bid, error = %e, "block not accepted"),
+        }
+    }
+}

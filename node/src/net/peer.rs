@@ -1,0 +1,325 @@
+//! One connection, from handshake to disconnect: the Noise handshake, `Version`/`Verack`,
+//! then a reader (this task) and a writer (a task of its own). No chain access here: what a
+//! message means is `handle`'s job, serving requests is `serve`'s.
+//!
+//! The reader `select!`s over: the next frame (only while the peer's request queue is
+//! empty: a peer with requests pending is served, at the pace it reads, before anything
+//! else it sent is read), serving the next queued request (only while the peer's reply
+//! queue has room), the ping timer, and cancellation. The writer drains the peer's
+//! [`Outbox`](super::outbox::Outbox), gossip first; a frame it cannot write within
+//! `Timings::send_stall` means the peer stopped reading, and it is dropped.
+//!
+//! Blocks from a peer go through a short pipeline ([`BLOCK_PIPELINE`] deep): each one's
+//! signatures are checked on the blocking pool as soon as it is read, and a task accepts
+//! them in arrival order. The simulator handles everything in line, deterministically.
+
+use super::disconnect::{DisconnectReason, Misbehaviour};
+use super::outbox::{self, OutboxReceiver};
+use super::serve::Requests;
+use super::transport::BoxStream;
+use super::wire::{self, Message, WireError};
+use super::{secure, Network, Peer, BLOCK_PIPELINE};
+use crate::node::now_ms;
+use ember_core::U256;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::identity::NodeId;
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// After a completed handshake.
+    Handshaked,
+    /// In the handshake (refused, failed or timed out).
+    Failed,
+    /// In the handshake: the peer proved another node id than `ID@host:port` asked for.
+    WrongKey,
+}
+
+/// A handshake slot of an inbound connection (see `connect::Handshaking`): given back
+/// when the handshake ends; its token fires if the slot is taken for a newer connection.
+pub struct Slot {
+    pub id: u64,
+    pub evicted: CancellationToken,
+}
+
+/// Runs one connection from handshake to disconnect; returns how it ended. `expected` is
+/// the node id an `ID@host:port` peer must prove.
+pub async fn run_peer(
+    net: Arc<Network>,
+    mut stream: BoxStream,
+    addr: SocketAddr,
+    inbound: bool,
+    expected: Option<NodeId>,
+    slot: Option<Slot>,
+) -> Ended {
+    let magic = net.magic;
+    // Noise first (nothing of the peer is used before it proved its key and the network in
+    // the prologue), then Version/Verack, encrypted: both sides send Version, check the
+    // other's, then Verack.
+    let handshake = async {
+        // An `ID@` peer's key is checked before ours is revealed to it.
+        let session = secure::handshake_expecting(
+            &mut stream,
+            magic,
+            &net.prologue,
+            &net.node.node_key,
+            !inbound,
+            expected,
+        )
+        .await?;
+        let remote = session.remote;
+        let (r, w) = tokio::io::split(stream);
+        let (mut r, mut w) = session.split_with(r, w, net.mode);
+        w.write_message(&Message::Version(net.our_version())).await?;
+        let (msg, _) = r.read_message(wire::MAX_HANDSHAKE_FRAME).await?;
+        let Message::Version(v) = msg else {
+            return Err(WireError::Malformed(format!("expected version, got {}", msg.name())));
+        };
+        w.write_message(&Message::Verack).await?;
+        let (msg, _) = r.read_message(wire::MAX_HANDSHAKE_FRAME).await?;
+        if msg != Message::Verack {
+            return Err(WireError::Malformed(format!("expected verack, got {}", msg.name())));
+        }
+        Ok((v, remote, r, w))
+    };
+    let evicted = slot.as_ref().map(|s| s.evicted.clone()).unwrap_or_default();
+    let result = tokio::select! {
+        r = tokio::time::timeout(net.timings.handshake, handshake) => Some(r),
+        _ = evicted.cancelled() => None,
+    };
+    if let Some(s) = &slot {
+        net.handshaking.lock().expect("never poisoned").done(s.id);
+    }
+    let (version, node_id, r, w) = match result {
+        None => {
+            tracing::debug!(peer = %addr, "handshake slot taken by a newer connection");
+            return Ended::Failed;
+        }
+        Some(Ok(Ok(x))) => x,
+        Some(Ok(Err(e @ WireError::UnexpectedNodeId { .. }))) => {
+            tracing::warn!(peer = %addr, error = %e, "peer holds another key than --peer expects; refusing");
+            return Ended::WrongKey;
+        }
+        Some(Ok(Err(e))) => {
+            if e.is_misbehaviour() {
+                tracing::info!(peer = %addr, error = %e, "handshake failed; banning the peer");
+                let reason = Misbehaviour::Handshake(e.to_string()).to_string();
+                net.ban_key(super::bans::ban_key(addr, None), &reason, net.timings.ban);
+                if !inbound && matches!(e, WireError::Handshake(_)) {
+                    // Another network, or no Ember node at all: not worth redialing.
+                    net.addr_book.lock().expect("never poisoned").forget(&addr);
+                }
+            } else if matches!(e, WireError::Auth) {
+                tracing::warn!(peer = %addr, error = %e, "handshake failed; disconnecting");
+            } else {
+                tracing::debug!(peer = %addr, error = %e, "handshake failed");
+            }
+            return Ended::Failed;
+        }
+        Some(Err(_)) => {
+            tracing::debug!(peer = %addr, "handshake timed out");
+            return Ended::Failed;
+        }
+    };
+    if version.nonce == net.nonce {
+        tracing::debug!(peer = %addr, "connected to ourselves; dropping");
+        if !inbound {
+            net.self_addrs.lock().expect("never poisoned").insert(addr);
+            net.addr_book.lock().expect("never poisoned").forget(&addr);
+        }
+        return Ended::Failed;
+    }
+    if version.genesis != net.node.params.genesis_id() || version.protocol != wire::PROTOCOL_VERSION
+    {
+        tracing::info!(peer = %addr, genesis = %version.genesis, "peer is on another network; refusing");
+        net.addr_book.lock().expect("never poisoned").forget(&addr);
+        return Ended::Failed;
+    }
+    let listen_addr =
+        (version.listen_port != 0).then(|| SocketAddr::new(addr.ip(), version.listen_port));
+    if net.is_banned(addr, listen_addr) {
+        tracing::debug!(peer = %addr, "banned; refusing");
+        return Ended::Failed;
+    }
+    if let Some(la) = listen_addr {
+        if inbound && net.is_connected_to(la) {
+            return Ended::Failed;
+        }
+        net.addr_book.lock().expect("never poisoned").learn(la, now_ms());
+    }
+    if !inbound {
+        net.addr_book.lock().expect("never poisoned").connected(&addr, now_ms());
+    }
+    if inbound && !net.make_inbound_room(addr) {
+        tracing::debug!(peer = %addr, "inbound slots full; refusing");
+        return Ended::Failed;
+    }
+
+    let id = net.next_id.fetch_add(1, Ordering::Relaxed);
+    let (out, rx) = outbox::outbox();
+    let cancel = net.node.shutdown.child_token();
+    let their_work = U256::from_big_endian(&version.best_work);
+    let peer = Peer {
+        listen_addr,
+        user_agent: version.user_agent.clone(),
+        height: version.best_height,
+        work: their_work,
+        ..Peer::new(addr, node_id, inbound, out, cancel.clone())
+    };
+    let (bytes_in, bytes_out) = (peer.bytes_in.clone(), peer.bytes_out.clone());
+    net.peers.lock().expect("never poisoned").insert(id, peer);
+    tracing::info!(
+        peer = %addr, id, %node_id, inbound, height = version.best_height, "peer connected"
+    );
+
+    let writer = tokio::spawn(write_loop(net.clone(), id, w, rx, bytes_out, cancel.clone()));
+
+    // Catch up if they claim more work; ask for addresses.
+    let our_work = net.node.chain.lock().expect("chain lock is never poisoned").tip_work();
+    if their_work > our_work {
+        let m = net.locator_message();
+        net.send(id, m);
+    }
+    net.send(id, Message::GetAddr);
+
+    read_loop(&net, id, r, &bytes_in, &cancel).await;
+
+    cancel.cancel();
+    let _ = writer.await;
+    let removed = net.peers.lock().expect("never poisoned").remove(&id);
+    let reason = removed.as_ref().and_then(|p| p.closing.clone());
+    tracing::info!(
+        peer = %addr, id, reason = %reason.unwrap_or(DisconnectReason::Closed), "peer disconnected"
+    );
+    let owed = removed.map_or(0, |p| p.in_flight.len());
+    if owed > 0 {
+        // What it owed us is asked of the others.
+        net.sync.lock().expect("never poisoned").stalled_requests += owed as u64;
+        net.request_from_all();
+    }
+    Ended::Handshaked
+}
+
+/// Drains the peer's outbox onto the socket; a frame that cannot be written within the
+/// send deadline drops the peer.
+async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+    net: Arc<Network>,
+    id: u64,
+    mut w: secure::SecureWriter<W>,
+    mut rx: OutboxReceiver,
+    bytes_out: Arc<AtomicU64>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let p = tokio::select! {
+            p = rx.next() => match p { Some(p) => p, None => break },
+            _ = cancel.cancelled() => break,
+        };
+        match tokio::time::timeout(net.timings.send_stall, w.write_payload(&p)).await {
+            Ok(Ok(n)) => {
+                bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Ok(Err(_)) => {
+                net.drop_peer(id, DisconnectReason::Closed);
+                break;
+            }
+            Err(_) => {
+                net.drop_peer(id, DisconnectReason::StalledReader);
+                break;
+            }
+        }
+    }
+    cancel.cancel();
+}
+
+/// Reads and handles the peer's messages, serves its requests, pings it; returns when the
+/// connection is to end.
+async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
+    net: &Arc<Network>,
+    id: u64,
+    mut r: secure::SecureReader<R>,
+    bytes_in: &AtomicU64,
+    cancel: &CancellationToken,
+) {
+    let pipelined = !net.transport.inline_blocking();
+    let (import_tx, mut import_rx) =
+        mpsc::channel::<tokio::task::JoinHandle<ember_core::Block>>(BLOCK_PIPELINE);
+    let import_net = net.clone();
+    let importer = tokio::spawn(async move {
+        while let Some(checked) = import_rx.recv().await {
+            let Ok(block) = checked.await else { break };
+            import_net.on_block(id, block).await;
+        }
+    });
+    let outbox = net.peers.lock().expect("never poisoned").get(&id).map(|p| p.outbox.clone());
+    let Some(outbox) = outbox else { return };
+    let mut requests = Requests::default();
+    let ping_every = net.timings.ping;
+    let mut ping = tokio::time::interval(ping_every);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            _ = outbox.reply_room(), if !requests.is_empty() => {
+                if let Some(inv) = requests.next() {
+                    net.serve_one(id, inv, &mut requests).await;
+                }
+                if requests.is_empty() {
+                    net.finish_requests(id, &mut requests);
+                }
+            }
+            // Cancel-safe: a partly received frame stays in the reader.
+            read = r.read_message(wire::MAX_FRAME), if requests.is_empty() => match read {
+                Ok((msg, n)) => {
+                    bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    last_heard = Instant::now();
+                    match msg {
+                        Message::GetData(items) => requests.push(items),
+                        Message::Block(block) if pipelined => {
+                            let cache = net.node.sig_cache.clone();
+                            let checked = tokio::task::spawn_blocking(move || {
+                                cache.preverify(&block.txs);
+                                block
+                            });
+                            // A full pipeline stops reading: back-pressure on the peer.
+                            if import_tx.send(checked).await.is_err() {
+                                break;
+                            }
+                        }
+                        msg => net.handle(id, msg).await,
+                    }
+                }
+                Err(WireError::Auth) => {
+                    net.drop_peer(id, DisconnectReason::Auth);
+                    break;
+                }
+                Err(e) if !e.is_misbehaviour() => break,
+                Err(e) => {
+                    net.punish(id, Misbehaviour::Protocol(e.to_string()));
+                    break;
+                }
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 3 && requests.is_empty() {
+                    net.drop_peer(id, DisconnectReason::Silent);
+                    break;
+                }
+                let n: u64 = rand::random();
+                if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
+                    p.ping_sent = Some((n, Instant::now()));
+                }
+                net.send(id, Message::Ping(n));
+            }
+            _ = cancel.cancelled() => break,
+        }
+    }
+    // Blocks already read are still accepted (at most BLOCK_PIPELINE of them).
+    drop(import_tx);
+    let _ = importer.await;
+}
