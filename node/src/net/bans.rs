@@ -138,8 +138,12 @@ impl BanList {
 
     /// Bans in force at `now_ms`, soonest to end first; expired ones are dropped.
     pub fn list(&mut self, now_ms: u64) -> Vec<Ban> {
-        let expired: Vec<String> =
-            self.bans.values().filter(|b| b.until_ms <= now_ms).map(|b| b.address.clone()).collect();
+        let expired: Vec<String> = self
+            .bans
+            .values()
+            .filter(|b| b.until_ms <= now_ms)
+            .map(|b| b.address.clone())
+            .collect();
         if !expired.is_empty() {
             for k in &expired {
                 self.bans.remove(k);
@@ -153,6 +157,10 @@ impl BanList {
 
     pub fn len(&self) -> usize {
         self.bans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bans.is_empty()
     }
 }
 

@@ -76,10 +76,7 @@ impl Handshaking {
 /// The inbound peer to evict for a newcomer from `newcomer` among `inbound` (id, IP,
 /// connected since), or `None` to refuse the newcomer: the newest peer of the IP with the
 /// most inbound peers, if that IP has more than the newcomer's would have with it.
-pub fn eviction_candidate(
-    inbound: &[(u64, IpAddr, Instant)],
-    newcomer: IpAddr,
-) -> Option<u64> {
+pub fn eviction_candidate(inbound: &[(u64, IpAddr, Instant)], newcomer: IpAddr) -> Option<u64> {
     let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
     for (_, ip, _) in inbound {
         *per_ip.entry(*ip).or_default() += 1;
@@ -116,7 +113,10 @@ impl Network {
     }
 
     /// Accepts connections: each gets a handshake slot and a task of its own.
-    pub(super) async fn accept_loop(self: Arc<Self>, mut listener: Box<dyn transport::PeerListener>) {
+    pub(super) async fn accept_loop(
+        self: Arc<Self>,
+        mut listener: Box<dyn transport::PeerListener>,
+    ) {
         let mut backoff = Duration::from_millis(10);
         let mut last_log: Option<Instant> = None;
         let mut unlogged = 0u64;
@@ -168,7 +168,9 @@ impl Network {
     ) -> Option<Ended> {
         let connect = tokio::time::timeout(self.timings.connect, self.transport.connect(addr));
         match connect.await {
-            Ok(Ok(stream)) => Some(run_peer(self.clone(), stream, addr, false, expected, None).await),
+            Ok(Ok(stream)) => {
+                Some(run_peer(self.clone(), stream, addr, false, expected, None).await)
+            }
             Ok(Err(e)) => {
                 tracing::debug!(peer = %addr, error = %e, "connect failed");
                 None
@@ -229,13 +231,17 @@ impl Network {
         }
         let own = self.self_addrs.lock().expect("never poisoned").clone();
         let dialing = self.dialing.lock().expect("never poisoned").clone();
-        let candidate = self.addr_book.lock().expect("never poisoned").pick(|a| {
-            !connected.contains(a)
-                && !own.contains(a)
-                && !dialing.contains(a)
-                && !self.is_banned(*a, Some(*a))
-        });
+        let candidate = self.addr_book.lock().expect("never poisoned").select(
+            |a| {
+                !connected.contains(a)
+                    && !own.contains(a)
+                    && !dialing.contains(a)
+                    && !self.is_banned(*a, Some(*a))
+            },
+            &mut rand::thread_rng(),
+        );
         let Some(addr) = candidate else { return };
+        self.addr_book.lock().expect("never poisoned").attempt(addr, crate::node::now_ms());
         self.dialing.lock().expect("never poisoned").insert(addr);
         let net = self.clone();
         tokio::spawn(async move {

@@ -36,7 +36,7 @@ impl Network {
                 }
             }
             Message::GetAddr => self.serve_addresses(id).await,
-            Message::Addr(list) => self.on_addr(list),
+            Message::Addr(list) => self.on_addr(id, list),
             Message::Inv(items) => self.on_inv(id, items).await,
             Message::GetData(items) => {
                 // Served one at a time by the peer's task (see `serve`); reaching here means
@@ -70,18 +70,23 @@ impl Network {
         }
     }
 
-    fn on_addr(&self, list: Vec<String>) {
+    /// Adds gossiped addresses to the new table, bucketed by the sender's address group
+    /// (see `addrman`): one sender cannot push out what others taught us.
+    fn on_addr(&self, id: u64, list: Vec<String>) {
+        let Some(source) = self.peers.lock().expect("never poisoned").get(&id).map(|p| p.addr.ip())
+        else {
+            return;
+        };
         let own = self.self_addrs.lock().expect("never poisoned").clone();
-        let mut book = self.addr_book.lock().expect("never poisoned");
-        for a in list.iter().take(wire::MAX_ADDRS) {
-            // Unparseable entries are ignored, not punished: a newer peer may gossip
-            // address forms this version does not know.
-            if let Ok(sa) = a.parse::<SocketAddr>() {
-                if sa.port() != 0 && !sa.ip().is_unspecified() && !own.contains(&sa) {
-                    book.learn(sa, now_ms());
-                }
-            }
-        }
+        // Unparseable entries are ignored, not punished: a newer peer may gossip address
+        // forms this version does not know.
+        let addrs: Vec<SocketAddr> = list
+            .iter()
+            .take(wire::MAX_ADDRS)
+            .filter_map(|a| a.parse::<SocketAddr>().ok())
+            .filter(|sa| sa.port() != 0 && !sa.ip().is_unspecified() && !own.contains(sa))
+            .collect();
+        self.addr_book.lock().expect("never poisoned").add(&addrs, source, now_ms());
     }
 
     /// Asks for what an announcement names that we lack. The checks read the mempool and
@@ -106,7 +111,11 @@ impl Network {
                     .filter(|i| seen.insert(*i))
                     .filter(|i| match i {
                         Inv::Tx(t) => {
-                            !node.mempool.lock().expect("mempool lock is never poisoned").contains(t)
+                            !node
+                                .mempool
+                                .lock()
+                                .expect("mempool lock is never poisoned")
+                                .contains(t)
                                 && store.tx_location(t).ok().flatten().is_none()
                         }
                         Inv::Block(b) => store
@@ -129,13 +138,14 @@ impl Network {
             p.knows(Inv::Tx(txid));
         }
         let node = self.node.clone();
-        match self.blocking(move || node.submit_tx_blocking(tx)).await {
-            Err(
-                e @ MempoolError::Tx(
-                    TxError::BadSignature(_) | TxError::WrongChain { .. } | TxError::CostOverflow,
-                ),
-            ) => self.punish(id, Misbehaviour::InvalidTransaction(e.to_string())),
-            Ok(_) | Err(_) => {}
+        // Stale (nonce used, fee too low, pool full) is nobody's fault; invalid is.
+        if let Err(
+            e @ MempoolError::Tx(
+                TxError::BadSignature(_) | TxError::WrongChain { .. } | TxError::CostOverflow,
+            ),
+        ) = self.blocking(move || node.submit_tx_blocking(tx)).await
+        {
+            self.punish(id, Misbehaviour::InvalidTransaction(e.to_string()));
         }
     }
 

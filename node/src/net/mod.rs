@@ -28,11 +28,12 @@
 //! handshake slots, bans. Misbehaviour disconnects and bans the peer with the reason kept
 //! ([`bans`]); slow, silent or merely unlucky peers are disconnected without blame.
 
-mod addrbook;
-mod addrman;
+pub mod addrman;
 pub mod bans;
 pub mod connect;
 pub mod disconnect;
+#[cfg(fuzzing)]
+mod fuzz;
 mod handle;
 pub mod identity;
 pub mod outbox;
@@ -47,30 +48,25 @@ pub mod wire;
 
 use crate::node::{now_ms, Node};
 use crate::store::{ChainStore, KvStore};
-use addrbook::AddrBook;
+use addrman::AddrMan;
 use bans::{Ban, BanList};
 use disconnect::{DisconnectReason, Misbehaviour};
-use ember_core::{BlockId, U256};
+use ember_core::U256;
 use identity::{NodeId, PeerTarget};
-use outbox::Outbox;
-use presync::Presync;
+use peer::Peer;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use transport::{TcpTransport, Transport};
-use wire::{Inv, Message, Version};
+use wire::{Message, Version};
 
 /// Block bodies requested from one peer at a time.
 const MAX_BLOCKS_IN_FLIGHT: usize = 64;
 /// Blocks of one peer whose signatures are checked ahead of their turn to be connected.
 const BLOCK_PIPELINE: usize = 8;
-/// Addresses kept in the address book.
-const ADDR_BOOK_SIZE: usize = 1_000;
 /// Inventory remembered per peer as known to it (then forgotten all at once).
 const MAX_KNOWN_INV: usize = 50_000;
 
@@ -152,80 +148,6 @@ pub struct PeerView {
     pub connected_secs: u64,
 }
 
-struct Peer {
-    addr: SocketAddr,
-    node_id: NodeId,
-    listen_addr: Option<SocketAddr>,
-    inbound: bool,
-    user_agent: String,
-    /// The best height the peer has shown (by its handshake claim, headers, blocks).
-    height: u64,
-    work: U256,
-    outbox: Outbox,
-    cancel: CancellationToken,
-    /// Why we closed it, when we did (its task logs it).
-    closing: Option<DisconnectReason>,
-    bytes_in: Arc<AtomicU64>,
-    bytes_out: Arc<AtomicU64>,
-    latency_ms: Option<u64>,
-    ping_sent: Option<(u64, Instant)>,
-    ban_score: u32,
-    connected: Instant,
-    /// Inventory the peer is known to have: not announced back to it.
-    known: HashSet<Inv>,
-    /// Blocks requested from it and not yet received, with when they were asked for.
-    in_flight: HashMap<BlockId, Instant>,
-    /// Blocks it failed to deliver in time: never asked of it again.
-    stalled: HashSet<BlockId>,
-    /// A branch of its headers being counted before any is stored.
-    presync: Option<Presync>,
-    /// `Headers` messages in a row that connected to nothing we know.
-    unconnecting: u32,
-}
-
-impl Peer {
-    /// A peer just connected, with nothing learned of it yet beyond its key.
-    fn new(
-        addr: SocketAddr,
-        node_id: NodeId,
-        inbound: bool,
-        outbox: Outbox,
-        cancel: CancellationToken,
-    ) -> Peer {
-        Peer {
-            addr,
-            node_id,
-            listen_addr: None,
-            inbound,
-            user_agent: String::new(),
-            height: 0,
-            work: U256::zero(),
-            outbox,
-            cancel,
-            closing: None,
-            bytes_in: Arc::new(AtomicU64::new(0)),
-            bytes_out: Arc::new(AtomicU64::new(0)),
-            latency_ms: None,
-            ping_sent: None,
-            ban_score: 0,
-            connected: Instant::now(),
-            known: HashSet::new(),
-            in_flight: HashMap::new(),
-            stalled: HashSet::new(),
-            presync: None,
-            unconnecting: 0,
-        }
-    }
-
-    /// Remembers that the peer has `inv` (bounded: the set is forgotten when full).
-    fn knows(&mut self, inv: Inv) -> bool {
-        if self.known.len() >= MAX_KNOWN_INV {
-            self.known.clear();
-        }
-        self.known.insert(inv)
-    }
-}
-
 /// The P2P side of a node.
 pub struct Network {
     node: Arc<Node>,
@@ -242,7 +164,7 @@ pub struct Network {
     listen_port: Mutex<u16>,
     peers: Mutex<HashMap<u64, Peer>>,
     bans: Mutex<BanList>,
-    addr_book: Mutex<AddrBook>,
+    addr_book: Mutex<AddrMan>,
     /// Addresses that turned out to be this node itself.
     self_addrs: Mutex<HashSet<SocketAddr>>,
     /// Addresses with a connection attempt under way (persistent --peer loops included).
@@ -268,7 +190,7 @@ impl Network {
     ) -> Arc<Network> {
         let store = node.chain.lock().expect("chain lock is never poisoned").store().clone();
         let kv: Arc<dyn KvStore> = store.kv().clone();
-        let addr_book = AddrBook::load(kv.clone(), ADDR_BOOK_SIZE);
+        let addr_book = AddrMan::load(kv.clone());
         let bans = BanList::load(kv, now_ms());
         let mode = if node.config.p2p_plaintext {
             tracing::warn!(
@@ -530,58 +452,5 @@ impl Network {
             user_agent: format!("ember-node/{}", env!("CARGO_PKG_VERSION")),
             nonce: self.nonce,
         }
-    }
-}
-
-/// The fuzz target's entry points (`fuzz/fuzz_targets/p2p.rs`, built with `--cfg fuzzing`):
-/// a peer that exists only as its queue, whose messages the fuzzer supplies. It is
-/// registered like a real one after its handshake, so every message goes through
-/// `Network::handle` with the node's real state.
-#[cfg(fuzzing)]
-impl Network {
-    /// Registers a fuzzed peer at `addr` claiming `height`; returns its id and the queues of
-    /// what the node sends it (drain them, or the node treats the peer as slow).
-    pub fn fuzz_connect(&self, addr: SocketAddr, height: u64) -> (u64, outbox::OutboxReceiver) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (out, rx) = outbox::outbox();
-        let peer = Peer {
-            user_agent: "fuzz".into(),
-            height,
-            ..Peer::new(
-                addr,
-                NodeId::from_bytes([7; 32]),
-                true,
-                out,
-                self.node.shutdown.child_token(),
-            )
-        };
-        self.peers.lock().expect("never poisoned").insert(id, peer);
-        (id, rx)
-    }
-
-    /// Handles one message from fuzzed peer `id`, as its connection task would (a
-    /// `GetData` is served at once).
-    pub async fn fuzz_handle(self: &Arc<Self>, id: u64, msg: Message) {
-        match msg {
-            Message::GetData(items) => {
-                let mut q = serve::Requests::default();
-                q.push(items);
-                while let Some(inv) = q.next() {
-                    self.serve_one(id, inv, &mut q).await;
-                }
-                self.finish_requests(id, &mut q);
-            }
-            msg => self.handle(id, msg).await,
-        }
-    }
-
-    /// Whether the node has punished peer `id` into a disconnect (its cancel token fired).
-    pub fn fuzz_disconnected(&self, id: u64) -> bool {
-        self.peers.lock().expect("never poisoned").get(&id).is_none_or(|p| p.cancel.is_cancelled())
-    }
-
-    /// Forgets peer `id`, as the end of its connection does.
-    pub fn fuzz_disconnect(&self, id: u64) {
-        self.peers.lock().expect("never poisoned").remove(&id);
     }
 }

@@ -14,13 +14,18 @@
 //! them in arrival order. The simulator handles everything in line, deterministically.
 
 use super::disconnect::{DisconnectReason, Misbehaviour};
+use super::outbox::Outbox;
 use super::outbox::{self, OutboxReceiver};
+use super::presync::Presync;
 use super::serve::Requests;
 use super::transport::BoxStream;
+use super::wire::Inv;
 use super::wire::{self, Message, WireError};
-use super::{secure, Network, Peer, BLOCK_PIPELINE};
+use super::{secure, Network, BLOCK_PIPELINE, MAX_KNOWN_INV};
 use crate::node::now_ms;
+use ember_core::BlockId;
 use ember_core::U256;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +34,80 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::identity::NodeId;
+
+pub(super) struct Peer {
+    pub(super) addr: SocketAddr,
+    pub(super) node_id: NodeId,
+    pub(super) listen_addr: Option<SocketAddr>,
+    pub(super) inbound: bool,
+    pub(super) user_agent: String,
+    /// The best height the peer has shown (by its handshake claim, headers, blocks).
+    pub(super) height: u64,
+    pub(super) work: U256,
+    pub(super) outbox: Outbox,
+    pub(super) cancel: CancellationToken,
+    /// Why we closed it, when we did (its task logs it).
+    pub(super) closing: Option<DisconnectReason>,
+    pub(super) bytes_in: Arc<AtomicU64>,
+    pub(super) bytes_out: Arc<AtomicU64>,
+    pub(super) latency_ms: Option<u64>,
+    pub(super) ping_sent: Option<(u64, Instant)>,
+    pub(super) ban_score: u32,
+    pub(super) connected: Instant,
+    /// Inventory the peer is known to have: not announced back to it.
+    pub(super) known: HashSet<Inv>,
+    /// Blocks requested from it and not yet received, with when they were asked for.
+    pub(super) in_flight: HashMap<BlockId, Instant>,
+    /// Blocks it failed to deliver in time: never asked of it again.
+    pub(super) stalled: HashSet<BlockId>,
+    /// A branch of its headers being counted before any is stored.
+    pub(super) presync: Option<Presync>,
+    /// `Headers` messages in a row that connected to nothing we know.
+    pub(super) unconnecting: u32,
+}
+
+impl Peer {
+    /// A peer just connected, with nothing learned of it yet beyond its key.
+    pub(super) fn new(
+        addr: SocketAddr,
+        node_id: NodeId,
+        inbound: bool,
+        outbox: Outbox,
+        cancel: CancellationToken,
+    ) -> Peer {
+        Peer {
+            addr,
+            node_id,
+            listen_addr: None,
+            inbound,
+            user_agent: String::new(),
+            height: 0,
+            work: U256::zero(),
+            outbox,
+            cancel,
+            closing: None,
+            bytes_in: Arc::new(AtomicU64::new(0)),
+            bytes_out: Arc::new(AtomicU64::new(0)),
+            latency_ms: None,
+            ping_sent: None,
+            ban_score: 0,
+            connected: Instant::now(),
+            known: HashSet::new(),
+            in_flight: HashMap::new(),
+            stalled: HashSet::new(),
+            presync: None,
+            unconnecting: 0,
+        }
+    }
+
+    /// Remembers that the peer has `inv` (bounded: the set is forgotten when full).
+    pub(super) fn knows(&mut self, inv: Inv) -> bool {
+        if self.known.len() >= MAX_KNOWN_INV {
+            self.known.clear();
+        }
+        self.known.insert(inv)
+    }
+}
 
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,10 +230,10 @@ pub async fn run_peer(
         if inbound && net.is_connected_to(la) {
             return Ended::Failed;
         }
-        net.addr_book.lock().expect("never poisoned").learn(la, now_ms());
+        net.addr_book.lock().expect("never poisoned").add(&[la], addr.ip(), now_ms());
     }
     if !inbound {
-        net.addr_book.lock().expect("never poisoned").connected(&addr, now_ms());
+        net.addr_book.lock().expect("never poisoned").good(addr, now_ms());
     }
     if inbound && !net.make_inbound_room(addr) {
         tracing::debug!(peer = %addr, "inbound slots full; refusing");

@@ -67,10 +67,15 @@ pub fn stored_block(store: &ChainStore, id: &BlockId) -> Option<Block> {
 /// The main-chain headers after the first `locator` entry on our main chain (genesis when
 /// none is), up to `stop` or [`wire::MAX_HEADERS`], from the store alone. A reorg running
 /// meanwhile may make the answer a mixture; the peer then asks again from its new locator.
-pub fn main_headers_after(store: &ChainStore, locator: &[BlockId], stop: BlockId) -> Vec<BlockHeader> {
+pub fn main_headers_after(
+    store: &ChainStore,
+    locator: &[BlockId],
+    stop: BlockId,
+) -> Vec<BlockHeader> {
     let on_main = |id: &BlockId| -> Option<u64> {
         let e = store.header(id).ok().flatten()?;
-        (store.main_chain_at(e.header.height).ok().flatten() == Some(*id)).then_some(e.header.height)
+        (store.main_chain_at(e.header.height).ok().flatten() == Some(*id))
+            .then_some(e.header.height)
     };
     let start = locator.iter().find_map(on_main).map_or(1, |h| h + 1).max(1);
     let mut out = Vec::new();
@@ -118,23 +123,26 @@ impl Network {
     }
 
     /// Answers a `GetHeaders` from the store.
-    pub(super) async fn serve_headers(self: &Arc<Self>, id: u64, locator: Vec<BlockId>, stop: BlockId) {
+    pub(super) async fn serve_headers(
+        self: &Arc<Self>,
+        id: u64,
+        locator: Vec<BlockId>,
+        stop: BlockId,
+    ) {
         let store = self.store.clone();
         let headers = self.blocking(move || main_headers_after(&store, &locator, stop)).await;
         self.reply(id, Message::Headers(headers)).await;
     }
 
-    /// Answers a `GetAddr` with a sample of the address book.
+    /// Answers a `GetAddr` with a random sample of the address book (at most 23% of it,
+    /// Core's rule, so one peer cannot read the whole book in one go).
     pub(super) async fn serve_addresses(self: &Arc<Self>, id: u64) {
-        let addrs: Vec<String> = self
+        let sample = self
             .addr_book
             .lock()
             .expect("never poisoned")
-            .addresses()
-            .into_iter()
-            .take(wire::MAX_ADDRS)
-            .map(|a| a.to_string())
-            .collect();
+            .sample(wire::MAX_ADDRS, &mut rand::thread_rng());
+        let addrs: Vec<String> = sample.into_iter().map(|a| a.to_string()).collect();
         self.reply(id, Message::Addr(addrs)).await;
     }
 }

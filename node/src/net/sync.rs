@@ -171,8 +171,13 @@ impl Network {
             .await;
         match result {
             Stored::Ok => {
-                let last_height =
-                    self.node.chain.lock().expect("chain lock is never poisoned").entry(&last).map(|e| e.header.height);
+                let last_height = self
+                    .node
+                    .chain
+                    .lock()
+                    .expect("chain lock is never poisoned")
+                    .entry(&last)
+                    .map(|e| e.header.height);
                 if let (Some(h), Some(p)) =
                     (last_height, self.peers.lock().expect("never poisoned").get_mut(&id))
                 {
