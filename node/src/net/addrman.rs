@@ -57,6 +57,10 @@ const NEW_MAX_FAILURES: u32 = 5;
 /// At most this percentage of known addresses goes into one `GetAddr` answer (Core's rule),
 /// so a peer needs many requests, over time, to map our whole book.
 const GETADDR_MAX_PCT: usize = 23;
+/// A `GetAddr` answer may hold this many addresses whatever the percentage: Ember relays no
+/// addresses on its own, so a small network's nodes learn each other only from answers,
+/// and 23% of a handful would be nothing.
+const GETADDR_MIN: usize = 100;
 
 const KEY_KEY: &[u8] = b"addrman/key";
 const ENTRY_PREFIX: &[u8] = b"addr/";
@@ -429,10 +433,10 @@ impl AddrMan {
     }
 
     /// Addresses for a `GetAddr` answer: a random subset of the non-terrible ones, at most
-    /// `max` and at most 23% of all known, rounded up (so 1 as soon as one is known).
-    /// Judged against the wall clock, as it has no clock passed in.
+    /// `max`, and at most 23% of all known or [`GETADDR_MIN`], whichever is more. Judged
+    /// against the wall clock, as it has no clock passed in.
     pub fn sample(&self, max: usize, rng: &mut impl Rng) -> Vec<SocketAddr> {
-        let limit = max.min((self.len() * GETADDR_MAX_PCT).div_ceil(100));
+        let limit = max.min((self.len() * GETADDR_MAX_PCT).div_ceil(100).max(GETADDR_MIN));
         let now = wall_ms();
         let ok: Vec<SocketAddr> =
             self.iter().filter(|a| !self.entries[a].is_terrible(now)).collect();

@@ -143,8 +143,8 @@ fn sample_is_bounded_and_skips_terrible_entries() {
     assert!(man.sample(10, &mut rng).is_empty());
     let now = wall_ms();
     man.add(&[v4(8, 8, 8, 8, 80)], IpAddr::from([9, 9, 9, 9]), now);
-    assert_eq!(man.sample(10, &mut rng).len(), 1, "23% of one rounds up to one");
-    for s in 0..10u8 {
+    assert_eq!(man.sample(10, &mut rng).len(), 1, "a small book is answered whole");
+    for s in 0..60u8 {
         let addrs: Vec<SocketAddr> = (0..10).map(|i| v4(30 + s, i, 0, 1, 80)).collect();
         man.add(&addrs, IpAddr::from([70, s, 0, 1]), now);
     }
@@ -152,11 +152,13 @@ fn sample_is_bounded_and_skips_terrible_entries() {
     for _ in 0..3 {
         man.failed(&bad); // three failures, never a success: terrible
     }
-    let cap = (man.len() * 23).div_ceil(100);
-    assert!(cap <= 24);
+    let known = man.len();
+    assert!(known > 500, "{known}");
+    let cap = (known * 23).div_ceil(100);
+    assert!(cap > GETADDR_MIN);
     for _ in 0..50 {
         let s = man.sample(1000, &mut rng);
-        assert_eq!(s.len(), cap);
+        assert_eq!(s.len(), cap, "23% of a large book");
         assert!(!s.contains(&bad));
         assert_eq!(man.sample(5, &mut rng).len(), 5);
     }
