@@ -557,12 +557,14 @@ fn net_method(node: &Node, method: &str, p: &Params) -> Result<Value, RpcError> 
             // An IP bans the host; `ip:port` one node of a shared IP (a loopback testnet).
             let key = match addr.parse::<std::net::SocketAddr>() {
                 Ok(sa) => sa.to_string(),
-                Err(_) => addr.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).map_err(|_| {
-                    RpcError::params(format!(
-                        "address {addr:?} is neither an IP (\"203.0.113.7\") nor ip:port \
+                Err(_) => {
+                    addr.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).map_err(|_| {
+                        RpcError::params(format!(
+                            "address {addr:?} is neither an IP (\"203.0.113.7\") nor ip:port \
                          (\"127.0.0.1:9545\")"
-                    ))
-                })?,
+                        ))
+                    })?
+                }
             };
             let max = crate::net::bans::MAX_BAN.as_secs();
             let secs = p.opt_u64(1, "seconds")?.unwrap_or(3600);
