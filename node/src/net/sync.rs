@@ -20,7 +20,7 @@ use crate::chain::{block_work, ChainError};
 use crate::node::now_ms;
 use ember_core::validate::check_header;
 use ember_core::{BlockHeader, BlockId, U256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -35,6 +35,31 @@ enum Stored {
     Early,
     Invalid(String),
     Failed(String),
+}
+
+/// The block bodies to ask one peer for, from `wanted` (header-only blocks on the best
+/// header chain, oldest first, with their heights): only what the peer can have (at most
+/// its `height`), not already asked of it or of another peer, not stalled with it before,
+/// at most [`MAX_BLOCKS_IN_FLIGHT`] in flight with it.
+pub fn pick_requests(
+    wanted: &[(BlockId, u64)],
+    height: u64,
+    in_flight: &HashMap<BlockId, Instant>,
+    stalled: &HashSet<BlockId>,
+    elsewhere: &HashSet<BlockId>,
+) -> Vec<BlockId> {
+    let room = MAX_BLOCKS_IN_FLIGHT.saturating_sub(in_flight.len());
+    wanted
+        .iter()
+        .filter(|(b, h)| {
+            *h <= height
+                && !in_flight.contains_key(b)
+                && !stalled.contains(b)
+                && !elsewhere.contains(b)
+        })
+        .take(room)
+        .map(|(b, _)| *b)
+        .collect()
 }
 
 impl Network {
@@ -307,19 +332,11 @@ impl Network {
             .flat_map(|(_, p)| p.in_flight.keys().copied())
             .collect();
         let Some(p) = peers.get_mut(&id) else { return };
-        let room = MAX_BLOCKS_IN_FLIGHT.saturating_sub(p.in_flight.len());
-        let ask: Vec<Inv> = wanted
-            .into_iter()
-            .filter(|(b, height)| {
-                // Only what the peer can have (its height grows with what it shows us).
-                *height <= p.height
-                    && !p.in_flight.contains_key(b)
-                    && !p.stalled.contains(b)
-                    && !in_flight_elsewhere.contains(b)
-            })
-            .take(room)
-            .map(|(b, _)| Inv::Block(b))
-            .collect();
+        let ask: Vec<Inv> =
+            pick_requests(&wanted, p.height, &p.in_flight, &p.stalled, &in_flight_elsewhere)
+                .into_iter()
+                .map(Inv::Block)
+                .collect();
         let now = Instant::now();
         for i in &ask {
             if let Inv::Block(b) = i {
@@ -329,5 +346,37 @@ impl Network {
         if !ask.is_empty() && !p.outbox.gossip_msg(&Message::GetData(ask)) {
             p.cancel.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> BlockId {
+        BlockId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn requests_go_only_where_the_peer_can_serve_them_and_never_twice() {
+        let wanted: Vec<(BlockId, u64)> = (1..=100u8).map(|n| (id(n), n as u64)).collect();
+        let none = HashSet::new();
+        // A peer at height 10 is asked for blocks 1-10 only.
+        let got = pick_requests(&wanted, 10, &HashMap::new(), &none, &none);
+        assert_eq!(got, (1..=10u8).map(id).collect::<Vec<_>>());
+        // In flight with it, with another peer, or stalled with it: not asked.
+        let mut in_flight = HashMap::new();
+        in_flight.insert(id(1), Instant::now());
+        let elsewhere: HashSet<BlockId> = [id(2)].into();
+        let stalled: HashSet<BlockId> = [id(3)].into();
+        let got = pick_requests(&wanted, 5, &in_flight, &stalled, &elsewhere);
+        assert_eq!(got, vec![id(4), id(5)]);
+        // At most 64 in flight per peer.
+        let full: HashMap<BlockId, Instant> =
+            (101..=160u8).map(|n| (id(n), Instant::now())).collect();
+        assert_eq!(
+            pick_requests(&wanted, 100, &full, &none, &none).len(),
+            MAX_BLOCKS_IN_FLIGHT - 60
+        );
     }
 }
