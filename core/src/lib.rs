@@ -44,4 +44,4 @@ pub use params::{ChainParams, GenesisSpec, Network};
 pub use primitive_types::U256;
 pub use state::{Account, MemState, StateDelta, StateView, Undo};
 pub use tx::{Transaction, TxBody};
-pub use validate::{BlockError, TxError};
+pub use validate::{BlockAssembler, BlockError, TxError};

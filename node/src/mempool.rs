@@ -21,8 +21,12 @@
 //! 2. Against the last account state the pool was given (through [`Mempool::admit`],
 //!    [`Mempool::remove_for_block`] or [`Mempool::readmit_reorged`]), every pending nonce lies
 //!    in `[account nonce, account nonce + max_nonce_gap]`, and each sender can pay for its
-//!    **whole** queue: the sum of `amount + fee` over it is at most the balance. So mining any
-//!    gap-free run of a sender's queue in nonce order is valid, whatever else is pending.
+//!    **whole** queue: the sum of `amount + fee` over it is at most the balance. So the
+//!    sender's side of any gap-free run of its queue in nonce order is valid, whatever else
+//!    is pending. The receiving side is not a pool invariant: a receiver's balance only grows
+//!    while a payment waits, so a credit that fitted at admission may overflow later (only
+//!    on a network whose genesis holds close to `u64::MAX` units). The block template checks
+//!    every credit (see below).
 //! 3. Removals never open a hole in a queue: eviction takes a queue's last transaction, and
 //!    expiry and invalidation remove a transaction together with every higher nonce of the
 //!    same sender (those could not be mined without it anyway). A queue can still hold a gap
@@ -45,6 +49,16 @@
 //! Ties go against the most recent arrival, so of equal offers the older one stays. If the
 //! newcomer itself would be evicted, it is refused with [`MempoolError::MempoolFull`] and
 //! anything evicted on its behalf is put back.
+//!
+//! # Block templates never fail because of one transaction
+//!
+//! [`Mempool::select_for_block`] applies each chosen transaction to a running view of the
+//! accounts touched so far with the consensus rules themselves
+//! ([`ember_core::BlockAssembler`], the per-transaction part of `apply_block`), so every
+//! credit is checked: receivers, and the miner's subsidy plus fees. A transaction that would
+//! make the block invalid is left out with its sender's later nonces, and evicted when the
+//! chain itself makes it invalid. Without this one payment that overflowed its receiver made
+//! every template invalid, and mining stopped for everyone.
 //!
 //! # Policy (not consensus; a node may differ without forking)
 //!
@@ -74,7 +88,8 @@
 use ember_core::tx::TX_ENCODED_LEN;
 use ember_core::validate::check_tx_structure;
 use ember_core::{
-    Account, Address, Amount, Block, ChainParams, StateView, Transaction, TxError, Txid,
+    Account, Address, Amount, Block, BlockAssembler, BlockError, ChainParams, StateView,
+    Transaction, TxError, Txid,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -163,6 +178,21 @@ pub enum MempoolError {
          sender's other pending transactions need {needed} coins"
     )]
     InsufficientBalance { balance: Amount, needed: Amount },
+    /// Crediting the receiver would overflow its balance at the current tip, so no block
+    /// could include the payment. Only reachable on a network whose genesis gives an account
+    /// close to the largest amount.
+    #[error(
+        "the receiver's balance of {balance} coins cannot take {amount} coins more: it would \
+         exceed the largest possible amount"
+    )]
+    ReceiverOverflow { balance: Amount, amount: Amount },
+    /// The fee plus the block subsidy exceeds the largest amount, so no miner's reward could
+    /// hold it and no block could include the payment.
+    #[error(
+        "the fee of {fee} coins plus the block subsidy exceeds the largest possible amount: \
+         no block could include the transaction"
+    )]
+    FeeOverflow { fee: Amount },
     /// The pool is full and this transaction ranks lowest, so it would be the one evicted.
     #[error(
         "the mempool is full and a fee of {fee} coins is too low to make room (the fees of \
@@ -191,6 +221,8 @@ impl MempoolError {
             MempoolError::NonceGap { .. } => "nonce_gap",
             MempoolError::ReplacementFeeTooLow { .. } => "replacement_fee_too_low",
             MempoolError::InsufficientBalance { .. } => "insufficient_balance",
+            MempoolError::ReceiverOverflow { .. } => "receiver_overflow",
+            MempoolError::FeeOverflow { .. } => "fee_overflow",
             MempoolError::MempoolFull { .. } => "mempool_full",
             MempoolError::Internal(_) => "internal",
         }
@@ -229,6 +261,9 @@ pub struct MempoolStats {
     /// Dropped because the chain made them invalid (nonce used, balance too low) or a
     /// reorged-out transaction could not come back.
     pub dropped_total: u64,
+    /// Evicted while a block template was built, because the chain made them invalid since
+    /// they were admitted (e.g. their receiver's balance would now overflow).
+    pub unminable_total: u64,
     /// Refused by [`Mempool::admit`], in total and per [`MempoolError::reason`].
     pub rejected_total: u64,
     pub rejected: BTreeMap<&'static str, u64>,
@@ -281,8 +316,6 @@ struct Candidate {
     oldest_first: Reverse<(u64, u64)>,
     sender: Address,
     nonce: u64,
-    /// What the sender has left before this transaction is paid.
-    balance_left: Amount,
 }
 
 /// Pending transactions, bounded and ordered for eviction and for block templates.
@@ -356,6 +389,11 @@ impl Mempool {
         if body.fee < self.limits.min_fee {
             return Err(MempoolError::FeeTooLow { fee: body.fee, min_fee: self.limits.min_fee });
         }
+        // The miner is credited subsidy + fees: a fee that overflows with the subsidy makes
+        // every block holding it invalid, whoever mines it. No subsidy exceeds the first.
+        if body.fee.checked_add(self.params.initial_subsidy).is_none() {
+            return Err(MempoolError::FeeOverflow { fee: body.fee });
+        }
         // Applying it would have to raise the sender's nonce past u64::MAX: never minable.
         if body.nonce == u64::MAX {
             return Err(TxError::NonceOverflow.into());
@@ -412,6 +450,21 @@ impl Mempool {
                     balance: account.balance,
                     needed: needed.unwrap_or(Amount::MAX),
                 })
+            }
+        }
+
+        // The receiver's side, at the tip only. Pending payments to it are not added: they come
+        // from any senders, so counting them would let anyone block payments to an account
+        // by queueing credits to it, and they may never be mined. A credit that no longer
+        // fits when the template is built is left out there (see `select_for_block`).
+        // A payment to oneself cannot overflow: the amount was debited first.
+        if body.to != sender {
+            let receiver = state.account(&body.to).balance;
+            if receiver.checked_add(body.amount).is_none() {
+                return Err(MempoolError::ReceiverOverflow {
+                    balance: receiver,
+                    amount: body.amount,
+                });
             }
         }
 
@@ -481,7 +534,9 @@ impl Mempool {
     /// (not those the block included).
     ///
     /// Only the block's senders are re-checked: connecting a block raises nonces and lowers
-    /// balances of senders only; receivers and the miner only gain.
+    /// balances of senders only; receivers and the miner only gain. (A gain can make a
+    /// pending payment *to* them overflow; finding those would need an index by receiver,
+    /// so the next template finds them instead, as it applies every payment it picks.)
     pub fn remove_for_block(&mut self, block: &Block, state_after: &dyn StateView) -> Vec<Txid> {
         let mut senders = BTreeSet::new();
         for tx in &block.txs {
@@ -590,39 +645,100 @@ impl Mempool {
         expired
     }
 
-    /// A block template: at most `max_txs` transactions, greedily by fee across senders, each
-    /// sender's strictly in nonce order from its account nonce with no gaps, and only while
-    /// the sender's balance in `state` covers them. Coins a sender receives from earlier
-    /// transactions of the same template are not counted: conservative, never invalid.
+    /// A block template: at most `max_txs` transactions for the block at `height` paying
+    /// `miner`, greedily by fee across senders, each sender's strictly in nonce order from its
+    /// account nonce with no gaps.
     ///
-    /// The result, in order, applies cleanly to `state` (given the pool's signatures).
-    pub fn select_for_block(&self, state: &dyn StateView, max_txs: usize) -> Vec<Transaction> {
+    /// Each chosen transaction is applied to a running view of the accounts touched so far by
+    /// the rules of block validation ([`BlockAssembler`]; signatures are not re-checked), so
+    /// the result, in order, is always a valid block body on `state`. A transaction the block
+    /// would be invalid with is left out, with every later nonce of its sender:
+    ///
+    /// - if the chain made it invalid (its receiver's balance would overflow at the tip, its
+    ///   sender can no longer pay, e.g. after a reorg), it is evicted with those later nonces
+    ///   and counted in [`MempoolStats::unminable_total`];
+    /// - if only this template rules it out (an earlier payment in it filled the receiver, or
+    ///   this miner's balance cannot take its fee), it stays pending.
+    ///
+    /// Fails only when no block at `height` may pay `miner`: its balance cannot take even the
+    /// subsidy ([`BlockError::MinerOverflow`]). Nothing is evicted for that.
+    pub fn select_for_block(
+        &mut self,
+        state: &dyn StateView,
+        height: u64,
+        miner: Address,
+        max_txs: usize,
+    ) -> Result<Vec<Transaction>, BlockError> {
+        let capacity = max_txs.min(self.len());
+        let mut block = BlockAssembler::with_capacity(&self.params, state, height, miner, capacity);
         let mut selected = Vec::new();
-        if max_txs == 0 {
-            return selected;
-        }
-        let mut heap = BinaryHeap::new();
-        for (sender, queue) in &self.queues {
-            let account = state.account(sender);
-            if let Some(c) = candidate(sender, queue, account.nonce, account.balance) {
-                heap.push(c);
-            }
-        }
+        let mut unminable: Vec<(Address, u64, TxError)> = Vec::new();
+        // Each sender's lowest pending nonce; the assembler reads the account once, when the
+        // sender's turn comes, and says whether that nonce is the account's.
+        let mut heap: BinaryHeap<Candidate> = self
+            .queues
+            .iter()
+            .filter_map(|(sender, q)| {
+                let (&nonce, _) = q.txs.first_key_value()?;
+                candidate(sender, q, nonce)
+            })
+            .collect();
         while selected.len() < max_txs {
             let Some(best) = heap.pop() else { break };
             let queue = self.queues.get(&best.sender).expect("candidates come from queues");
             let entry = queue.txs.get(&best.nonce).expect("candidates name pooled txs");
-            selected.push(entry.tx);
-            let left =
-                best.balance_left.checked_sub(entry.cost).expect("candidates are affordable");
-            // The next nonce of the same sender becomes its candidate; a gap ends the run.
-            if let Some(next) = best.nonce.checked_add(1) {
-                if let Some(c) = candidate(&best.sender, queue, next, left) {
-                    heap.push(c);
+            let next = match block.try_add(&entry.tx) {
+                Ok(()) => {
+                    selected.push(entry.tx);
+                    best.nonce.checked_add(1)
                 }
+                // A nonce a connected block used, which the pool has not been told about:
+                // the sender's run starts at its account nonce.
+                Err(BlockError::Tx { error: TxError::NonceTooLow { expected, .. }, .. }) => {
+                    Some(expected)
+                }
+                // A gap: the account's next nonce is not pending yet.
+                Err(BlockError::Tx { error: TxError::NonceTooHigh { .. }, .. }) => None,
+                Err(BlockError::Tx { error, .. }) => {
+                    if invalid_at_tip(state, &entry.tx, &error) {
+                        unminable.push((best.sender, best.nonce, error));
+                    } else {
+                        tracing::debug!(
+                            txid = %entry.txid,
+                            %error,
+                            "left out of the block template because of earlier payments in it"
+                        );
+                    }
+                    None
+                }
+                // The miner's credit (subsidy plus fees) would overflow: a matter of this
+                // miner and this block, another may include the transaction.
+                Err(error) => {
+                    tracing::debug!(
+                        txid = %entry.txid,
+                        %error,
+                        "left out of the block template: the miner cannot take its fee"
+                    );
+                    None
+                }
+            };
+            if let Some(c) = next.and_then(|n| candidate(&best.sender, queue, n)) {
+                heap.push(c);
             }
         }
-        selected
+        let checked = block.reward();
+        for (sender, nonce, error) in unminable {
+            let removed = self.remove_from(&sender, nonce);
+            tracing::debug!(
+                ?sender,
+                nonce,
+                %error,
+                evicted = removed.len(),
+                "mempool evicted transactions no block could include"
+            );
+            self.stats.unminable_total += removed.len() as u64;
+        }
+        checked.map(|_| selected)
     }
 
     /// The pending transaction with this txid.
@@ -805,16 +921,32 @@ fn evict_key(sender: &Address, queue: &Queue) -> Option<EvictKey> {
     })
 }
 
-/// The template candidate for `sender` at `nonce`, if it is pending and affordable.
-fn candidate(sender: &Address, queue: &Queue, nonce: u64, balance: Amount) -> Option<Candidate> {
+/// The template candidate for `sender` at `nonce`, if it is pending.
+fn candidate(sender: &Address, queue: &Queue, nonce: u64) -> Option<Candidate> {
     let entry = queue.txs.get(&nonce)?;
-    (entry.cost <= balance).then_some(Candidate {
+    Some(Candidate {
         fee: entry.fee,
         oldest_first: Reverse((entry.arrival_ms, entry.seq)),
         sender: *sender,
         nonce,
-        balance_left: balance,
     })
+}
+
+/// Whether a transaction the template refused with `error` is invalid on top of the tip
+/// itself, not only after the payments chosen before it: then no later block can include it
+/// either (unless the receiver spends first), and it only holds a slot.
+fn invalid_at_tip(state: &dyn StateView, tx: &Transaction, error: &TxError) -> bool {
+    match error {
+        // Earlier payments of the template to the same receiver may be what filled it.
+        TxError::ReceiverOverflow => {
+            let body = tx.body();
+            state.account(&body.to).balance.checked_add(body.amount).is_none()
+        }
+        // Everything else concerns the sender, whose earlier transactions in the template
+        // are its own queue: the pool keeps the whole queue affordable, so a shortfall means
+        // the chain took the coins (or the nonce) away.
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -875,6 +1007,11 @@ mod tests {
         assert_eq!(pool.bytes, count * TX_ENCODED_LEN);
         assert!(pool.len() <= pool.limits.max_count);
         assert!(pool.bytes <= pool.limits.max_bytes);
+    }
+
+    /// A template for the block at height 1 paying [`sink`].
+    fn template(pool: &mut Mempool, state: &dyn StateView, max_txs: usize) -> Vec<Transaction> {
+        pool.select_for_block(state, 1, sink(), max_txs).expect("the sink can take the subsidy")
     }
 
     /// Mines `txs` on top of `parent` and applies the block to `state`.
@@ -1251,14 +1388,14 @@ mod tests {
         for tx in [a1, a0, b0, c1] {
             pool.admit(tx, &state, 0, true).unwrap();
         }
-        assert_eq!(pool.select_for_block(&state, 10), vec![b0, a0, a1]);
-        assert_eq!(pool.select_for_block(&state, 2), vec![b0, a0]);
-        assert!(pool.select_for_block(&state, 0).is_empty());
+        assert_eq!(template(&mut pool, &state, 10), vec![b0, a0, a1]);
+        assert_eq!(template(&mut pool, &state, 2), vec![b0, a0]);
+        assert!(template(&mut pool, &state, 0).is_empty());
 
         // The template is a valid block.
         let genesis = params.genesis().header;
-        let template = pool.select_for_block(&state, 10);
-        mine(&params, &mut state, &genesis, template);
+        let body = template(&mut pool, &state, 10);
+        mine(&params, &mut state, &genesis, body);
 
         // A balance that dropped below the queue (stale pool) stops the sender's run.
         let (params, k, mut state) = setup(1);
@@ -1267,7 +1404,122 @@ mod tests {
             pool.admit(pay(&params, &k[0], sink(), 100, 5, n), &state, 0, true).unwrap();
         }
         state.set(k[0].address(), Account { balance: Amount::from_units(210), nonce: 0 });
-        assert_eq!(pool.select_for_block(&state, 10).len(), 2);
+        assert_eq!(template(&mut pool, &state, 10).len(), 2);
+        // The chain took the coins: the payment it cannot make goes.
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.stats().unminable_total, 1);
+    }
+
+    /// An account without a key whose balance leaves room for only `room` more units.
+    /// Genesis allocations add up to at most the largest amount, so on a real chain it takes
+    /// subsidies for senders to hold more than such an account's room; tests set it directly.
+    fn rich(state: &mut MemState, room: u64) -> Address {
+        let rich = Address::from_bytes([0x11; 32]);
+        state.set(rich, Account { balance: Amount::from_units(u64::MAX - room), nonce: 0 });
+        rich
+    }
+
+    #[test]
+    fn refuses_a_payment_that_would_overflow_its_receiver() {
+        let (params, k, mut state) = setup(2);
+        // k[1] is rich, so that it can pay itself below.
+        let rich = k[1].address();
+        let full = Amount::from_units(u64::MAX - 1_000);
+        state.set(rich, Account { balance: full, nonce: 0 });
+        let mut pool = pool(&params);
+        let overflow = pay(&params, &k[0], rich, 1_001, 1, 0);
+        let err = pool.admit(overflow, &state, 0, true).unwrap_err();
+        assert_eq!(
+            err,
+            MempoolError::ReceiverOverflow { balance: full, amount: Amount::from_units(1_001) }
+        );
+        assert_eq!(err.reason(), "receiver_overflow");
+        assert_eq!(
+            err.to_string(),
+            "the receiver's balance of 184467440737.09550615 coins cannot take 0.00001001 \
+             coins more: it would exceed the largest possible amount"
+        );
+        assert!(pool.is_empty());
+        // Exactly filling the receiver is fine.
+        pool.admit(pay(&params, &k[0], rich, 1_000, 1, 0), &state, 0, true).unwrap();
+        // A payment to oneself never overflows: the amount is debited first.
+        pool.admit(pay(&params, &k[1], rich, 5_000, 1, 0), &state, 0, true).unwrap();
+
+        // A fee that overflows with the subsidy: no miner could be paid for it.
+        let fee = u64::MAX - params.initial_subsidy.units() + 1;
+        let greedy = pay(&params, &k[1], sink(), 0, fee, 1);
+        let err = pool.admit(greedy, &state, 0, true).unwrap_err();
+        assert_eq!(err, MempoolError::FeeOverflow { fee: Amount::from_units(fee) });
+        assert_eq!(err.reason(), "fee_overflow");
+        let stats = pool.stats();
+        assert_eq!(stats.rejected.get("receiver_overflow"), Some(&1));
+        assert_eq!(stats.rejected.get("fee_overflow"), Some(&1));
+        assert_consistent(&pool, &state);
+    }
+
+    #[test]
+    fn template_leaves_out_payments_that_would_overflow_their_receiver() {
+        let (params, k, mut state) = setup(4);
+        let rich = rich(&mut state, 5_000);
+        let mut pool = pool(&params);
+        let a0 = pay(&params, &k[0], rich, 1_000, 50, 0);
+        let a1 = pay(&params, &k[0], sink(), 1, 5, 1);
+        let b0 = pay(&params, &k[1], rich, 2_000, 90, 0);
+        let b1 = pay(&params, &k[1], sink(), 1, 5, 1);
+        let c0 = pay(&params, &k[2], rich, 1_000, 10, 0);
+        let d0 = pay(&params, &k[3], sink(), 7, 1, 0);
+        for tx in [a0, a1, b0, b1, c0, d0] {
+            pool.admit(tx, &state, 0, true).unwrap();
+        }
+        // The chain credits the receiver (e.g. a block from another miner) and leaves it room
+        // for 1,500 units: b0 no longer fits at all, c0 fits but not after a0.
+        state.set(rich, Account { balance: Amount::from_units(u64::MAX - 1_500), nonce: 0 });
+
+        let body = template(&mut pool, &state, 10);
+        assert_eq!(body, vec![a0, a1, d0]);
+        // b0 is evicted with b1, which cannot be mined without it; c0 waits.
+        assert_eq!(
+            pool.txids().collect::<BTreeSet<_>>(),
+            [a0.txid(), a1.txid(), c0.txid(), d0.txid()].into()
+        );
+        assert_eq!(pool.stats().unminable_total, 2);
+        let genesis = params.genesis().header;
+        let (block, _) = mine(&params, &mut state, &genesis, body);
+        assert_eq!(state.account(&rich).balance.units(), u64::MAX - 500);
+        pool.remove_for_block(&block, &state);
+        assert_consistent(&pool, &state);
+
+        // Once the block is in, c0 cannot fit either: the next template evicts it.
+        assert!(template(&mut pool, &state, 10).is_empty());
+        assert!(pool.is_empty());
+        assert_eq!(pool.stats().unminable_total, 3);
+    }
+
+    #[test]
+    fn template_skips_fees_the_miner_cannot_take() {
+        let (params, k, mut state) = setup(2);
+        let mut pool = pool(&params);
+        let rich_fee = pay(&params, &k[0], sink(), 1, 100, 0);
+        let small_fee = pay(&params, &k[1], sink(), 1, 10, 0);
+        for tx in [rich_fee, small_fee] {
+            pool.admit(tx, &state, 0, true).unwrap();
+        }
+        // A miner whose balance can take the subsidy and 50 units of fees.
+        let miner = Address::from_bytes([8; 32]);
+        let subsidy = params.subsidy(1).units();
+        let room = Account { balance: Amount::from_units(u64::MAX - subsidy - 50), nonce: 0 };
+        state.set(miner, room);
+        let body = pool.select_for_block(&state, 1, miner, 10).unwrap();
+        assert_eq!(body, vec![small_fee]);
+        // Another miner can take it: it stays.
+        assert_eq!(pool.len(), 2);
+        let block = child_block(&params, &params.genesis().header, body, miner, 0);
+        apply_block(&params, &state, &block).expect("the template is a valid block");
+
+        // A miner that cannot take the subsidy itself: no block may pay it.
+        state.set(miner, Account { balance: Amount::MAX, nonce: 0 });
+        assert_eq!(pool.select_for_block(&state, 1, miner, 10), Err(BlockError::MinerOverflow));
+        assert_eq!(pool.len(), 2);
     }
 
     #[test]
@@ -1278,7 +1530,7 @@ mod tests {
         let early = pay(&params, &k[1], sink(), 1, 5, 0);
         pool.admit(late, &state, 20, true).unwrap();
         pool.admit(early, &state, 10, true).unwrap();
-        assert_eq!(pool.select_for_block(&state, 2), vec![early, late]);
+        assert_eq!(template(&mut pool, &state, 2), vec![early, late]);
     }
 
     #[test]
@@ -1302,8 +1554,9 @@ mod tests {
     /// An operation of the property test.
     #[derive(Debug, Clone)]
     enum Op {
-        /// A payment from `sender` at its account nonce plus `ahead` minus one.
-        Admit { sender: usize, ahead: u64, amount: u64, fee: u64 },
+        /// A payment from `sender` at its account nonce plus `ahead` minus one, to the next
+        /// sender or to the rich account whose balance is close to the largest amount.
+        Admit { sender: usize, ahead: u64, amount: u64, fee: u64, to_rich: bool },
         /// Mine a template of at most `max_txs`.
         Mine { max_txs: usize },
         /// Disconnect the last block and readmit its transactions.
@@ -1314,8 +1567,10 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            8 => (0..4usize, 0..5u64, 0..90_000_000u64, 0..12u64)
-                .prop_map(|(sender, ahead, amount, fee)| Op::Admit { sender, ahead, amount, fee }),
+            8 => (0..4usize, 0..5u64, 0..90_000_000u64, 0..12u64, proptest::bool::weighted(0.3))
+                .prop_map(|(sender, ahead, amount, fee, to_rich)| {
+                    Op::Admit { sender, ahead, amount, fee, to_rich }
+                }),
             2 => (0..5usize).prop_map(|max_txs| Op::Mine { max_txs }),
             1 => Just(Op::Reorg),
             1 => (0..700u64).prop_map(|ms| Op::Tick { ms }),
@@ -1327,7 +1582,7 @@ mod tests {
 
         /// After any sequence of admissions, blocks, reorgs and expiries the pool is
         /// consistent, within bounds and valid against the chain's state, and every template
-        /// is a valid block.
+        /// is a valid block, also when payments to a nearly full account compete for its room.
         #[test]
         fn invariants_hold(
             max_count in 1..8usize,
@@ -1347,15 +1602,17 @@ mod tests {
             };
             let mut pool = Mempool::new(params.clone(), limits);
             let mut state = params.genesis_state();
+            // Room for one coin: two payments to it often do not both fit.
+            let rich = rich(&mut state, COIN);
             let mut chain: Vec<(Block, Undo)> = Vec::new();
             let mut now = 0u64;
             for op in ops {
                 match op {
-                    Op::Admit { sender, ahead, amount, fee } => {
+                    Op::Admit { sender, ahead, amount, fee, to_rich } => {
                         let key = &keys[sender];
                         let account_nonce = state.account(&key.address()).nonce;
                         let nonce = (account_nonce + ahead).saturating_sub(1);
-                        let to = keys[(sender + 1) % 4].address();
+                        let to = if to_rich { rich } else { keys[(sender + 1) % 4].address() };
                         let tx = pay(&params, key, to, amount, fee, nonce);
                         let before = pool.len();
                         match pool.admit(tx, &state, now, true) {
@@ -1368,10 +1625,12 @@ mod tests {
                         }
                     }
                     Op::Mine { max_txs } => {
-                        let template = pool.select_for_block(&state, max_txs);
-                        prop_assert!(template.len() <= max_txs);
                         let parent =
                             chain.last().map_or(params.genesis().header, |(b, _)| b.header);
+                        let template = pool
+                            .select_for_block(&state, parent.height + 1, sink(), max_txs)
+                            .expect("the sink can take the subsidy");
+                        prop_assert!(template.len() <= max_txs);
                         let block = child_block(&params, &parent, template, sink(), 0);
                         let delta = apply_block(&params, &state, &block)
                             .expect("a template is always a valid block");

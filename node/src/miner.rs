@@ -9,21 +9,25 @@
 use crate::node::Node;
 use ember_core::block::{max_txs_for, merkle_root, BLOCK_VERSION};
 use ember_core::pow::meets_target;
-use ember_core::{Address, Block, BlockHeader, Transaction};
+use ember_core::{Address, Block, BlockError, BlockHeader, Transaction};
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Builds a template on the current tip: the best transactions by fee within the block size.
-pub fn template(node: &Node, miner: Address) -> Block {
+/// Builds a template on the current tip: the best transactions by fee within the block size,
+/// each applied by the consensus rules as it is chosen, so the block is valid whatever the
+/// mempool holds (see [`crate::mempool::Mempool::select_for_block`]).
+///
+/// Fails only when `miner`'s balance cannot take the block subsidy: no block may pay it.
+pub fn template(node: &Node, miner: Address) -> Result<Block, BlockError> {
     let chain = node.chain.lock().expect("chain lock is never poisoned");
     let (target, min_time) = chain.next_block_rules();
     let tip = chain.tip_entry().header;
     let max_txs = max_txs_for(node.params.max_block_bytes);
     let txs: Vec<Transaction> = {
-        let mempool = node.mempool.lock().expect("mempool lock is never poisoned");
-        mempool.select_for_block(&chain.state(), max_txs)
+        let mut mempool = node.mempool.lock().expect("mempool lock is never poisoned");
+        mempool.select_for_block(&chain.state(), tip.height + 1, miner, max_txs)?
     };
     let tx_root = merkle_root(&txs.iter().map(Transaction::txid).collect::<Vec<_>>());
     let header = BlockHeader {
@@ -36,7 +40,7 @@ pub fn template(node: &Node, miner: Address) -> Block {
         nonce: rand::thread_rng().gen(),
         miner,
     };
-    Block { header, txs }
+    Ok(Block { header, txs })
 }
 
 /// Searches nonces on `threads` threads until one meets the target, `stop` is set, or
@@ -87,7 +91,17 @@ pub fn mine_one(node: &Node, miner: Address, stop: &AtomicBool) -> Option<Block>
             return None;
         }
         let generation = node.tip_generation.load(Ordering::Relaxed);
-        let mut block = template(node, miner);
+        let mut block = match template(node, miner) {
+            Ok(block) => block,
+            Err(e) => {
+                tracing::warn!(
+                    miner = %miner.to_bech32(node.params.hrp()),
+                    error = %e,
+                    "cannot mine: no block may pay this miner address; mine to another one"
+                );
+                return None;
+            }
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
         // Stop early when asked to, or when another block moved the tip under us.
         let stop_now = || {

@@ -1,6 +1,7 @@
 //! Ember's integration tests: real binaries on loopback, ports from the OS, temp dirs that
 //! are removed at the end. One test binary, one module per area.
 
+mod block_assembly;
 mod node_crash;
 mod node_rpc;
 mod p2p;
