@@ -727,6 +727,20 @@ impl ChainManager {
     }
 
     /// Height of the most-work valid header known (bodies fetched or not).
+    /// Cumulative work of the most-work valid header (at least the tip's).
+    pub fn best_header_work(&self) -> U256 {
+        self.index.get(&self.best_header).map_or(U256::zero(), |e| e.work())
+    }
+
+    /// For a header not yet known whose parent is: the cumulative work it would have.
+    /// `None` when it is known already or its parent is not.
+    pub fn work_if_added(&self, header: &BlockHeader) -> Option<U256> {
+        if self.index.contains_key(&header.id()) {
+            return None;
+        }
+        self.index.get(&header.prev).map(|p| p.work() + block_work(header))
+    }
+
     pub fn best_header_height(&self) -> u64 {
         self.index.get(&self.best_header).map_or(0, |e| e.header.height)
     }

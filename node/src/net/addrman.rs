@@ -52,6 +52,10 @@ pub const NEW_BUCKETS_PER_SOURCE_GROUP: u64 = 8;
 pub const TRIED_BUCKETS_PER_GROUP: u64 = 8;
 /// Most entries ever kept: one per slot.
 pub const MAX_ENTRIES: usize = (NEW_BUCKETS + TRIED_BUCKETS) * BUCKET_SIZE;
+/// Key prefixes of the `peers` column that belong to others (the ban list): never read or
+/// deleted here.
+const OTHER_OWNERS: &[&[u8]] = &[b"ban/"];
+
 /// Consecutive failures after which a *new* entry is forgotten.
 const NEW_MAX_FAILURES: u32 = 5;
 /// At most this percentage of known addresses goes into one `GetAddr` answer (Core's rule),
@@ -260,7 +264,8 @@ impl AddrMan {
         };
         let (mut stored, mut legacy, mut bad) = (Vec::new(), Vec::new(), Vec::new());
         let scan = kv.scan_prefix(Column::Peers, &[], &mut |k, v| {
-            if k == KEY_KEY {
+            if k == KEY_KEY || OTHER_OWNERS.iter().any(|p| k.starts_with(p)) {
+                // Ours, or another owner's in the same column (bans): left alone.
             } else if let Some(text) = k.strip_prefix(ENTRY_PREFIX) {
                 match parse_addr(text)
                     .ok_or(EntryError::Address)

@@ -152,10 +152,24 @@ impl Network {
     pub(super) async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {
         let bid = block.id();
         let height = block.header.height;
-        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
-            p.knows(Inv::Block(bid));
-            p.in_flight.remove(&bid);
-            p.height = p.height.max(height);
+        let requested = match self.peers.lock().expect("never poisoned").get_mut(&id) {
+            Some(p) => {
+                p.knows(Inv::Block(bid));
+                p.height = p.height.max(height);
+                p.in_flight.remove(&bid).is_some()
+            }
+            None => false,
+        };
+        if !requested {
+            // A block pushed to us is worth storing only if it makes a better chain than
+            // the best we know: a side block behind it (free to make on devnet) would be
+            // held for ever. A block that loses a race is asked for again through headers
+            // if its branch ever gets ahead.
+            let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+            if chain.work_if_added(&block.header).is_some_and(|w| w <= chain.best_header_work()) {
+                tracing::debug!(block = %bid, "pushed block behind the best chain; not stored");
+                return;
+            }
         }
         let node = self.node.clone();
         let result = self.blocking(move || node.accept_block(block)).await;

@@ -160,12 +160,18 @@ pub async fn run_peer(
         let Message::Version(v) = msg else {
             return Err(WireError::Malformed(format!("expected version, got {}", msg.name())));
         };
+        // A banned peer (by its IP, address, or the listening address it just told us) does
+        // not get our Verack: the handshake never completes.
+        let listen = (v.listen_port != 0).then(|| SocketAddr::new(addr.ip(), v.listen_port));
+        if net.is_banned(addr, listen) {
+            return Ok(None);
+        }
         w.write_message(&Message::Verack).await?;
         let (msg, _) = r.read_message(wire::MAX_HANDSHAKE_FRAME).await?;
         if msg != Message::Verack {
             return Err(WireError::Malformed(format!("expected verack, got {}", msg.name())));
         }
-        Ok((v, remote, r, w))
+        Ok(Some((v, remote, r, w)))
     };
     let evicted = slot.as_ref().map(|s| s.evicted.clone()).unwrap_or_default();
     let result = tokio::select! {
@@ -180,7 +186,11 @@ pub async fn run_peer(
             tracing::debug!(peer = %addr, "handshake slot taken by a newer connection");
             return Ended::Failed;
         }
-        Some(Ok(Ok(x))) => x,
+        Some(Ok(Ok(Some(x)))) => x,
+        Some(Ok(Ok(None))) => {
+            tracing::debug!(peer = %addr, "banned; refused before Verack");
+            return Ended::Failed;
+        }
         Some(Ok(Err(e @ WireError::UnexpectedNodeId { .. }))) => {
             tracing::warn!(peer = %addr, error = %e, "peer holds another key than --peer expects; refusing");
             return Ended::WrongKey;
@@ -222,10 +232,6 @@ pub async fn run_peer(
     }
     let listen_addr =
         (version.listen_port != 0).then(|| SocketAddr::new(addr.ip(), version.listen_port));
-    if net.is_banned(addr, listen_addr) {
-        tracing::debug!(peer = %addr, "banned; refusing");
-        return Ended::Failed;
-    }
     if let Some(la) = listen_addr {
         if inbound && net.is_connected_to(la) {
             return Ended::Failed;

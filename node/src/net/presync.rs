@@ -2,13 +2,16 @@
 //! enough work (Bitcoin Core's headers presync, `headerssync.cpp`, simplified).
 //!
 //! A `Headers` message that attaches to a known header is stored at once when the branch
-//! it ends reaches the anti-DoS threshold ([`crate::chain::anti_dos_threshold`]: the tip's
-//! work less 144 blocks' worth, so near-tip forks are always kept). Otherwise, while the
-//! peer keeps sending full messages, we only *count* the branch: its cumulative work, its
-//! last header, and one salted commitment bit per header. If the branch reaches the threshold, we ask for it
-//! again from the fork point and store it as it comes, checking every header against its
-//! commitment bit, so a peer cannot show one chain and then deliver another. A branch that
-//! ends below the threshold is forgotten: nothing of it was stored.
+//! it ends has more work than the best header we know (the tip, or a better header chain
+//! being synced): only a branch that could become the best chain is worth holding. A
+//! branch with less work (a stale fork, or one of endless side branches that free devnet
+//! proof of work can make) is not stored; if it is extended past the best, its headers are
+//! asked for again then. While the peer keeps sending full messages of a branch that has
+//! not yet passed the best, we only *count* it: its cumulative work, its last header, and
+//! one salted commitment bit per header. If it passes the best, we ask for it again from
+//! the fork point and store it as it comes, checking every header against its commitment
+//! bit, so a peer cannot show one chain and then deliver another. A branch that ends
+//! without passing the best is forgotten: nothing of it was stored.
 //!
 //! Bounds: a presync holds [`MAX_PRESYNC_HEADERS`] bits at most (a longer one is
 //! abandoned), i.e. 512 KiB per peer; the headers a peer can make the node store belong to
@@ -25,14 +28,14 @@ pub const MAX_PRESYNC_HEADERS: usize = 4 * 1024 * 1024;
 /// What to do with a batch of headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Store the batch (it reaches the threshold, or it is a verified redownload).
+    /// Store the batch (its branch passes the best header, or it is a verified redownload).
     Store,
     /// Not stored; ask for the headers after this one (presync continues).
     Continue(BlockId),
-    /// The branch reached the threshold in presync: ask again from this known header, and
+    /// The branch passed the best header in presync: ask again from this known header, and
     /// store what comes.
     Redownload(BlockId),
-    /// The branch ended below the threshold (or grew too long): nothing stored.
+    /// The branch ended without passing the best header (or grew too long): nothing stored.
     Drop,
     /// The redownloaded headers are not those of the presync: the peer's fault.
     Changed,
@@ -93,13 +96,14 @@ impl Presync {
 
     /// Feeds a batch that continues this presync (it starts right after [`Presync::last`]
     /// in presync, or is the next part of the redownload). `full` is whether the batch had
-    /// the most headers a message may carry (more may follow). `headers` must chain.
-    pub fn feed(&mut self, headers: &[BlockHeader], full: bool, threshold: U256) -> Verdict {
+    /// the most headers a message may carry (more may follow). `headers` must chain. The
+    /// branch is worth storing once its work exceeds `best` (the best header's work).
+    pub fn feed(&mut self, headers: &[BlockHeader], full: bool, best: U256) -> Verdict {
         if let Some(done) = self.redownloaded.as_mut() {
             for (i, h) in headers.iter().enumerate() {
                 let n = *done + i;
                 if n >= self.count {
-                    // Past what was presynced: the branch already reached the threshold.
+                    // Past what was presynced: the branch already passed the best.
                     break;
                 }
                 if bit(&self.salt, &h.id()) != (self.bits[n / 8] >> (n % 8) & 1 == 1) {
@@ -123,7 +127,7 @@ impl Presync {
             self.work = self.work.saturating_add(block_work(h));
             self.last = h.id();
         }
-        if self.work >= threshold {
+        if self.work > best {
             self.redownloaded = Some(0);
             Verdict::Redownload(self.base)
         } else if full {
@@ -164,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn a_branch_below_the_threshold_is_counted_then_dropped() {
+    fn a_branch_that_does_not_pass_the_best_is_counted_then_dropped() {
         let genesis = ember_core::ChainParams::devnet().genesis().header;
         let hs = branch(&genesis, 30, 1);
         let per = block_work(&hs[0]);
@@ -179,12 +183,15 @@ mod tests {
     }
 
     #[test]
-    fn a_branch_reaching_the_threshold_is_redownloaded_and_checked() {
+    fn a_branch_passing_the_best_is_redownloaded_and_checked() {
         let genesis = ember_core::ChainParams::devnet().genesis().header;
         let hs = branch(&genesis, 40, 2);
         let t = work_of(&hs[..25]);
         let mut p = Presync::start(genesis.id(), U256::zero());
         assert_eq!(p.feed(&hs[..20], true, t), Verdict::Continue(hs[19].id()));
+        // Equal work is not more: a tie never displaces the best.
+        let mut tie = p.clone();
+        assert_eq!(tie.feed(&hs[20..25], false, t), Verdict::Drop);
         assert_eq!(p.feed(&hs[20..30], true, t), Verdict::Redownload(genesis.id()));
         assert!(!p.redownload_done());
         assert_eq!(p.feed(&hs[..20], true, t), Verdict::Store);
@@ -196,7 +203,7 @@ mod tests {
     fn other_headers_on_redownload_are_caught() {
         let genesis = ember_core::ChainParams::devnet().genesis().header;
         let shown = branch(&genesis, 64, 3);
-        let t = work_of(&shown);
+        let t = work_of(&shown[..63]);
         let mut p = Presync::start(genesis.id(), U256::zero());
         assert_eq!(p.feed(&shown, false, t), Verdict::Redownload(genesis.id()));
         // A different chain of the same length: each header has a 1/2 chance to match its

@@ -7,8 +7,9 @@
 //! - a message whose first header's parent is unknown is answered with our locator; after
 //!   [`MAX_UNCONNECTING`] such messages in a row the peer is punished (an honest peer
 //!   answers our locator with headers that connect);
-//! - a branch is stored only when it reaches the anti-DoS work threshold, or after a
-//!   presync showed it does; a branch ending below it is dropped without blame;
+//! - a branch is stored only when its work exceeds the best header's, or after a presync
+//!   showed it does; any other branch is dropped without blame (it is asked for again if
+//!   it ever gets ahead);
 //! - headers that break a consensus rule get the peer punished; a header only too far in
 //!   the future stops the batch without blame.
 
@@ -104,9 +105,9 @@ impl Network {
         }
         let full = headers.len() == wire::MAX_HEADERS;
         let last = headers.last().expect("not empty").id();
-        let (threshold, base) = {
+        let (best, base) = {
             let chain = self.node.chain.lock().expect("chain lock is never poisoned");
-            (chain.anti_dos_work(), chain.entry(&first.prev).map(|e| e.work()))
+            (chain.best_header_work(), chain.entry(&first.prev).map(|e| e.work()))
         };
         let presync = {
             let mut peers = self.peers.lock().expect("never poisoned");
@@ -128,16 +129,16 @@ impl Network {
         let (verdict, presync) = match (presync, base) {
             // The next part of a presync (counted, not stored) or of its redownload.
             (Some(mut ps), _) if ps.last() == first.prev || ps.is_redownloading() => {
-                let v = ps.feed(&headers, full, threshold);
+                let v = ps.feed(&headers, full, best);
                 (v, Some(ps))
             }
             (_, Some(base_work)) => {
                 let work = headers.iter().map(block_work).fold(base_work, U256::saturating_add);
-                if work >= threshold {
+                if work > best {
                     (Verdict::Store, None)
                 } else if full {
                     let mut ps = Presync::start(first.prev, base_work);
-                    let v = ps.feed(&headers, full, threshold);
+                    let v = ps.feed(&headers, full, best);
                     (v, Some(ps))
                 } else {
                     (Verdict::Drop, None)
@@ -160,7 +161,7 @@ impl Network {
                 self.send(id, Message::GetHeaders { locator: vec![from], stop: BlockId::ZERO });
             }
             Verdict::Drop => {
-                tracing::debug!(peer = id, "headers of a branch with too little work; not stored");
+                tracing::debug!(peer = id, "headers of a branch behind the best; not stored");
             }
             Verdict::Changed => self.punish(id, Misbehaviour::ChangedHeaders),
         }

@@ -73,6 +73,14 @@ fn reload_rebuilds_the_same_tables_with_the_same_key() {
 }
 
 #[test]
+fn bans_in_the_same_column_are_left_alone() {
+    let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
+    kv.write(vec![(Column::Peers, b"ban/127.0.0.1:9".to_vec(), Some(vec![0; 12]))]).unwrap();
+    let _ = AddrMan::load(kv.clone());
+    assert_eq!(kv.get(Column::Peers, b"ban/127.0.0.1:9").unwrap(), Some(vec![0; 12]));
+}
+
+#[test]
 fn legacy_entries_are_imported_and_junk_deleted() {
     let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
     let old = v4(127, 0, 0, 1, 8);
