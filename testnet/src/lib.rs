@@ -6,6 +6,7 @@
 //! | module | what it owns |
 //! |---|---|
 //! | [`bench`] | `ember-testnet bench`: propagation, throughput, sync, memory vs the machine |
+//! | [`hostile`] | a real peer under a test's control (handshake, then any message or none), attack material, the attack runner |
 //! | [`process`] | one real `ember-node` process: start, stop, kill, restart, RPC client |
 //! | [`proxy`] | a loopback TCP proxy per link: partition, latency, loss (as delay) |
 //! | [`soak`] | payments under random faults, with the money invariants checked |
@@ -17,8 +18,11 @@
 //!
 //! Threads, not async: one accept thread per proxy and two per relayed connection
 //! direction, one poller, one thread per HTTP request. A testnet has tens of links at most.
+//! The one exception is [`hostile`]: its peer speaks the node's own async transport, on a
+//! current-thread runtime it owns and runs only inside its blocking calls.
 
 pub mod bench;
+pub mod hostile;
 pub mod http;
 pub mod monitor;
 pub mod network;

@@ -3,8 +3,8 @@
 //!
 //! Faults, in a seeded shuffled cycle so that every kind occurs: SIGKILL and restart of a
 //! node, a partition into two random sides then heal, latency on a link, loss on a link,
-//! and a hostile peer (garbage and an oversized frame on a node's P2P port, and a payment
-//! with a forged signature over RPC).
+//! and a hostile peer (garbage and an oversized frame on a node's P2P port, a payment with a
+//! forged signature over RPC, and one attack of the hostile-peer suite, `hostile::run`).
 //!
 //! Checked while it runs: every running node answers RPC; no node exits unless killed; on
 //! every node the balances add up to genesis plus the subsidies of its main chain
@@ -18,7 +18,9 @@
 //! Everything random comes from one seed, printed in the report, so a failing run can be
 //! repeated with `--seed`. (Timing on a real machine still varies from run to run.)
 
+use crate::hostile;
 use crate::network::{Testnet, TestnetOptions, Topology};
+use crate::process::wait_for;
 use anyhow::{Context, Result};
 use ember_core::{Address, ChainParams, GenesisSpec, Keypair, Transaction};
 use rand::rngs::StdRng;
@@ -28,9 +30,14 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// How long the hostile fault's attack runs.
+const HOSTILE_ATTACK_TIME: Duration = Duration::from_secs(3);
+/// How long a node may take to have a peer again after an attack.
+const HOSTILE_RECOVERY: Duration = Duration::from_secs(40);
 
 /// What a soak run does.
 #[derive(Debug, Clone)]
@@ -375,8 +382,8 @@ impl Soak<'_> {
             Fault::Hostile => {
                 let running = self.running();
                 let i = *running.choose(&mut self.rng).expect("a node runs");
-                self.hostile(i)?;
-                format!("hostile peer against node {i}")
+                let attack = self.hostile(i)?;
+                format!("hostile peer against node {i} (then {attack})")
             }
         };
         (self.log)(&format!("inject: {text}"));
@@ -419,9 +426,10 @@ impl Soak<'_> {
         Ok(())
     }
 
-    /// Garbage and an oversized frame on node `i`'s P2P port, and a forged payment over
-    /// RPC: the node must refuse all three and keep working.
-    fn hostile(&mut self, i: usize) -> Result<()> {
+    /// Garbage and an oversized frame on node `i`'s P2P port, a forged payment over RPC, and
+    /// one attack of [`hostile::Attack`] (picked by the seed) for a few seconds: the node must
+    /// refuse them, keep answering RPC and keep at least one peer.
+    fn hostile(&mut self, i: usize) -> Result<&'static str> {
         let p2p = self.tn.node(i).p2p_addr();
         let mut junk = vec![0u8; 512];
         self.rng.fill(&mut junk[..]);
@@ -442,7 +450,43 @@ impl Soak<'_> {
         if self.tn.client(i).call("tx_submit", json!([hex::encode(bytes)])).is_ok() {
             self.report.violation(format!("node {i} accepted a payment with a forged signature"));
         }
-        Ok(())
+        // Then one attack of the hostile-peer suite, picked by the seed, for a few seconds.
+        let attack = *hostile::Attack::ALL.choose(&mut self.rng).expect("attacks exist");
+        let addr: SocketAddr = p2p.parse().with_context(|| format!("node {i}'s P2P address"))?;
+        let client = self.tn.client(i);
+        match hostile::run(attack, addr, &client, &self.params, HOSTILE_ATTACK_TIME) {
+            Ok(r) => (self.log)(&format!(
+                "hostile {} against node {i}: {} rounds, {} connections ({} refused, {} closed \
+                 by the node), {} messages, {} bytes",
+                attack.name(),
+                r.rounds,
+                r.connections,
+                r.refused,
+                r.closed_by_node,
+                r.messages_sent,
+                r.bytes_sent
+            )),
+            Err(e) => (self.log)(&format!("hostile {} against node {i}: {e:#}", attack.name())),
+        }
+        // Afterwards the node answers and is still linked to the testnet (a link it lost to
+        // the attack may take its --peer back-off to come back).
+        self.report.check("answers and keeps a peer after an attack");
+        let peers = wait_for(HOSTILE_RECOVERY, "a peer after the attack", || {
+            client
+                .call("node_info", json!([]))
+                .ok()
+                .and_then(|v| v["peers"].as_u64())
+                .filter(|&n| n >= 1)
+        });
+        if let Err(e) = peers {
+            let answers =
+                client.call("node_info", json!([])).map(|_| ()).map_err(|e| e.to_string());
+            self.report.violation(format!(
+                "node {i} after the {} attack: {e:#} (node_info: {answers:?})",
+                attack.name()
+            ));
+        }
+        Ok(attack.name())
     }
 
     /// Heals everything, restarts what is down, and checks convergence and settlement.

@@ -2,6 +2,7 @@
 //! are removed at the end. One test binary, one module per area.
 
 mod block_assembly;
+mod hostile;
 mod node_crash;
 mod node_rpc;
 mod p2p;
