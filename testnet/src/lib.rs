@@ -21,6 +21,7 @@
 //! The one exception is [`hostile`]: its peer speaks the node's own async transport, on a
 //! current-thread runtime it owns and runs only inside its blocking calls.
 
+pub mod attack;
 pub mod bench;
 pub mod hostile;
 pub mod http;

@@ -19,8 +19,8 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     }
     let exe = std::env::current_exe().context("cannot find the running executable")?;
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    // Test binaries live in target/<profile>/deps.
-    if dir.ends_with("deps") {
+    // Test binaries live in target/<profile>/deps, examples in target/<profile>/examples.
+    if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
     let path = dir.join(name);
