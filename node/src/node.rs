@@ -55,19 +55,36 @@ pub struct Node {
     pub net: std::sync::OnceLock<Arc<crate::net::Network>>,
 }
 
-/// Opens the node's RocksDB store under `data_dir/chain`, refusing a foreign data dir.
+/// Opens the node's RocksDB store under `data_dir/chain`, refusing a foreign data dir and
+/// one another node has open, each with what to do instead.
 #[cfg(feature = "rocksdb")]
 pub fn open_store(config: &NodeConfig) -> anyhow::Result<ChainStore> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!("cannot create data dir {}: {e}", config.data_dir.display())
+    let data_dir = &config.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data dir {}: {e}; choose another with --data-dir",
+            data_dir.display()
+        )
     })?;
-    let path = config.data_dir.join("chain");
-    let kv: Arc<dyn KvStore> = Arc::new(
-        RocksKv::open(&path, true)
-            .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", path.display()))?,
-    );
-    ChainStore::open(kv, &config.params).map_err(|e| match e {
-        StoreError::Foreign(msg) => anyhow::anyhow!("{}: {msg}", config.data_dir.display()),
+    let path = data_dir.join("chain");
+    let kv: Arc<dyn KvStore> = Arc::new(RocksKv::open(&path, true).map_err(|e| match e {
+        StoreError::InUse(_) => anyhow::anyhow!(
+            "another ember-node is using this data dir ({}); stop it first, or give this \
+             node its own --data-dir",
+            data_dir.display()
+        ),
+        other => anyhow::anyhow!("cannot open the store in {}: {other}", path.display()),
+    })?);
+    ChainStore::open(kv.clone(), &config.params).map_err(|e| match e {
+        StoreError::Foreign(msg) => {
+            let hint = match ChainStore::stored_genesis(kv.as_ref()) {
+                Ok(Some((network, genesis))) => {
+                    crate::config::other_genesis_hint(data_dir, &network, genesis)
+                }
+                _ => "use another --data-dir".to_owned(),
+            };
+            anyhow::anyhow!("{}: {msg}; {hint}", data_dir.display())
+        }
         other => anyhow::anyhow!("{}: {other}", path.display()),
     })
 }
@@ -115,11 +132,27 @@ impl Node {
         // checked on every core before the chain lock is taken: RPC, admission and the other
         // peers' blocks are not held up by them, and the chain manager then finds them all
         // cached.
-        self.sig_cache.preverify(&block.txs);
+        // Only for a block that can be connected now: an orphan's (or a known block's)
+        // signatures would be checked for nothing, and anyone can send endless orphans.
+        if self.can_connect(&block.header) {
+            self.sig_cache.preverify(&block.txs);
+        }
         let mut chain = self.chain.lock().expect("chain lock is never poisoned");
         let result = chain.accept_block(block, now_ms());
         self.drain_events(&chain);
         result
+    }
+
+    /// Whether a block with this header would be validated now: not known yet, its parent
+    /// known (not an orphan), and its proof of work valid.
+    pub fn can_connect(&self, header: &ember_core::BlockHeader) -> bool {
+        ember_core::validate::check_header(&self.params, header).is_ok()
+            && self
+                .chain
+                .lock()
+                .expect("chain lock is never poisoned")
+                .work_if_added(header)
+                .is_some()
     }
 
     /// Applies pending chain events to the mempool; the caller holds the chain lock.

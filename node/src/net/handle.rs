@@ -149,6 +149,24 @@ impl Network {
         }
     }
 
+    /// Whether peer `id`'s block with this header will be validated (so its signatures are
+    /// worth checking ahead): valid proof of work, parent known, not known itself, and
+    /// either asked of this peer or more work than the best header (see `on_block`).
+    pub(super) fn worth_verifying(&self, id: u64, header: &ember_core::BlockHeader) -> bool {
+        if ember_core::validate::check_header(&self.node.params, header).is_err() {
+            return false;
+        }
+        let chain = self.node.chain.lock().expect("chain lock is never poisoned");
+        let Some(work) = chain.work_if_added(header) else { return false };
+        let requested = self
+            .peers
+            .lock()
+            .expect("never poisoned")
+            .get(&id)
+            .is_some_and(|p| p.in_flight.contains_key(&header.id()));
+        requested || work > chain.best_header_work()
+    }
+
     pub(super) async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {
         let bid = block.id();
         let height = block.header.height;

@@ -367,9 +367,13 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                     match msg {
                         Message::GetData(items) => requests.push(items),
                         Message::Block(block) if pipelined => {
-                            let cache = net.node.sig_cache.clone();
+                            // Signatures are checked ahead only for a block we will
+                            // validate (see `worth_verifying`).
+                            let n = net.clone();
                             let checked = tokio::task::spawn_blocking(move || {
-                                cache.preverify(&block.txs);
+                                if n.worth_verifying(id, &block.header) {
+                                    n.node.sig_cache.preverify(&block.txs);
+                                }
                                 block
                             });
                             // A full pipeline stops reading: back-pressure on the peer.
