@@ -71,6 +71,17 @@ fn prepare(a: &NodeProcess, params: &ChainParams) -> Result<()> {
     Ok(())
 }
 
+/// What the sampler collected.
+#[derive(Default, Clone)]
+struct Samples {
+    /// `node_info` round trips that succeeded (ms).
+    latencies_ms: Vec<f64>,
+    rpc_errors: usize,
+    honest_missing: usize,
+    rss_peak: u64,
+    count: usize,
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -102,8 +113,7 @@ pub fn measure(attack: Attack, duration: Duration) -> Result<AttackFigures> {
     let rss_before = rss_bytes(pid).context("RSS")?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let samples: Arc<Mutex<(Vec<f64>, usize, usize, u64, usize)>> =
-        Arc::new(Mutex::new((Vec::new(), 0, 0, rss_before, 0)));
+    let samples = Arc::new(Mutex::new(Samples { rss_peak: rss_before, ..Samples::default() }));
     let sampler = {
         let (stop, samples, client, ib) = (stop.clone(), samples.clone(), a.client(), ib.clone());
         std::thread::spawn(move || {
@@ -119,15 +129,15 @@ pub fn measure(attack: Attack, duration: Duration) -> Result<AttackFigures> {
                 let rss = rss_bytes(pid).unwrap_or(0);
                 let mut s = samples.lock().expect("never poisoned");
                 if ok {
-                    s.0.push(ms);
+                    s.latencies_ms.push(ms);
                 } else {
-                    s.1 += 1;
+                    s.rpc_errors += 1;
                 }
                 if !listed {
-                    s.2 += 1;
+                    s.honest_missing += 1;
                 }
-                s.3 = s.3.max(rss);
-                s.4 += 1;
+                s.rss_peak = s.rss_peak.max(rss);
+                s.count += 1;
                 drop(s);
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -138,7 +148,7 @@ pub fn measure(attack: Attack, duration: Duration) -> Result<AttackFigures> {
     let _ = sampler.join();
     let report = report?;
     let rss_after = rss_bytes(pid).unwrap_or(0);
-    let (mut lat, rpc_errors, honest_missing, rss_peak, n) =
+    let Samples { latencies_ms: mut lat, rpc_errors, honest_missing, rss_peak, count: n } =
         samples.lock().expect("never poisoned").clone();
     lat.sort_by(f64::total_cmp);
     Ok(AttackFigures {

@@ -586,3 +586,47 @@ fn net_ban_refuses_durations_that_overflow() {
     f.check(still_linked(&a, &b, &ia, &ib), || "the honest peer was disconnected".into());
     f.finish(&a);
 }
+
+/// A peer that floods requests answered in line (`Ping`, `GetHeaders`) and never reads:
+/// once the node gives up writing to it (the 20 s send deadline) the connection must end
+/// for good: the peer gone from `net_peers`, its socket closed, its inbound slot free. (A
+/// reader waiting for reply room once outlived its writer, and such "zombie" peers held
+/// sockets and slots for ever.)
+#[test]
+fn a_peer_that_floods_requests_and_never_reads_is_removed_not_left_half_closed() {
+    let (a, b) = honest_pair(&["--max-inbound", "4"]);
+    let (ia, ib) = (node_id(&a), node_id(&b));
+    a.call("mining_generate", json!([200]));
+    let mut f = Failures::new("request flood without reading");
+    let genesis = devnet().genesis_id();
+    for (what, msg) in [
+        ("ping", Message::Ping(7)),
+        (
+            "getheaders",
+            Message::GetHeaders { locator: vec![genesis], stop: ember_core::BlockId::ZERO },
+        ),
+    ] {
+        let mut h = hostile(&a, &HostileOptions::default());
+        h.set_write_timeout(Duration::from_secs(3));
+        let me = h.node_id().to_string();
+        // Send until the node stops reading us (a write blocks for 3 s), at most 5,000,000.
+        let mut sent = 0u64;
+        while sent < 5_000_000 && h.send(&msg).is_ok() {
+            sent += 1;
+        }
+        let gone = wait_for(T, "the node to drop the peer that reads nothing", || {
+            try_peers(&a).ok().filter(|ps| !ps.iter().any(|p| p["node_id"] == me.as_str()))
+        });
+        eprintln!("{what} flood: {sent} messages sent before the node stopped reading");
+        f.check(gone.is_ok(), || {
+            format!("after a {what} flood, the peer that reads nothing is still listed after 60 s")
+        });
+        f.check(h.wait_closed(T), || format!("after a {what} flood, the connection stays open"));
+    }
+    // Their slots are free: three new peers fit beside the honest one under --max-inbound 4.
+    let fresh: Vec<HostilePeer> = (0..3).map(|_| hostile(&a, &HostileOptions::default())).collect();
+    f.check(fresh.len() == 3, || "new peers could not connect".into());
+    f.check(answers(&a).is_ok(), || "node_info does not answer after the flood".into());
+    f.check(still_linked(&a, &b, &ia, &ib), || "the honest peer was disconnected".into());
+    f.finish(&a);
+}

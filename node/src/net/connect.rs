@@ -73,37 +73,82 @@ impl Handshaking {
     }
 }
 
-/// The inbound peer to evict for a newcomer from `newcomer` among `inbound` (id, IP,
-/// connected since), or `None` to refuse the newcomer: the newest peer of the IP with the
-/// most inbound peers, if that IP has more than the newcomer's would have with it.
-pub fn eviction_candidate(inbound: &[(u64, IpAddr, Instant)], newcomer: IpAddr) -> Option<u64> {
-    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
-    for (_, ip, _) in inbound {
-        *per_ip.entry(*ip).or_default() += 1;
-    }
-    let (ip, n) = per_ip.iter().max_by_key(|(ip, n)| (**n, **ip))?;
-    let theirs = per_ip.get(&newcomer).copied().unwrap_or(0) + 1;
-    if *n <= theirs {
-        return None;
-    }
-    inbound.iter().filter(|(_, i, _)| i == ip).max_by_key(|(id, _, at)| (*at, *id)).map(|p| p.0)
+/// What inbound eviction knows of an inbound peer.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub id: u64,
+    /// Its network group ([`eviction_group`]).
+    pub group: Vec<u8>,
+    pub connected: Instant,
+    pub latency_ms: Option<u64>,
+    /// When it last gave us a block we did not have.
+    pub last_block: Option<Instant>,
 }
 
+/// The group inbound peers are counted in: the address group of a public address (IPv4
+/// /16, IPv6 /32, as the address manager's), the exact IP of a private or loopback one
+/// (on a local or container network each host is its own operator).
+pub fn eviction_group(ip: IpAddr) -> Vec<u8> {
+    let ip = ip.to_canonical();
+    let public = match ip {
+        IpAddr::V4(a) => !(a.is_private() || a.is_loopback() || a.is_link_local()),
+        IpAddr::V6(a) => !(a.is_loopback() || a.is_unique_local() || a.is_unicast_link_local()),
+    };
+    match ip {
+        IpAddr::V4(a) if public => [&[4u8][..], &a.octets()[..2]].concat(),
+        IpAddr::V6(a) if public => [&[6u8][..], &a.octets()[..4]].concat(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+/// The inbound peer to evict so a newcomer can have its slot (Bitcoin Core's
+/// `SelectNodeToEvict`, simplified), or `None` when every peer is protected. Protected:
+/// the [`PROTECT_EACH`] with the lowest ping, the [`PROTECT_EACH`] that most recently gave
+/// us a new block, then the longest-connected half of the rest. Of the others, the newest
+/// peer of the group with the most peers goes. So a party that opens many connections
+/// evicts mostly its own, and cannot push out the peers that serve us best.
+pub fn eviction_candidate(inbound: &[Inbound]) -> Option<u64> {
+    let mut left: Vec<&Inbound> = inbound.iter().collect();
+    left.sort_by_key(|p| (p.latency_ms.is_none(), p.latency_ms, std::cmp::Reverse(p.id)));
+    left.drain(..PROTECT_EACH.min(left.iter().filter(|p| p.latency_ms.is_some()).count()));
+    left.sort_by_key(|p| (std::cmp::Reverse(p.last_block), p.id));
+    left.drain(..PROTECT_EACH.min(left.iter().filter(|p| p.last_block.is_some()).count()));
+    left.sort_by_key(|p| (p.connected, p.id));
+    let half = left.len() / 2;
+    left.drain(..half);
+    let mut groups: HashMap<&[u8], Vec<&Inbound>> = HashMap::new();
+    for p in left {
+        groups.entry(&p.group).or_default().push(p);
+    }
+    let newest = |v: &Vec<&Inbound>| v.iter().map(|p| (p.connected, p.id)).max();
+    let (_, members) = groups.into_iter().max_by_key(|(g, v)| (v.len(), newest(v), g.to_vec()))?;
+    members.iter().max_by_key(|p| (p.connected, p.id)).map(|p| p.id)
+}
+
+/// How many peers each protected category of inbound eviction keeps.
+pub const PROTECT_EACH: usize = 4;
+
 impl Network {
-    /// Whether an inbound peer from `addr` may take a slot, evicting another if needed.
-    pub(super) fn make_inbound_room(&self, addr: SocketAddr) -> bool {
-        let inbound: Vec<(u64, IpAddr, Instant)> = self
+    /// Whether an inbound peer may take a slot, evicting another if needed.
+    pub(super) fn make_inbound_room(&self) -> bool {
+        let inbound: Vec<Inbound> = self
             .peers
             .lock()
             .expect("never poisoned")
             .iter()
             .filter(|(_, p)| p.inbound && !p.cancel.is_cancelled())
-            .map(|(id, p)| (*id, p.addr.ip(), p.connected))
+            .map(|(id, p)| Inbound {
+                id: *id,
+                group: eviction_group(p.addr.ip()),
+                connected: p.connected,
+                latency_ms: p.latency_ms,
+                last_block: p.last_block,
+            })
             .collect();
         if inbound.len() < self.node.config.max_inbound {
             return true;
         }
-        match eviction_candidate(&inbound, addr.ip()) {
+        match eviction_candidate(&inbound) {
             Some(id) => {
                 self.drop_peer(id, DisconnectReason::Evicted);
                 true
@@ -288,19 +333,53 @@ mod tests {
         assert_eq!(h.len(), MAX_HANDSHAKING_PER_IP + 1);
     }
 
+    fn inbound(id: u64, ip_: &str, at: Instant) -> Inbound {
+        Inbound {
+            id,
+            group: eviction_group(ip(ip_)),
+            connected: at,
+            latency_ms: None,
+            last_block: None,
+        }
+    }
+
     #[test]
-    fn eviction_takes_the_newest_peer_of_the_most_crowded_ip() {
+    fn eviction_takes_the_newest_peer_of_the_most_crowded_group() {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        let inbound = vec![
-            (1, ip("203.0.113.1"), at(0)),
-            (2, ip("203.0.113.1"), at(5)),
-            (3, ip("203.0.113.1"), at(3)),
-            (4, ip("198.51.100.1"), at(1)),
+        // Public addresses: 203.0.113.x is one /16 group.
+        let mut peers = vec![
+            inbound(1, "203.0.113.1", at(0)),
+            inbound(2, "203.0.113.2", at(1)),
+            inbound(3, "198.51.100.1", at(2)),
+            inbound(4, "203.0.113.3", at(10)),
+            inbound(5, "203.0.113.4", at(9)),
+            inbound(6, "192.0.2.1", at(11)),
         ];
-        assert_eq!(eviction_candidate(&inbound, ip("192.0.2.7")), Some(2));
-        // The crowded IP itself cannot take a slot from a lonelier one.
-        let even = vec![(1, ip("203.0.113.1"), at(0)), (2, ip("198.51.100.1"), at(1))];
-        assert_eq!(eviction_candidate(&even, ip("203.0.113.1")), None);
+        // The longest-connected half (1, 2, 3) is protected; of 4, 5, 6 the /16 with two.
+        assert_eq!(eviction_candidate(&peers), Some(4));
+        // Low ping and recent blocks protect too.
+        peers[3].latency_ms = Some(1);
+        peers[4].last_block = Some(at(20));
+        assert_eq!(eviction_candidate(&peers), Some(6));
+    }
+
+    #[test]
+    fn many_connections_from_many_addresses_evict_each_other_not_the_useful_peers() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut peers = vec![
+            Inbound { latency_ms: Some(5), ..inbound(1, "198.51.100.7", at(0)) },
+            Inbound { last_block: Some(at(50)), ..inbound(2, "192.0.2.9", at(1)) },
+        ];
+        // An attacker's 62 connections, each from its own public /16.
+        for i in 0..62u64 {
+            peers.push(inbound(10 + i, &format!("{}.1.0.1", 11 + i), at(100 + i)));
+        }
+        let evicted = eviction_candidate(&peers).unwrap();
+        assert!(evicted >= 10, "an attacker's connection goes, not peer {evicted}");
+        assert_eq!(evicted, 10 + 61, "the newest one");
+        // With nothing unprotected, the newcomer is refused.
+        assert_eq!(eviction_candidate(&peers[..1]), None);
     }
 }

@@ -197,7 +197,14 @@ impl Network {
                 let m = self.locator_message();
                 self.send(id, m);
             }
-            Ok(_) => self.request_blocks(id),
+            Ok(accepted) => {
+                if matches!(accepted, Accepted::NewTip { .. } | Accepted::SideChain) {
+                    if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+                        p.last_block = Some(tokio::time::Instant::now());
+                    }
+                }
+                self.request_blocks(id)
+            }
             // Only early by our clock (a relaying peer's clock may run a little fast): not
             // recorded, not the sender's fault; it may be sent again later.
             Err(ChainError::Invalid { error, .. }) if error.is_temporary() => {

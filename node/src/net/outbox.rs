@@ -96,11 +96,12 @@ impl Outbox {
         self.replies.send(p).is_ok()
     }
 
-    /// Waits until the reply queue is under [`REPLY_BUDGET`].
+    /// Waits until the reply queue is under [`REPLY_BUDGET`], or the writer is gone (then
+    /// there is nothing to wait for: what is queued next is dropped with the queue).
     pub async fn reply_room(&self) {
         loop {
             let notified = self.drained.notified();
-            if self.reply_bytes.load(Ordering::Acquire) < REPLY_BUDGET {
+            if self.reply_bytes.load(Ordering::Acquire) < REPLY_BUDGET || self.replies.is_closed() {
                 return;
             }
             notified.await;
@@ -127,6 +128,14 @@ impl OutboxReceiver {
         bytes.fetch_sub(p.len() + OVERHEAD, Ordering::AcqRel);
         self.drained.notify_waiters();
         Some(p)
+    }
+}
+
+impl Drop for OutboxReceiver {
+    /// Wakes whoever waits for room: the writer is gone, so no room will ever come.
+    fn drop(&mut self) {
+        self.replies.close();
+        self.drained.notify_waiters();
     }
 }
 
@@ -159,5 +168,20 @@ mod tests {
         assert_eq!(out.queued_bytes(), (REPLY_BUDGET / big.len()) * (big.len() + OVERHEAD));
         rx.next().await.unwrap();
         out.reply_room().await;
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_room_ends_when_the_writer_is_gone() {
+        let (out, rx) = outbox();
+        let big = Arc::new(vec![0u8; REPLY_BUDGET]);
+        out.reply(big);
+        let waiter = tokio::spawn({
+            let out = out.clone();
+            async move { out.reply_room().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "no room while the queue is full");
+        drop(rx);
+        waiter.await.expect("the wait ends once the writer is gone");
     }
 }

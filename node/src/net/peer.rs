@@ -60,6 +60,8 @@ pub(super) struct Peer {
     pub(super) in_flight: HashMap<BlockId, Instant>,
     /// Blocks it failed to deliver in time: never asked of it again.
     pub(super) stalled: HashSet<BlockId>,
+    /// When it last gave us a block we did not have (inbound eviction protects such peers).
+    pub(super) last_block: Option<Instant>,
     /// A branch of its headers being counted before any is stored.
     pub(super) presync: Option<Presync>,
     /// `Headers` messages in a row that connected to nothing we know.
@@ -95,6 +97,7 @@ impl Peer {
             known: HashSet::new(),
             in_flight: HashMap::new(),
             stalled: HashSet::new(),
+            last_block: None,
             presync: None,
             unconnecting: 0,
         }
@@ -241,7 +244,7 @@ pub async fn run_peer(
     if !inbound {
         net.addr_book.lock().expect("never poisoned").good(addr, now_ms());
     }
-    if inbound && !net.make_inbound_room(addr) {
+    if inbound && !net.make_inbound_room() {
         tracing::debug!(peer = %addr, "inbound slots full; refusing");
         return Ended::Failed;
     }
@@ -289,6 +292,11 @@ pub async fn run_peer(
         net.request_from_all();
     }
     Ended::Handshaked
+}
+
+/// A block's encoded size: header, count, and 184 bytes a payment.
+fn block_bytes(block: &ember_core::Block) -> usize {
+    128 + 8 + block.txs.len() * 184
 }
 
 /// Drains the peer's outbox onto the socket; a frame that cannot be written within the
@@ -353,7 +361,13 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
         tokio::select! {
             _ = outbox.reply_room(), if !requests.is_empty() => {
                 if let Some(inv) = requests.next() {
-                    net.serve_one(id, inv, &mut requests).await;
+                    // Every wait below ends with the connection: a writer that gave up on
+                    // a peer that stopped reading cancels it, and nothing may keep this
+                    // task (and the peer's slot and socket) alive after that.
+                    tokio::select! {
+                        _ = net.serve_one(id, inv, &mut requests) => {}
+                        _ = cancel.cancelled() => break,
+                    }
                 }
                 if requests.is_empty() {
                     net.finish_requests(id, &mut requests);
@@ -366,6 +380,14 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                     last_heard = Instant::now();
                     match msg {
                         Message::GetData(items) => requests.push(items),
+                        Message::Block(block) if block_bytes(&block) > net.node.params.max_block_bytes => {
+                            net.punish(id, Misbehaviour::Protocol(format!(
+                                "block of {} bytes exceeds the {}-byte limit",
+                                block_bytes(&block),
+                                net.node.params.max_block_bytes
+                            )));
+                            break;
+                        }
                         Message::Block(block) if pipelined => {
                             // Signatures are checked ahead only for a block we will
                             // validate (see `worth_verifying`).
@@ -377,11 +399,15 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                                 block
                             });
                             // A full pipeline stops reading: back-pressure on the peer.
-                            if import_tx.send(checked).await.is_err() {
-                                break;
+                            tokio::select! {
+                                sent = import_tx.send(checked) => if sent.is_err() { break },
+                                _ = cancel.cancelled() => break,
                             }
                         }
-                        msg => net.handle(id, msg).await,
+                        msg => tokio::select! {
+                            _ = net.handle(id, msg) => {}
+                            _ = cancel.cancelled() => break,
+                        },
                     }
                 }
                 Err(WireError::Auth) => {
