@@ -6,8 +6,8 @@
 //! that are not usable ed25519 keys (not a curve point, or a small-order point), because
 //! coins sent there could never be spent.
 
-use bech32::primitives::decode::CheckedHrpstring;
-use bech32::{Bech32m, Hrp};
+use bech32::primitives::decode::{CheckedHrpstring, CheckedHrpstringError};
+use bech32::{Bech32, Bech32m, Hrp};
 use bincode::{Decode, Encode};
 use ed25519_dalek::VerifyingKey;
 use std::fmt;
@@ -19,14 +19,22 @@ pub struct Address([u8; 32]);
 /// Why an address string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
-    /// Not bech32m at all, or the checksum does not match (most often a typo).
+    /// Not bech32m at all, or the checksum does not match (most often a typo); `reason`
+    /// says which, in words (a character that is not bech32, mixed case, a missing or
+    /// extra character, bech32 instead of bech32m, a hex address).
     #[error("invalid address {addr:?}: {reason}")]
     Invalid { addr: String, reason: String },
     /// A well-formed address of another network.
-    #[error("address {addr:?} belongs to network prefix {found:?}, but this is {expected:?}")]
+    #[error(
+        "address {addr:?} has the prefix {found:?} of another network; addresses here start \
+         with \"{expected}1\""
+    )]
     WrongNetwork { addr: String, expected: String, found: String },
     /// The payload is not 32 bytes.
-    #[error("invalid address {addr:?}: payload is {len} bytes, expected 32")]
+    #[error(
+        "invalid address {addr:?}: it holds {len} bytes, but an address holds 32 (is it cut \
+         short, or two addresses run together?)"
+    )]
     WrongLength { addr: String, len: usize },
     /// The payload is not a usable ed25519 public key.
     #[error("invalid address {addr:?}: not a usable ed25519 public key")]
@@ -52,8 +60,10 @@ impl Address {
 
     /// Parses bech32m text, requiring the prefix `expected_hrp`.
     pub fn parse(s: &str, expected_hrp: &str) -> Result<Self, AddressError> {
-        let checked = CheckedHrpstring::new::<Bech32m>(s)
-            .map_err(|e| AddressError::Invalid { addr: s.to_string(), reason: e.to_string() })?;
+        let checked = CheckedHrpstring::new::<Bech32m>(s).map_err(|e| AddressError::Invalid {
+            addr: s.to_string(),
+            reason: why_not_bech32m(s, expected_hrp, &e),
+        })?;
         let found = checked.hrp().to_lowercase();
         if found != expected_hrp {
             return Err(AddressError::WrongNetwork {
@@ -80,6 +90,80 @@ impl Address {
             return Err(AddressError::NotAKey { addr: s.to_string() });
         }
         Ok(Address(arr))
+    }
+}
+
+/// Characters of an address of prefix `hrp`: the prefix, '1', 52 data characters for 32
+/// bytes, and 6 of checksum.
+fn address_len(hrp: &str) -> usize {
+    hrp.len() + 1 + 52 + 6
+}
+
+/// Why `s` is not a bech32m string, in words a person who typed or pasted it can act on
+/// (the library's own messages, like "parse failed", say neither what nor where).
+fn why_not_bech32m(s: &str, hrp: &str, e: &CheckedHrpstringError) -> String {
+    use bech32::primitives::decode::{CharError, ChecksumError, UncheckedHrpstringError};
+    let shape = format!("an address looks like {hrp}1 followed by 58 characters");
+    if s.is_empty() {
+        return format!("it is empty; {shape}");
+    }
+    if s.starts_with("0x") || s.starts_with("0X") {
+        return format!(
+            "it looks like a hex (0x...) address, but Ember addresses are bech32m: {shape}"
+        );
+    }
+    if CheckedHrpstring::new::<Bech32>(s).is_ok() {
+        return "it has a bech32 checksum, but Ember addresses use bech32m (it was made by \
+                another program)"
+            .into();
+    }
+    match e {
+        CheckedHrpstringError::Parse(UncheckedHrpstringError::Char(c)) => match c {
+            CharError::MissingSeparator => {
+                format!("it has no '1' between the network prefix and the rest; {shape}")
+            }
+            CharError::NothingAfterSeparator => format!("nothing follows the last '1'; {shape}"),
+            CharError::InvalidChar(c) => format!(
+                "{c:?} is not a bech32 character (after \"{hrp}1\" only the digits 0 and 2-9 \
+                 and the letters a-z except b, i and o appear): a typo?"
+            ),
+            CharError::MixedCase => "it mixes upper and lower case letters; an address is all \
+                                     lower case (or all upper case)"
+                .into(),
+            _ => format!("it is not bech32m text; {shape}"),
+        },
+        CheckedHrpstringError::Parse(UncheckedHrpstringError::Hrp(h)) => match h {
+            bech32::primitives::hrp::Error::MixedCase => "its prefix mixes upper and lower case \
+                                                          letters; an address is all lower case"
+                .into(),
+            _ => format!("its prefix (before the last '1') is not valid; {shape}"),
+        },
+        CheckedHrpstringError::Checksum(ChecksumError::InvalidResidue) => {
+            let want = address_len(hrp);
+            match s.chars().count() {
+                n if n < want => format!(
+                    "the checksum does not match: it has {n} characters where an address has \
+                     {want}, so some are missing"
+                ),
+                n if n > want => format!(
+                    "the checksum does not match: it has {n} characters where an address has \
+                     {want}, so some are extra"
+                ),
+                _ => "the checksum does not match: a character is mistyped (or two are swapped)"
+                    .into(),
+            }
+        }
+        CheckedHrpstringError::Checksum(ChecksumError::CodeLength(_)) => format!(
+            "it is too long ({} characters; an address has {})",
+            s.chars().count(),
+            address_len(hrp)
+        ),
+        CheckedHrpstringError::Checksum(_) => format!(
+            "it is too short to be an address ({} characters; an address has {})",
+            s.chars().count(),
+            address_len(hrp)
+        ),
+        _ => format!("it is not bech32m text; {shape}"),
     }
 }
 
@@ -149,6 +233,41 @@ mod tests {
             matches!(Address::parse(&text, "edev"), Err(AddressError::Invalid { .. })),
             "{text}"
         );
+    }
+
+    /// Each way an address can be wrong is said in words, not as the library's "parse
+    /// failed" or "invalid checksum".
+    #[test]
+    fn each_kind_of_bad_address_is_named() {
+        let good = addr().to_bech32("edev");
+        let reason = |s: &str| match Address::parse(s, "edev") {
+            Err(AddressError::Invalid { reason, .. }) => reason,
+            other => panic!("{s}: {other:?}"),
+        };
+        let bad_char = format!("{}b{}", &good[..10], &good[11..]);
+        assert!(
+            reason(&bad_char).contains("'b' is not a bech32 character"),
+            "{}",
+            reason(&bad_char)
+        );
+        let letter = good[5..].find(|c: char| c.is_ascii_lowercase()).unwrap() + 5;
+        let mut mixed = good.clone();
+        mixed.replace_range(letter..letter + 1, &good[letter..letter + 1].to_uppercase());
+        assert!(reason(&mixed).contains("mixes upper and lower case"), "{}", reason(&mixed));
+        assert!(reason("0x1234").contains("hex (0x...) address"));
+        assert!(reason(&good[..good.len() - 1]).contains("some are missing"));
+        assert!(reason(&format!("{good}q")).contains("some are extra"));
+        assert!(reason("edevqqqq").contains("no '1'"));
+        assert!(reason("").contains("empty"));
+        let hrp = Hrp::parse("edev").unwrap();
+        let non_m = bech32::encode::<bech32::Bech32>(hrp, addr().as_bytes()).unwrap();
+        assert!(reason(&non_m).contains("bech32m"));
+        let short = bech32::encode::<Bech32m>(hrp, &[1u8; 20]).unwrap();
+        let err = Address::parse(&short, "edev").unwrap_err().to_string();
+        assert!(err.contains("holds 20 bytes, but an address holds 32"), "{err}");
+        let other = addr().to_bech32("etest");
+        let err = Address::parse(&other, "edev").unwrap_err().to_string();
+        assert!(err.contains("another network") && err.contains("edev1"), "{err}");
     }
 
     #[test]

@@ -23,8 +23,11 @@ use std::time::Duration;
                   JSON-RPC 2.0 over HTTP (loopback by default) with GET /health and GET /metrics.",
     after_help = "Examples:\n  ember-node --network devnet                 # built-in devnet, RPC on 127.0.0.1:8545\n  \
                   ember-node --network devnet --mine --block-time 2\n  \
+                  ember-node --genesis .testnet/genesis.json --data-dir /tmp/n9   # join a local testnet\n  \
                   ember-node check --data-dir ~/.local/share/ember/devnet\n\n\
-                  Flags override EMBER_* environment variables, which override --config FILE (TOML)."
+                  Flags override EMBER_* environment variables, which override --config FILE (TOML).\n\
+                  Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad command line or \
+                  configuration."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -36,15 +39,29 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open a data dir read-only, replay its main chain from genesis and compare the state.
-    /// Exit code 0 when the stored state matches the replay, 1 when it does not.
+    #[command(
+        long_about = "Open a stopped node's data dir read-only, replay its main chain from \
+                      genesis and compare the state with the stored one. Nothing in the data dir \
+                      is created or changed.",
+        after_help = "Exit codes: 0 the stored state matches the replay; 1 it does not, or the \
+                      data dir cannot be checked (missing, not a node's data dir, another \
+                      chain: the message says which); 2 bad command line (or an unreadable \
+                      --genesis file).\n\n\
+                      Examples:\n  \
+                      ember-node check --data-dir ~/.local/share/ember/devnet\n  \
+                      ember-node check --data-dir .testnet/node1 --genesis .testnet/genesis.json\n  \
+                      ember-node check --data-dir /srv/ember --network testnet"
+    )]
     Check {
-        /// The data dir to check.
+        /// The data dir to check (a node's --data-dir; it must exist).
         #[arg(long)]
         data_dir: PathBuf,
-        /// Network of the data dir.
-        #[arg(long, value_enum, default_value = "devnet")]
-        network: NetworkArg,
-        /// Genesis file of the data dir's devnet (when not the built-in one).
+        /// Network of the data dir [default: devnet, or the network named in the --genesis
+        /// file].
+        #[arg(long, value_enum)]
+        network: Option<NetworkArg>,
+        /// Genesis spec (JSON) the data dir's node was started with, when not a built-in one
+        /// (`ember-testnet up` writes its network's to <dir>/genesis.json).
         #[arg(long)]
         genesis: Option<PathBuf>,
     },
@@ -78,11 +95,13 @@ pub enum LogFormat {
 #[derive(Args, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RunArgs {
-    /// Network to join.
+    /// Network to join [default: devnet, or the network named in the --genesis file].
     #[arg(long, value_enum, env = "EMBER_NETWORK")]
     pub network: Option<NetworkArg>,
-    /// Genesis spec (JSON) of a devnet; without it the built-in devnet is used.
-    #[arg(long, env = "EMBER_GENESIS")]
+    /// Genesis spec (JSON file) of the chain to follow instead of the network's built-in
+    /// genesis, e.g. the one `ember-testnet up` writes to <dir>/genesis.json. The file names
+    /// its network, so --network may be left out.
+    #[arg(long, env = "EMBER_GENESIS", value_name = "FILE")]
     pub genesis: Option<PathBuf>,
     /// Where the chain, the RPC cookie and the node's files live
     /// [default: <user data dir>/ember/<network>].
@@ -114,7 +133,8 @@ pub struct RunArgs {
     #[arg(long, env = "EMBER_MINE")]
     #[serde(default)]
     pub mine: bool,
-    /// Address credited with mined blocks [default on devnet: dev account 0].
+    /// Address credited with mined blocks [default: the genesis's first prefunded account,
+    /// dev account 0 on devnet].
     #[arg(long, env = "EMBER_MINER_ADDRESS")]
     pub miner_address: Option<String>,
     /// Mining threads (0 = do not mine) [default: 1].
@@ -127,7 +147,7 @@ pub struct RunArgs {
     #[arg(long, env = "EMBER_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Log output format.
+    /// Log output format (logs go to stderr) [default: text].
     #[arg(long, value_enum, env = "EMBER_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
     /// Most transactions the mempool holds (1,000 to 1,000,000) [default: 50000].
@@ -189,26 +209,78 @@ impl NodeConfig {
     }
 }
 
-/// Loads a genesis spec file with its name in every error.
-pub fn load_params(network: Network, genesis: Option<&Path>) -> anyhow::Result<ChainParams> {
-    match (network, genesis) {
-        (Network::Testnet, None) => Ok(ChainParams::testnet()),
-        (Network::Devnet, None) => Ok(ChainParams::devnet()),
-        (_, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read genesis file {}: {e}", path.display()))?;
-            let spec = GenesisSpec::from_json(&text)
-                .map_err(|e| anyhow::anyhow!("genesis file {}: {e}", path.display()))?;
-            if spec.network != network {
-                anyhow::bail!(
-                    "genesis file {} is for {}, but --network is {network}",
-                    path.display(),
-                    spec.network
-                );
-            }
-            ChainParams::from_spec(&spec)
-                .map_err(|e| anyhow::anyhow!("genesis file {}: {e}", path.display()))
+/// The chain parameters to run with: the built-in genesis of `network` (devnet when
+/// none is given), or the genesis spec file `genesis`, whose network is taken from the file
+/// when `network` is `None`. Every error names the file and says what to change.
+pub fn load_params(
+    network: Option<Network>,
+    genesis: Option<&Path>,
+) -> anyhow::Result<ChainParams> {
+    let Some(path) = genesis else {
+        return Ok(match network.unwrap_or(Network::Devnet) {
+            Network::Testnet => ChainParams::testnet(),
+            Network::Devnet => ChainParams::devnet(),
+        });
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the genesis file {}: {e}; check the --genesis path",
+            path.display()
+        )
+    })?;
+    let spec = GenesisSpec::from_json(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "genesis file {}: {e}; --genesis needs a genesis spec (JSON)",
+            path.display()
+        )
+    })?;
+    if let Some(network) = network.filter(|n| *n != spec.network) {
+        anyhow::bail!(
+            "genesis file {} is for {}, but --network {network} was given; leave --network out \
+             (the file names its network) or use a {network} genesis file",
+            path.display(),
+            spec.network
+        );
+    }
+    ChainParams::from_spec(&spec)
+        .map_err(|e| anyhow::anyhow!("genesis file {}: {e}", path.display()))
+}
+
+/// A genesis spec file near `data_dir` (in it, or beside it as `ember-testnet` keeps its
+/// `genesis.json`) whose genesis is `genesis`: what to pass as --genesis to open that data
+/// dir.
+pub fn find_genesis_file(data_dir: &Path, genesis: ember_core::BlockId) -> Option<PathBuf> {
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let candidates = [Some(dir.join("genesis.json")), dir.parent().map(|p| p.join("genesis.json"))];
+    candidates.into_iter().flatten().find(|path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| GenesisSpec::from_json(&text).ok())
+            .and_then(|spec| ChainParams::from_spec(&spec).ok())
+            .is_some_and(|params| params.genesis_id() == genesis)
+    })
+}
+
+/// What to do when `data_dir` holds the chain of genesis `stored` (of `network`) but the
+/// node was started for another: the flag that opens it, when it can be found.
+pub fn other_genesis_hint(data_dir: &Path, network: &str, stored: ember_core::BlockId) -> String {
+    for builtin in [ChainParams::devnet(), ChainParams::testnet()] {
+        if builtin.genesis_id() == stored {
+            return format!(
+                "it is the built-in {} chain: use --network {} without --genesis",
+                builtin.network, builtin.network
+            );
         }
+    }
+    match find_genesis_file(data_dir, stored) {
+        Some(path) => {
+            format!("open it with --genesis {} (that file has its genesis)", path.display())
+        }
+        None => format!(
+            "open it with --genesis FILE, the genesis spec its node was started with (a \
+             {network} chain; `ember-testnet up` keeps its spec in <dir>/genesis.json), or use \
+             another --data-dir"
+        ),
     }
 }
 
@@ -248,8 +320,8 @@ impl RunArgs {
     /// Resolves defaults and validates every value.
     pub fn resolve(self) -> anyhow::Result<NodeConfig> {
         let args = self.merge_file()?;
-        let network: Network = args.network.unwrap_or(NetworkArg::Devnet).into();
-        let params = load_params(network, args.genesis.as_deref())?;
+        let params = load_params(args.network.map(Network::from), args.genesis.as_deref())?;
+        let network = params.network;
         let miner_address = match &args.miner_address {
             Some(text) => Some(
                 Address::parse(text, params.hrp())
@@ -340,6 +412,57 @@ mod tests {
         let dev = RunArgs { insecure_p2p_plaintext: true, ..Default::default() };
         assert!(dev.resolve().unwrap().p2p_plaintext);
         assert!(!RunArgs::default().resolve().unwrap().p2p_plaintext);
+    }
+
+    /// A testnet genesis spec in a file.
+    fn testnet_spec(dir: &Path) -> PathBuf {
+        let key = ember_core::Keypair::from_secret_bytes([1; 32]);
+        let spec = GenesisSpec {
+            network: Network::Testnet,
+            time_ms: 1,
+            note: "config test".into(),
+            allocations: vec![ember_core::params::AllocationSpec {
+                address: key.address().to_bech32("etest"),
+                amount: "5".into(),
+            }],
+        };
+        let path = dir.join("genesis.json");
+        std::fs::write(&path, spec.to_json()).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_genesis_file_names_the_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = testnet_spec(dir.path());
+        let cfg = RunArgs { genesis: Some(path.clone()), ..Default::default() }.resolve().unwrap();
+        assert_eq!(cfg.params.network, Network::Testnet);
+        assert!(cfg.data_dir.ends_with("ember/testnet"), "{}", cfg.data_dir.display());
+        let err = RunArgs {
+            genesis: Some(path),
+            network: Some(NetworkArg::Devnet),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("is for testnet, but --network devnet was given"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn another_genesis_is_answered_with_the_flag_that_opens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = testnet_spec(dir.path());
+        let id = load_params(None, Some(&path)).unwrap().genesis_id();
+        let hint = other_genesis_hint(&dir.path().join("node1"), "testnet", id);
+        assert!(hint.contains(&format!("--genesis {}", path.display())), "{hint}");
+        let elsewhere = tempfile::tempdir().unwrap();
+        let hint = other_genesis_hint(elsewhere.path(), "testnet", id);
+        assert!(hint.contains("--genesis FILE") && hint.contains("another --data-dir"), "{hint}");
+        let hint = other_genesis_hint(dir.path(), "devnet", ChainParams::devnet().genesis_id());
+        assert!(hint.contains("--network devnet"), "{hint}");
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! The `ember-node` binary: parses the configuration, opens the store, starts the RPC server
 //! and the miner, and shuts down cleanly on SIGINT/SIGTERM or `node_stop`.
+//!
+//! Exit codes: 0 stopped cleanly (or `check`: the state matches), 1 failed while running
+//! (or `check`: mismatch, or nothing checkable), 2 bad command line or configuration. The
+//! one result on stdout (`check`'s verdict) is written so that a closed stdout (`| head`) is
+//! not an error: the exit code still carries the verdict.
 
 use clap::Parser;
 use ember_node::chain::replay_check;
-use ember_node::config::{load_params, Cli, Command, LogFormat};
+use ember_node::config::{load_params, other_genesis_hint, Cli, Command, LogFormat};
 use ember_node::node::{open_store, Node};
 use ember_node::store::{ChainStore, KvStore, RocksKv};
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -29,7 +36,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check { data_dir, network, genesis }) => {
             init_logging(LogFormat::Text);
-            check(&data_dir, network.into(), genesis.as_deref())
+            check(&data_dir, network.map(Into::into), genesis.as_deref())
         }
         None => {
             let config = match cli.run.resolve() {
@@ -52,10 +59,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints `check`'s verdict on stdout. A reader that went away (`| head`) is not an error:
+/// the exit code carries the verdict, so a failed write is ignored rather than a panic.
+fn verdict(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 fn check(
-    data_dir: &std::path::Path,
-    network: ember_core::Network,
-    genesis: Option<&std::path::Path>,
+    data_dir: &Path,
+    network: Option<ember_core::Network>,
+    genesis: Option<&Path>,
 ) -> ExitCode {
     let params = match load_params(network, genesis) {
         Ok(p) => p,
@@ -64,32 +78,61 @@ fn check(
             return ExitCode::from(2);
         }
     };
+    // Read-only means nothing is created either: the rocksdb crate creates a missing
+    // database directory even to open it read-only, so what is not there is refused first.
+    if !data_dir.is_dir() {
+        eprintln!(
+            "error: the data dir {} does not exist; nothing to check (give --data-dir the \
+             directory a node ran with)",
+            data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let path = data_dir.join("chain");
+    if !path.join("CURRENT").is_file() {
+        eprintln!(
+            "error: {} is not a node's data dir: it has no chain database ({} is missing); \
+             give --data-dir the directory a node ran with",
+            data_dir.display(),
+            path.join("CURRENT").display()
+        );
+        return ExitCode::FAILURE;
+    }
     let kv: Arc<dyn KvStore> = match RocksKv::open_read_only(&path) {
         Ok(kv) => Arc::new(kv),
         Err(e) => {
-            eprintln!("error: cannot open {}: {e}", path.display());
-            return ExitCode::from(2);
+            eprintln!("error: cannot open the chain database {}: {e}", path.display());
+            return ExitCode::FAILURE;
         }
     };
-    let store = match ChainStore::open(kv, &params) {
+    let store = match ChainStore::open(kv.clone(), &params) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}: {e}", data_dir.display());
-            return ExitCode::from(2);
+            let hint = match ChainStore::stored_genesis(kv.as_ref()) {
+                Ok(Some((network, id))) if id != params.genesis_id() => {
+                    format!("; {}", other_genesis_hint(data_dir, &network, id))
+                }
+                _ => String::new(),
+            };
+            eprintln!("error: {}: {e}{hint}", data_dir.display());
+            return ExitCode::FAILURE;
         }
     };
     match replay_check(&params, &store) {
         Ok((height, stored, replayed)) if stored == replayed => {
-            println!("ok: height {height}, state digest {stored} matches a replay from genesis");
+            verdict(&format!(
+                "ok: height {height}, state digest {stored} matches a replay from genesis"
+            ));
             ExitCode::SUCCESS
         }
         Ok((height, stored, replayed)) => {
-            println!("MISMATCH at height {height}: stored state {stored}, replay gives {replayed}");
+            verdict(&format!(
+                "MISMATCH at height {height}: stored state {stored}, replay gives {replayed}"
+            ));
             ExitCode::FAILURE
         }
         Err(e) => {
-            println!("FAILED: {e}");
+            verdict(&format!("FAILED: the replay from genesis stopped: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -111,7 +154,18 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
     })?;
     let bound = ember_node::rpc::serve(node.clone(), rpc_addr, token).await?;
     let net = ember_node::net::Network::new(node.clone());
-    let p2p = net.start(node.config.p2p_addr, &node.config.peers).await?;
+    let p2p = net.start(node.config.p2p_addr, &node.config.peers).await.map_err(|e| {
+        // The network's own message names the address and the cause; the flag that
+        // changes it is the binary's to say.
+        let text = format!("{e:#}");
+        if text.starts_with("cannot listen for peers") {
+            anyhow::anyhow!(
+                "{text}; choose another address with --p2p-addr (port 0 takes a free one)"
+            )
+        } else {
+            e
+        }
+    })?;
     let _ = node.net.set(net);
     // Tools and tests that asked for port 0 read the real addresses from these files. Each
     // appears whole (written aside, then renamed), and rpc.addr last: once it exists, the

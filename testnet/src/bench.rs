@@ -28,6 +28,12 @@
 //! Peak RSS of every node is read from `/proc/<pid>/status` (`VmHWM`) before it stops.
 //! Times are measured by polling node RPC in a tight loop from one thread, so they carry
 //! about one RPC round trip of resolution. Nothing here asserts a speed: it reports.
+//!
+//! The report: every ratio in one style (a multiple, `0.84x`), and only between quantities
+//! of one kind (a payment's trip over hops against the relay interval over hops, not a
+//! loopback round trip; no ratio at all for blocks per second, which no machine limit
+//! bounds). The encryption cost notes the spread of its rounds, and says "within
+//! run-to-run noise" when the rounds disagree on its sign.
 
 use crate::network::{Testnet, TestnetOptions, Topology};
 use crate::process::{wait_for, NodeProcess};
@@ -51,6 +57,10 @@ const PENDING_PER_SENDER: u64 = 60;
 const BATCH: usize = 100;
 /// The node flag that turns encryption off (devnet benchmarks only).
 const PLAINTEXT_FLAG: &str = "--insecure-p2p-plaintext";
+/// How often a node announces the payments it admitted (node/src/net/relay.rs): a
+/// payment waits up to this long at every hop, so it is what payment propagation is
+/// compared with.
+const TX_ANNOUNCE_INTERVAL_MS: f64 = 100.0;
 /// A payment's amount and fee, in base units.
 const AMOUNT: u64 = 1_000;
 const FEE: u64 = 10;
@@ -139,10 +149,15 @@ pub struct Figure {
     pub name: String,
     pub value: f64,
     pub unit: &'static str,
-    /// The figure divided by the limit it is compared with.
-    pub ratio: f64,
-    /// What `ratio` is relative to, e.g. "verify/s/core" or "loopback RTT".
-    pub ratio_to: &'static str,
+    /// The figure divided by the limit it is compared with; `None` when no limit measured
+    /// here is of the same kind (blocks per second against signature checks per second
+    /// would say nothing).
+    pub ratio: Option<f64>,
+    /// What `ratio` is relative to, e.g. "verify/s/core" or "loopback RTT x hops".
+    pub ratio_to: Option<&'static str>,
+    /// How far to trust the figure, e.g. that a difference is within the spread of the
+    /// runs it comes from.
+    pub note: Option<String>,
 }
 
 /// The machine's limits, measured at the start of the run.
@@ -178,26 +193,32 @@ impl Report {
             m.cpu, m.cores, m.verify_per_sec_core, m.loopback_rtt_us, m.rpc_rtt_us
         );
         let w = self.figures.iter().map(|f| f.name.chars().count()).max().unwrap_or(0).max(58);
+        let nw = self.figures.iter().filter_map(|f| f.note.as_ref()).map(|n| n.chars().count());
+        let nw = nw.max().unwrap_or(0).max(4);
+        let rw = self.figures.iter().filter_map(|f| f.ratio_to).map(|r| r.chars().count());
+        let rw = rw.max().unwrap_or(0).max(24);
         out += &format!(
-            "| {:<w$} | {:>12} | {:<5} | {:>10} | {:<24} |\n",
-            "figure", "value", "unit", "ratio", "relative to"
+            "| {:<w$} | {:>12} | {:<5} | {:>10} | {:<rw$} | {:<nw$} |\n",
+            "figure", "value", "unit", "ratio", "relative to", "note"
         );
         out += &format!(
-            "|{}|{}|{}|{}|{}|\n",
+            "|{}|{}|{}|{}|{}|{}|\n",
             "-".repeat(w + 2),
             "-".repeat(14),
             "-".repeat(7),
             "-".repeat(12),
-            "-".repeat(26)
+            "-".repeat(rw + 2),
+            "-".repeat(nw + 2)
         );
         for f in &self.figures {
             out += &format!(
-                "| {:<w$} | {:>12} | {:<5} | {:>10} | {:<24} |\n",
+                "| {:<w$} | {:>12} | {:<5} | {:>10} | {:<rw$} | {:<nw$} |\n",
                 f.name,
                 fmt_num(f.value),
                 f.unit,
                 fmt_ratio(f.ratio),
-                f.ratio_to
+                f.ratio_to.unwrap_or("-"),
+                f.note.as_deref().unwrap_or("")
             );
         }
         out += &format!(
@@ -219,14 +240,29 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-fn fmt_ratio(r: f64) -> String {
-    if r >= 100.0 {
-        format!("{r:.0}x")
-    } else if r >= 1.0 {
-        format!("{r:.2}x")
-    } else {
-        format!("{:.1}%", r * 100.0)
+/// A ratio, always as a multiple (`0.84x`, `1.12x`, `2723x`) so one column reads one way;
+/// "-" where there is none.
+fn fmt_ratio(r: Option<f64>) -> String {
+    match r {
+        None => "-".to_owned(),
+        Some(r) if r >= 100.0 => format!("{r:.0}x"),
+        Some(r) if r >= 10.0 => format!("{r:.1}x"),
+        Some(r) if r >= 0.1 || r == 0.0 => format!("{r:.2}x"),
+        Some(r) => format!("{r:.3}x"),
     }
+}
+
+/// The note on a difference in % between two modes, from the same difference in each
+/// round: the rounds' range, and "within run-to-run noise" when they disagree on its sign
+/// (then the pooled figure says nothing about which mode is faster).
+fn spread_note(per_round: &[f64]) -> Option<String> {
+    let lo = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if per_round.len() < 2 || !lo.is_finite() || !hi.is_finite() {
+        return None;
+    }
+    let range = format!("rounds {lo:+.1}%..{hi:+.1}%");
+    Some(if lo <= 0.0 && hi >= 0.0 { format!("within run-to-run noise ({range})") } else { range })
 }
 
 /// Runs the benchmark; `progress` hears of every step.
@@ -371,15 +407,34 @@ impl Bench<'_> {
             name: name.into(),
             value,
             unit,
-            ratio: value / limit,
-            ratio_to,
+            ratio: Some(value / limit),
+            ratio_to: Some(ratio_to),
+            note: None,
         });
     }
 
-    /// A time in ms, as a ratio to loopback round trips per hop.
-    fn time_per_hop(&mut self, name: String, ms: f64, hops: usize) {
-        let rtt_ms = self.machine().loopback_rtt_us / 1000.0;
-        self.figure(name, ms, "ms", rtt_ms * hops as f64, "loopback RTT x hops");
+    /// A figure that no limit measured here is of the same kind as: no ratio.
+    fn figure_alone(&mut self, name: impl Into<String>, value: f64, unit: &'static str) {
+        self.figures.push(Figure {
+            name: name.into(),
+            value,
+            unit,
+            ratio: None,
+            ratio_to: None,
+            note: None,
+        });
+    }
+
+    /// A time in ms, as a ratio to `per_hop` ms per hop, which `what` names.
+    fn time_per_hop(
+        &mut self,
+        name: String,
+        ms: f64,
+        hops: usize,
+        per_hop: f64,
+        what: &'static str,
+    ) {
+        self.figure(name, ms, "ms", per_hop * hops as f64, what);
     }
 
     /// Mines `samples` blocks on node 0 (each after putting `txs` payments into every
@@ -396,12 +451,21 @@ impl Bench<'_> {
     ) -> Result<()> {
         let times = self.propagation_samples(tn, clients, samples, txs, senders, Clock::Polled)?;
         let n = clients.len();
+        // What a hop cannot beat: a round trip for an empty block; for a full one, checking
+        // its payments' signatures (each node does it once, unless its cache has them).
+        let (per_hop, what) = if txs > 0 {
+            (txs as f64 / self.machine().verify_per_sec_core * 1000.0, "verify its txs x hops")
+        } else {
+            (self.machine().loopback_rtt_us / 1000.0, "loopback RTT x hops")
+        };
         for (last, label) in [(4usize, "5-node"), (n - 1, &format!("{n}-node") as &str)] {
             let mut all = line_times(&times, last);
-            let what = if txs > 0 { format!("{kind} ({txs} tx)") } else { kind.to_string() };
+            let name = if txs > 0 { format!("{kind} ({txs} tx)") } else { kind.to_string() };
             let (p50, p95) = (percentile(&mut all, 50.0), percentile(&mut all, 95.0));
-            self.time_per_hop(format!("block propagation {what}, {label} line p50"), p50, last);
-            self.time_per_hop(format!("block propagation {what}, {label} line p95"), p95, last);
+            let p50_name = format!("block propagation {name}, {label} line p50");
+            self.time_per_hop(p50_name, p50, last, per_hop, what);
+            let p95_name = format!("block propagation {name}, {label} line p95");
+            self.time_per_hop(p95_name, p95, last, per_hop, what);
         }
         Ok(())
     }
@@ -476,8 +540,8 @@ impl Bench<'_> {
     ) -> Result<()> {
         let s = self.sizes;
         let (empty, full) = (s.cost_empty_blocks, s.cost_full_blocks);
-        // [plaintext, encrypted] x [empty, full]: per block, per node.
-        let mut pooled: [[Vec<Vec<f64>>; 2]; 2] = Default::default();
+        // [plaintext, encrypted] x [empty, full]: per round, per block, per node.
+        let mut rounds: [[Vec<Vec<Vec<f64>>>; 2]; 2] = Default::default();
         for round in 0..s.cost_rounds {
             // Plaintext first in even rounds, encrypted first in odd ones: whatever drifts
             // during a round hits both modes alike.
@@ -494,47 +558,15 @@ impl Bench<'_> {
                 let f =
                     self.propagation_samples(tn, &clients, full, txs, senders, Clock::Stored)?;
                 record_peaks(tn, peaks);
-                pooled[m][0].extend(e);
-                pooled[m][1].extend(f);
+                rounds[m][0].push(e);
+                rounds[m][1].push(f);
             }
         }
         if s.cost_rounds % 2 == 0 {
             tn.restart_all_with_flag(PLAINTEXT_FLAG, false)?;
         }
         let n = tn.len();
-        for (k, what) in
-            ["empty".to_string(), format!("full ({} tx)", s.full_block_txs)].iter().enumerate()
-        {
-            // The line figures, and every single hop of the line pooled.
-            let mut series = Vec::new();
-            for (last, label) in [(4usize, "5-node".to_string()), (n - 1, format!("{n}-node"))] {
-                let line = |m: usize| line_times(&pooled[m][k], last);
-                series.push((format!("{label} line from node 0"), line(0), line(1)));
-            }
-            series.push((
-                "each hop".to_string(),
-                hop_times(&pooled[0][k]),
-                hop_times(&pooled[1][k]),
-            ));
-            for (label, mut plain, mut enc) in series {
-                for p in [50.0, 95.0] {
-                    let (e, pt) = (percentile(&mut enc, p), percentile(&mut plain, p));
-                    // The value is the difference in %, the ratio encrypted / plaintext.
-                    self.figures.push(Figure {
-                        name: format!(
-                            "encryption cost: {what} block, {label}, p{p:.0} \
-                             ({} vs {} ms plaintext)",
-                            fmt_num(e),
-                            fmt_num(pt)
-                        ),
-                        value: (e / pt - 1.0) * 100.0,
-                        unit: "%",
-                        ratio: e / pt,
-                        ratio_to: "same, plaintext",
-                    });
-                }
-            }
-        }
+        self.figures.extend(encryption_figures(&rounds, n, s.full_block_txs));
         Ok(())
     }
 
@@ -567,11 +599,16 @@ impl Bench<'_> {
                 times[k].push(done[k].expect("loop ends when both are set"));
             }
         }
+        // Each hop holds a payment until its next announcement batch: that interval, not a
+        // round trip, is what a payment's trip is made of.
+        let (per_hop, what) = (TX_ANNOUNCE_INTERVAL_MS, "100 ms relay batch x hops");
         for (k, &last) in far.iter().enumerate() {
             let label = format!("{}-node", last + 1);
             let (p50, p95) = (percentile(&mut times[k], 50.0), percentile(&mut times[k], 95.0));
-            self.time_per_hop(format!("payment propagation, {label} line p50"), p50, last);
-            self.time_per_hop(format!("payment propagation, {label} line p95"), p95, last);
+            let name = format!("payment propagation, {label} line p50");
+            self.time_per_hop(name, p50, last, per_hop, what);
+            let name = format!("payment propagation, {label} line p95");
+            self.time_per_hop(name, p95, last, per_hop, what);
         }
         // Leave the mempools empty for what follows.
         clients[0].call("mining_generate", json!([1])).context("mining_generate on node 0")?;
@@ -812,12 +849,12 @@ impl Bench<'_> {
         let peak = node.pid().map_or(0, peak_rss_kb);
         let limit = self.machine().verify_per_sec_core;
         let cores = self.machine().cores as f64;
-        self.figure(
+        // Blocks per second has no limit of its kind here (an empty block costs no
+        // signature check): the figure stands alone.
+        self.figure_alone(
             format!("sync of {height} blocks: blocks/s"),
             height as f64 / secs,
             "blk/s",
-            limit,
-            "verify/s/core",
         );
         self.figure(
             format!("sync of {txs} payments: tx/s"),
@@ -1450,6 +1487,57 @@ fn wait_mempools(clients: &[RpcClient], count: usize, timeout: Duration) -> Resu
 }
 
 /// Per block, the time until nodes `0..=last` all had it.
+/// The encryption-cost figures from the samples of every round, `rounds[mode][kind]`
+/// (mode 0 plaintext, 1 encrypted; kind 0 empty blocks, 1 full ones of `full_txs`
+/// payments), on a line of `n` nodes: p50 and p95 over the 5-node line, the whole line
+/// and each hop, pooled over the rounds, each with the spread of the same difference
+/// round by round.
+fn encryption_figures(
+    rounds: &[[Vec<Vec<Vec<f64>>>; 2]; 2],
+    n: usize,
+    full_txs: usize,
+) -> Vec<Figure> {
+    type Times = Box<dyn Fn(&[Vec<f64>]) -> Vec<f64>>;
+    let mut figures = Vec::new();
+    for (k, what) in ["empty".to_string(), format!("full ({full_txs} tx)")].iter().enumerate() {
+        let mut series: Vec<(String, Times)> = Vec::new();
+        for (last, label) in [(4usize, "5-node".to_string()), (n - 1, format!("{n}-node"))] {
+            let times: Times = Box::new(move |t: &[Vec<f64>]| line_times(t, last));
+            series.push((format!("{label} line from node 0"), times));
+        }
+        series.push(("each hop".to_string(), Box::new(|t: &[Vec<f64>]| hop_times(t))));
+        let (plain, enc) = (rounds[0][k].concat(), rounds[1][k].concat());
+        for (label, times) in series {
+            for p in [50.0, 95.0] {
+                let e = percentile(&mut times(&enc), p);
+                let pt = percentile(&mut times(&plain), p);
+                let per_round: Vec<f64> = rounds[0][k]
+                    .iter()
+                    .zip(&rounds[1][k])
+                    .map(|(plain, enc)| {
+                        let e = percentile(&mut times(enc), p);
+                        (e / percentile(&mut times(plain), p) - 1.0) * 100.0
+                    })
+                    .collect();
+                // The value is the difference in %, the ratio encrypted / plaintext.
+                figures.push(Figure {
+                    name: format!(
+                        "encryption cost: {what} block, {label}, p{p:.0} ({} vs {} ms plaintext)",
+                        fmt_num(e),
+                        fmt_num(pt)
+                    ),
+                    value: (e / pt - 1.0) * 100.0,
+                    unit: "%",
+                    ratio: Some(e / pt),
+                    ratio_to: Some("same, plaintext"),
+                    note: spread_note(&per_round),
+                });
+            }
+        }
+    }
+    figures
+}
+
 fn line_times(times: &[Vec<f64>], last: usize) -> Vec<f64> {
     times.iter().map(|t| t[..=last].iter().copied().fold(0.0, f64::max)).collect()
 }
@@ -1714,21 +1802,82 @@ mod tests {
                 rpc_rtt_us: 100.0,
             },
             sizes: Sizes::new(true),
-            figures: vec![Figure {
-                name: "throughput: admitted".into(),
-                value: 13_600.0,
-                unit: "tx/s",
-                ratio: 0.8,
-                ratio_to: "verify/s/core",
-            }],
+            figures: vec![
+                Figure {
+                    name: "throughput: admitted".into(),
+                    value: 13_600.0,
+                    unit: "tx/s",
+                    ratio: Some(0.8),
+                    ratio_to: Some("verify/s/core"),
+                    note: None,
+                },
+                Figure {
+                    name: "sync: blocks/s".into(),
+                    value: 561.0,
+                    unit: "blk/s",
+                    ratio: None,
+                    ratio_to: None,
+                    note: None,
+                },
+                Figure {
+                    name: "payment propagation".into(),
+                    value: 246.0,
+                    unit: "ms",
+                    ratio: Some(0.61),
+                    ratio_to: Some("100 ms relay batch x hops"),
+                    note: Some("within run-to-run noise (rounds -1.0%..+2.0%)".into()),
+                },
+            ],
             seconds: 1.0,
         };
         let table = report.table();
-        assert!(table.contains("throughput: admitted") && table.contains("80.0%"), "{table}");
+        assert!(table.contains("throughput: admitted") && table.contains("0.80x"), "{table}");
         assert!(table.contains("verify_strict 17000/s/core"), "{table}");
+        let rows: Vec<usize> =
+            table.lines().filter(|l| l.starts_with('|')).map(|l| l.chars().count()).collect();
+        assert!(rows.len() == 5 && rows.iter().all(|w| *w == rows[0]), "misaligned:\n{table}");
         let v: Value = serde_json::to_value(&report).unwrap();
         assert_eq!(v["figures"][0]["ratio"], 0.8);
+        assert!(v["figures"][1]["ratio"].is_null(), "no ratio between unrelated units");
         assert_eq!(v["machine"]["cores"], 2);
+    }
+
+    /// One style in the ratio column: every ratio a multiple, never a percentage.
+    #[test]
+    fn every_ratio_is_a_multiple() {
+        for (r, shown) in [
+            (Some(2723.4), "2723x"),
+            (Some(11.93), "11.9x"),
+            (Some(1.12), "1.12x"),
+            (Some(0.921), "0.92x"),
+            (Some(0.036), "0.036x"),
+            (Some(0.0), "0.00x"),
+            (None, "-"),
+        ] {
+            assert_eq!(fmt_ratio(r), shown);
+        }
+    }
+
+    /// A difference whose sign changes from round to round is marked as noise; one that
+    /// keeps its sign is not, and both show the rounds' range.
+    #[test]
+    fn encryption_cost_within_the_rounds_spread_is_marked_as_noise() {
+        // 2 rounds, 1 block each, a 5-node line: node i has the block at i ms (plaintext).
+        let line = |hop: f64| vec![(0..5).map(|i| i as f64 * hop).collect::<Vec<f64>>()];
+        let rounds = |enc: [f64; 2]| -> [[Vec<Vec<Vec<f64>>>; 2]; 2] {
+            [
+                [vec![line(1.0), line(1.0)], vec![line(1.0), line(1.0)]],
+                [vec![line(enc[0]), line(enc[1])], vec![line(enc[0]), line(enc[1])]],
+            ]
+        };
+        let noisy = encryption_figures(&rounds([0.9, 1.2]), 5, 10);
+        let note = noisy[0].note.as_deref().unwrap();
+        assert!(note.starts_with("within run-to-run noise"), "{note}");
+        assert!(note.contains("-10.0%..+20.0%"), "{note}");
+        let steady = encryption_figures(&rounds([1.1, 1.2]), 5, 10);
+        let note = steady[0].note.as_deref().unwrap();
+        assert!(!note.contains("noise") && note.contains("+10.0%..+20.0%"), "{note}");
+        assert_eq!(steady[0].ratio_to, Some("same, plaintext"));
     }
 
     #[test]

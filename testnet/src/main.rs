@@ -3,6 +3,12 @@
 //! `up` starts a supervisor (in the foreground, or in the background with `--detach`) that
 //! owns the nodes, the link proxies and the dashboard. Every other command finds it through
 //! `<dir>/testnet.json` and talks to its loopback control endpoint (`logs` only reads files).
+//!
+//! Output rules: results go to stdout through [`outln!`], which returns the write error
+//! instead of panicking, and a closed stdout (`status | head -2`) ends the command quietly
+//! with exit code 0 (`up` keeps its network running: its live line is on stderr). Tables
+//! and the live line fit the terminal (`COLUMNS`, else the terminal's own width): columns
+//! are narrowed or left out, never wrapped.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -20,6 +26,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// `println!` that returns the write error instead of panicking on a closed stdout; `main`
+/// turns a broken pipe into a quiet exit.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    };
+}
+
 const EXAMPLES: &str = "Examples:
   ember-testnet up                          # 4 nodes in a ring, node 0 mines; Ctrl-C stops
   ember-testnet up --detach --nodes 5 --topology line --miners 0,4
@@ -32,7 +46,7 @@ const EXAMPLES: &str = "Examples:
   ember-testnet logs 3 --follow
   ember-testnet down                        # stop every node and the supervisor
 
-Every command takes --dir DIR (default .testnet) to pick the testnet.";
+Every command takes --dir DIR (default .testnet; bench: a temp dir) to pick the testnet.";
 
 #[derive(Parser)]
 #[command(
@@ -47,9 +61,10 @@ Every command takes --dir DIR (default .testnet) to pick the testnet.";
     after_help = EXAMPLES
 )]
 struct Cli {
-    /// Directory of the testnet: genesis, node data dirs and logs, testnet.json.
-    #[arg(long, global = true, default_value = ".testnet")]
-    dir: PathBuf,
+    /// Directory of the testnet: genesis, node data dirs and logs, testnet.json [default:
+    /// .testnet; for bench, a temp dir removed at the end].
+    #[arg(long, global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -151,8 +166,10 @@ enum Cmd {
         after_help = "Examples:\n  ember-testnet latency 0 1 250\n  ember-testnet latency 0 1 0"
     )]
     Latency {
+        /// Node at one end of the link (index, as in `status`).
         #[arg(value_name = "I")]
         a: usize,
+        /// Node at the other end; the two must be linked (`status` lists the links).
         #[arg(value_name = "J")]
         b: usize,
         /// Milliseconds, each way.
@@ -163,8 +180,10 @@ enum Cmd {
     /// timeout (~200 ms): on TCP, loss shows up as delay, never as missing bytes.
     #[command(after_help = "Examples:\n  ember-testnet loss 2 3 20\n  ember-testnet loss 2 3 0")]
     Loss {
+        /// Node at one end of the link (index, as in `status`).
         #[arg(value_name = "I")]
         a: usize,
+        /// Node at the other end; the two must be linked (`status` lists the links).
         #[arg(value_name = "J")]
         b: usize,
         /// Percentage of chunks, 0 to 100.
@@ -183,7 +202,7 @@ enum Cmd {
     },
     /// Measure the network on this machine: block and payment propagation, throughput, sync
     /// and memory of real nodes, each against the machine's own limits (see
-    /// docs/PERFORMANCE.md). Uses a temp dir unless --dir is given explicitly.
+    /// docs/PERFORMANCE.md). Uses a temp dir unless --dir is given.
     #[command(after_help = "Examples:
   cargo build --release --workspace --all-targets && target/release/ember-testnet bench
   ember-testnet bench --quick               # under 3 minutes
@@ -240,15 +259,29 @@ enum Cmd {
 
 fn main() {
     if let Err(e) = run() {
+        // A reader that went away (`status | head -2`) is not an error.
+        if is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
+/// Whether `e` comes from writing to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn run() -> Result<()> {
     let cli = Cli::parse();
-    let dir = std::path::absolute(&cli.dir)
-        .with_context(|| format!("bad --dir {}", cli.dir.display()))?;
+    let given_dir = cli.dir.clone();
+    let dir_arg = cli.dir.unwrap_or_else(|| PathBuf::from(".testnet"));
+    let dir = std::path::absolute(&dir_arg)
+        .with_context(|| format!("bad --dir {}", dir_arg.display()))?;
     match cli.command {
         Cmd::Up { up, detach } => {
             let opts = options(&up, &dir)?;
@@ -262,10 +295,7 @@ fn run() -> Result<()> {
         }
         Cmd::Supervise { up } => supervise(&options(&up, &dir)?, up.base_port),
         Cmd::Status { json } => status(&dir, json),
-        Cmd::Bench { quick, json, nodes } => {
-            let explicit_dir = std::env::args().any(|a| a == "--dir" || a.starts_with("--dir="));
-            bench(quick, json, nodes, explicit_dir.then_some(dir))
-        }
+        Cmd::Bench { quick, json, nodes } => bench(quick, json, nodes, given_dir.map(|_| dir)),
         Cmd::Down => down(&dir),
         Cmd::Stop { node } => node_command(&dir, node, Control::Stop { node }),
         Cmd::Start { node } => node_command(&dir, node, Control::Start { node }),
@@ -276,18 +306,18 @@ fn run() -> Result<()> {
             let groups = parse_partition(&groups)?;
             let refs: Vec<&[usize]> = groups.iter().map(Vec::as_slice).collect();
             check_partition(&refs, state.nodes.len())?;
-            println!("{}", send_control(&state, &Control::Partition { groups })?);
+            outln!("{}", send_control(&state, &Control::Partition { groups })?)?;
             Ok(())
         }
         Cmd::Heal => {
             let state = TestnetState::load_running(&dir)?;
-            println!("{}", send_control(&state, &Control::Heal)?);
+            outln!("{}", send_control(&state, &Control::Heal)?)?;
             Ok(())
         }
         Cmd::Latency { a, b, ms } => {
             let state = TestnetState::load_running(&dir)?;
             check_link(&state, a, b)?;
-            println!("{}", send_control(&state, &Control::Latency { a, b, ms })?);
+            outln!("{}", send_control(&state, &Control::Latency { a, b, ms })?)?;
             Ok(())
         }
         Cmd::Loss { a, b, pct } => {
@@ -296,7 +326,7 @@ fn run() -> Result<()> {
             if !(0.0..=100.0).contains(&pct) {
                 bail!("loss must be a percentage between 0 and 100, not {pct}");
             }
-            println!("{}", send_control(&state, &Control::Loss { a, b, pct })?);
+            outln!("{}", send_control(&state, &Control::Loss { a, b, pct })?)?;
             Ok(())
         }
         Cmd::Mine { node, count } => node_command(&dir, node, Control::Mine { node, count }),
@@ -354,9 +384,9 @@ fn bench(quick: bool, json: bool, nodes: usize, dir: Option<PathBuf>) -> Result<
         eprintln!("[bench {:>5.1}s] {step}", started.elapsed().as_secs_f64());
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", report.table());
+        write!(std::io::stdout().lock(), "{}", report.table())?;
     }
     Ok(())
 }
@@ -393,23 +423,46 @@ fn stop_flag(hup: bool) -> Arc<AtomicBool> {
 fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
     let stop = stop_flag(true);
     let sup = Supervisor::start(opts, dashboard_addr(base_port)?, progress_bar())?;
-    print_summary(&sup.state(), &sup.view());
-    println!("Ctrl-C stops every node.\n");
+    // A closed stdout does not stop the network: the live line is on stderr, and Ctrl-C
+    // stops it as always.
+    let printed = print_summary(&sup.state(), &sup.view(), stdout_width())
+        .and_then(|()| outln!("Ctrl-C stops every node.\n"));
+    if let Err(e) = printed {
+        eprintln!("note: cannot print to standard output ({e}); the testnet keeps running");
+    }
+    // On a terminal the live line is redrawn in place, so it must never wrap (a wrapped
+    // line cannot be redrawn); elsewhere (a log file) a line is written when it changes.
+    let tty = std::io::stderr().is_terminal();
+    let mut shown = String::new();
     let mut last = Instant::now() - Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) && !sup.shutdown_requested() {
         std::thread::sleep(Duration::from_millis(100));
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
-            eprint!("\r[testnet] {}   ", live_line(&sup.view()));
+            let view = sup.view();
+            if tty {
+                let width = terminal_width(true).unwrap_or(80);
+                eprint!("\r\x1b[K{}", live_line(&view, width));
+            } else {
+                let line = live_line(&view, usize::MAX);
+                if line != shown {
+                    eprintln!("{line}");
+                    shown = line;
+                }
+            }
         }
     }
-    eprintln!("\n[testnet] stopping every node");
+    if tty {
+        eprintln!();
+    }
+    eprintln!("[testnet] stopping every node");
     sup.shutdown()?;
     eprintln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
     Ok(())
 }
 
-/// Draws the start-up progress on one terminal line (one line per update otherwise).
+/// Draws the start-up progress on one terminal line, cut to the terminal's width (one line
+/// per update otherwise).
 fn progress_bar() -> impl FnMut(Progress<'_>) {
     let tty = std::io::stderr().is_terminal();
     let mut last_step = String::new();
@@ -422,7 +475,8 @@ fn progress_bar() -> impl FnMut(Progress<'_>) {
             eprintln!();
         }
         last_step = p.step.to_string();
-        eprint!("\r[testnet] {p}   ");
+        let width = terminal_width(true).unwrap_or(80);
+        eprint!("\r\x1b[K{}", fit(&format!("[testnet] {p}"), width.saturating_sub(1)));
         if p.done == p.total && p.step == "nodes on one tip" {
             eprintln!();
         }
@@ -481,9 +535,9 @@ fn up_detached(up: &UpArgs, opts: &TestnetOptions) -> Result<()> {
         if let Ok(Some(state)) = TestnetState::read(&opts.dir) {
             if state.supervisor_pid == pid {
                 let view = fetch_view(&state)?;
-                print_summary(&state, &view);
-                println!("The testnet runs in the background (supervisor pid {pid}).");
-                println!("Stop it with: ember-testnet down --dir {}\n", opts.dir.display());
+                print_summary(&state, &view, stdout_width())?;
+                outln!("The testnet runs in the background (supervisor pid {pid}).")?;
+                outln!("Stop it with: ember-testnet down --dir {}\n", opts.dir.display())?;
                 return Ok(());
             }
         }
@@ -511,11 +565,12 @@ fn status(dir: &Path, as_json: bool) -> Result<()> {
     if as_json {
         view["dashboard_url"] = json!(state.dashboard_url);
         view["supervisor_pid"] = json!(state.supervisor_pid);
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        outln!("{}", serde_json::to_string_pretty(&view)?)?;
     } else {
-        print_table(&view);
-        print_links(&view);
-        println!("\nDashboard: {}", state.dashboard_url);
+        let width = stdout_width();
+        print_table(&view, width)?;
+        print_links(&view, width)?;
+        outln!("\nDashboard: {}", state.dashboard_url)?;
     }
     Ok(())
 }
@@ -543,19 +598,19 @@ fn down(dir: &Path) -> Result<()> {
     // Whatever a crashed supervisor left behind.
     let killed = kill_leftover_nodes(&state);
     let _ = std::fs::remove_file(TestnetState::path(dir));
-    println!(
+    outln!(
         "stopped {} node(s) and the supervisor{}; data and logs stay in {}",
         state.nodes.len(),
         if killed > 0 { format!(" ({killed} left-over node(s) killed)") } else { String::new() },
         dir.display()
-    );
+    )?;
     Ok(())
 }
 
 fn node_command(dir: &Path, node: usize, cmd: Control) -> Result<()> {
     let state = TestnetState::load_running(dir)?;
     state.check_index(node)?;
-    println!("{}", send_control(&state, &cmd)?);
+    outln!("{}", send_control(&state, &cmd)?)?;
     Ok(())
 }
 
@@ -618,57 +673,185 @@ fn logs(dir: &Path, node: usize, follow: bool, lines: usize) -> Result<()> {
     Ok(())
 }
 
-fn short(id: &str) -> &str {
-    &id[..12.min(id.len())]
+/// The width results on stdout must fit: `COLUMNS`, else the terminal's, else none (a
+/// pipe or a file: whole lines for scripts).
+fn stdout_width() -> Option<usize> {
+    terminal_width(std::io::stdout().is_terminal())
 }
 
-fn live_line(view: &Value) -> String {
-    let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
-    nodes
-        .iter()
-        .map(|n| {
-            let i = n["index"].as_u64().unwrap_or(0);
-            if n["running"] == true && n["error"].is_null() {
-                let tip = n["tip"].as_str().unwrap_or("");
-                format!("n{i}:{}@{}", n["height"], &tip[..8.min(tip.len())])
-            } else {
-                format!("n{i}:down")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("  ")
-}
-
-fn print_table(view: &Value) {
-    println!(
-        "{:<5} {:<9} {:<24} {:<16} {:>7} {:<13} {:>5} {:>7}",
-        "node", "state", "rpc", "p2p", "height", "tip", "peers", "mempool"
-    );
-    for n in view["nodes"].as_array().into_iter().flatten() {
-        let state = if n["running"] != true {
-            "stopped"
-        } else if !n["error"].is_null() {
-            "no answer"
-        } else if n["miner"] == true {
-            "mining"
-        } else {
-            "running"
-        };
-        println!(
-            "{:<5} {:<9} {:<24} {:<16} {:>7} {:<13} {:>5} {:>7}",
-            n["index"].to_string(),
-            state,
-            n["rpc_url"].as_str().unwrap_or(""),
-            n["p2p_addr"].as_str().unwrap_or(""),
-            n["height"].to_string(),
-            short(n["tip"].as_str().unwrap_or("")),
-            n["peers"].to_string(),
-            n["mempool"].to_string()
-        );
+/// Columns of the terminal: `COLUMNS` when set, else what `stty size` says of the
+/// controlling terminal when `tty` (80 if it cannot say), else `None` (no limit). `stty`
+/// rather than an ioctl: no unsafe code and no extra dependency.
+fn terminal_width(tty: bool) -> Option<usize> {
+    let columns = std::env::var("COLUMNS").ok().and_then(|v| v.trim().parse::<usize>().ok());
+    if let Some(n) = columns.filter(|n| *n > 0) {
+        return Some(n);
     }
+    if !tty {
+        return None;
+    }
+    let asked = std::fs::File::open("/dev/tty").ok().and_then(|tty| {
+        Command::new("stty").arg("size").stdin(tty).stderr(Stdio::null()).output().ok()
+    });
+    let width = asked.and_then(|out| {
+        let text = String::from_utf8(out.stdout).ok()?;
+        text.split_whitespace().nth(1)?.parse::<usize>().ok().filter(|n| *n > 0)
+    });
+    Some(width.unwrap_or(80))
 }
 
-fn print_links(view: &Value) {
+/// `text` cut to at most `width` characters, ending in '…' when cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+fn short(id: &str, len: usize) -> &str {
+    &id[..len.min(id.len())]
+}
+
+/// The live line: every node's height and tip, `[testnet] n0:12@a793e92c  n1:...`, in at
+/// most `width - 1` characters (the last column of a terminal would wrap a redrawn line):
+/// shorter tips, then heights only, then cut with '…'.
+fn live_line(view: &Value, width: usize) -> String {
+    let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
+    let line = |tip_len: Option<usize>| {
+        let parts: Vec<String> = nodes
+            .iter()
+            .map(|n| {
+                let i = n["index"].as_u64().unwrap_or(0);
+                if n["running"] == true && n["error"].is_null() {
+                    match tip_len {
+                        Some(len) => {
+                            format!(
+                                "n{i}:{}@{}",
+                                n["height"],
+                                short(n["tip"].as_str().unwrap_or(""), len)
+                            )
+                        }
+                        None => format!("n{i}:{}", n["height"]),
+                    }
+                } else {
+                    format!("n{i}:down")
+                }
+            })
+            .collect();
+        format!("[testnet] {}", parts.join("  "))
+    };
+    let room = width.saturating_sub(1);
+    [Some(8), Some(4), None]
+        .into_iter()
+        .map(line)
+        .find(|l| l.chars().count() <= room)
+        .unwrap_or_else(|| fit(&line(None), room))
+}
+
+/// The nodes table, its columns as wide as their widest cell. When wider than `width`,
+/// tips are shortened, then the p2p, mempool and peers columns are left out in that
+/// order (a last line names them), and lines are cut as a last resort: never wrapped.
+fn render_table(view: &Value, width: Option<usize>) -> String {
+    const HEADER: [&str; 8] = ["node", "state", "rpc", "p2p", "height", "tip", "peers", "mempool"];
+    const RIGHT: [bool; 8] = [false, false, false, false, true, false, true, true];
+    let nodes: Vec<&Value> = view["nodes"].as_array().into_iter().flatten().collect();
+    let rows = |tip_len: usize| -> Vec<[String; 8]> {
+        nodes
+            .iter()
+            .map(|n| {
+                let state = if n["running"] != true {
+                    "stopped"
+                } else if !n["error"].is_null() {
+                    "no answer"
+                } else if n["miner"] == true {
+                    "mining"
+                } else {
+                    "running"
+                };
+                [
+                    n["index"].to_string(),
+                    state.to_owned(),
+                    n["rpc_url"].as_str().unwrap_or("").to_owned(),
+                    n["p2p_addr"].as_str().unwrap_or("").to_owned(),
+                    n["height"].to_string(),
+                    short(n["tip"].as_str().unwrap_or(""), tip_len).to_owned(),
+                    n["peers"].to_string(),
+                    n["mempool"].to_string(),
+                ]
+            })
+            .collect()
+    };
+    let render = |rows: &[[String; 8]], hidden: &[usize]| -> String {
+        let shown: Vec<usize> = (0..8).filter(|c| !hidden.contains(c)).collect();
+        let widths: Vec<usize> = (0..8)
+            .map(|c| {
+                rows.iter()
+                    .map(|r| r[c].chars().count())
+                    .chain([HEADER[c].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: [&str; 8]| {
+            let parts: Vec<String> = shown
+                .iter()
+                .map(|&c| {
+                    if RIGHT[c] {
+                        format!("{:>w$}", cells[c], w = widths[c])
+                    } else {
+                        format!("{:<w$}", cells[c], w = widths[c])
+                    }
+                })
+                .collect();
+            parts.join(" ").trim_end().to_owned()
+        };
+        let mut out = line(HEADER);
+        for r in rows {
+            out.push('\n');
+            out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]]));
+        }
+        out
+    };
+    let widest = |t: &str| t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let Some(width) = width else { return render(&rows(12), &[]) };
+    let layouts: [(usize, &[usize]); 5] =
+        [(12, &[]), (8, &[]), (8, &[3]), (8, &[3, 7]), (8, &[3, 7, 6])];
+    let note = |hidden: &[usize]| {
+        let names: Vec<&str> = hidden.iter().map(|&c| HEADER[c]).collect();
+        let names = names.join(", ");
+        let long = format!(
+            "({names} not shown: the terminal is {width} columns; `status --json` has every field)"
+        );
+        let short = format!("({names} not shown: too narrow)");
+        if long.chars().count() <= width {
+            long
+        } else {
+            fit(&short, width)
+        }
+    };
+    for (tip_len, hidden) in layouts {
+        let table = render(&rows(tip_len), hidden);
+        if widest(&table) <= width {
+            if hidden.is_empty() {
+                return table;
+            }
+            return format!("{table}\n{}", note(hidden));
+        }
+    }
+    let hidden = [3, 7, 6];
+    let table = render(&rows(8), &hidden);
+    let cut: Vec<String> = table.lines().map(|l| fit(l, width)).collect();
+    format!("{}\n{}", cut.join("\n"), note(&hidden))
+}
+
+fn print_table(view: &Value, width: Option<usize>) -> std::io::Result<()> {
+    outln!("{}", render_table(view, width))
+}
+
+/// The links, as many to a line as `width` allows.
+fn render_links(view: &Value, width: Option<usize>) -> String {
     let links: Vec<String> = view["links"]
         .as_array()
         .into_iter()
@@ -693,43 +876,87 @@ fn print_links(view: &Value) {
             s
         })
         .collect();
-    println!("\nLinks (dialer->listener, each through a proxy): {}", links.join("  "));
+    let title = "Links (dialer->listener, each through a proxy):";
+    let Some(width) = width else { return format!("{title} {}", links.join("  ")) };
+    let mut out = title.to_owned();
+    let mut line = String::from(" ");
+    for link in links {
+        if line.len() > 2 && line.chars().count() + 2 + link.chars().count() > width {
+            out.push('\n');
+            out.push_str(line.trim_end());
+            line = String::from(" ");
+        }
+        line.push(' ');
+        line.push_str(&link);
+    }
+    if line.len() > 1 {
+        out.push('\n');
+        out.push_str(line.trim_end());
+    }
+    out.lines().map(|l| fit(l, width)).collect::<Vec<_>>().join("\n")
 }
 
-fn print_summary(state: &TestnetState, view: &Value) {
-    println!();
-    print_table(view);
-    print_links(view);
+fn print_links(view: &Value, width: Option<usize>) -> std::io::Result<()> {
+    outln!("\n{}", render_links(view, width))
+}
+
+fn print_summary(state: &TestnetState, view: &Value, width: Option<usize>) -> std::io::Result<()> {
+    outln!()?;
+    print_table(view, width)?;
+    print_links(view, width)?;
     let rpc0 = &state.nodes[0].rpc_url;
-    let d = state.dir.display();
     let n = state.nodes.len();
-    println!("\nDashboard: {}", state.dashboard_url);
-    println!("\nIn another terminal:");
+    // From the directory holding the default .testnet, the commands need no --dir (and
+    // stay short enough for the terminal).
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let (cd, dir) = if state.dir == cwd.join(".testnet") {
+        (Some(cwd.display().to_string()), String::new())
+    } else {
+        (None, format!(" --dir {}", state.dir.display()))
+    };
+    outln!("\nDashboard: {}", state.dashboard_url)?;
+    outln!("\nIn another terminal:")?;
     if let Some(bin_dir) = wallet_dir_off_path() {
-        println!("  export PATH=\"{}:$PATH\"", bin_dir.display());
+        outln!("  export PATH=\"{}:$PATH\"", bin_dir.display())?;
     }
-    println!("\nSend coins (dev account 0 is prefunded with 1,000,000 coins):");
-    println!("  export EMBER_NODE={rpc0}");
-    println!("  ember-wallet import-dev-key --wallet dev.json");
-    println!("  ember-wallet create");
-    println!(
-        "  ember-wallet --wallet dev.json send --to $(ember-wallet address) --amount 12.5 --wait"
-    );
-    println!("  ember-wallet balance");
-    println!("\nWatch it and break it:");
-    println!("  ember-testnet --dir {d} status");
-    println!("  ember-testnet --dir {d} mine 0 5");
+    if let Some(cd) = &cd {
+        outln!("  cd {cd}")?;
+    }
+    let miners: Vec<String> =
+        state.nodes.iter().filter(|n| n.miner).map(|n| n.index.to_string()).collect();
+    outln!("\nSend coins (dev account 0 is prefunded with 1,000,000 coins):")?;
+    outln!("  export EMBER_NODE={rpc0}")?;
+    outln!("  ember-wallet import-dev-key --wallet dev.json")?;
+    outln!("  ember-wallet create")?;
+    outln!("  ember-wallet --wallet dev.json send --to $(ember-wallet address) \\")?;
+    outln!("      --amount 12.5 --wait")?;
+    outln!("  ember-wallet balance")?;
+    match miners.len() {
+        0 => outln!("No node mines (--miners \"\"): `ember-testnet mine I N` makes blocks.")?,
+        _ => {
+            let who = if miners.len() == 1 { "node" } else { "nodes" };
+            outln!(
+                "Mining rewards ({who} {}) go to dev account 0, so its balance grows past\n\
+                 1,000,000 with every block.",
+                miners.join(", ")
+            )?;
+        }
+    }
+    outln!("\nWatch it and break it:")?;
+    outln!("  ember-testnet{dir} status")?;
+    outln!("  ember-testnet{dir} mine 0 5")?;
     if n >= 2 {
         let half = n / 2;
         let group =
             |r: std::ops::Range<usize>| r.map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-        println!("  ember-testnet --dir {d} partition {}/{}", group(0..half), group(half..n));
-        println!("  ember-testnet --dir {d} heal");
-        println!("  ember-testnet --dir {d} kill 1 ; ember-testnet --dir {d} start 1");
-        println!("  ember-testnet --dir {d} logs 1");
+        outln!("  ember-testnet{dir} partition {}/{}", group(0..half), group(half..n))?;
+        outln!("  ember-testnet{dir} heal")?;
+        outln!("  ember-testnet{dir} kill 1")?;
+        outln!("  ember-testnet{dir} start 1")?;
+        outln!("  ember-testnet{dir} logs 1")?;
     }
-    println!("  ember-testnet --dir {d} down");
-    println!("\nData and logs: {d} (node<i>/node.log).");
+    outln!("  ember-testnet{dir} down")?;
+    outln!("\nData and logs: {} (node<i>/node.log).", state.dir.display())
 }
 
 /// The directory of the `ember-wallet` binary next to this one, when it is not on `PATH`.
@@ -774,13 +1001,86 @@ fn soak(
     );
     opts.nodes = nodes;
     let report = ember_testnet::soak::soak(&opts, &mut |line| eprintln!("[soak] {line}"))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if json {
+        format!("{}\n", serde_json::to_string_pretty(&report)?)
     } else {
-        print!("{}", ember_testnet::soak::render(&report));
-    }
+        ember_testnet::soak::render(&report)
+    };
+    let printed = write!(std::io::stdout().lock(), "{text}");
+    // The verdict is the exit code, whether or not anyone read the report.
     if !report.violations.is_empty() {
         std::process::exit(1);
     }
-    Ok(())
+    Ok(printed?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A view of `n` nodes with big heights and whole 64-digit tips, linked in a mesh.
+    fn view(n: usize) -> Value {
+        let nodes: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({
+                    "index": i, "running": true, "error": null, "miner": i == 0,
+                    "rpc_url": format!("http://127.0.0.1:{}", 40_000 + i),
+                    "p2p_addr": format!("127.0.0.1:{}", 50_000 + i),
+                    "height": 123_456, "tip": "ab".repeat(32), "peers": n - 1, "mempool": 12_345,
+                })
+            })
+            .collect();
+        let links: Vec<Value> = (0..n)
+            .flat_map(|a| (0..a).map(move |b| json!({"from": a, "to": b, "connected": true})))
+            .collect();
+        json!({ "nodes": nodes, "links": links })
+    }
+
+    fn widest(text: &str) -> usize {
+        text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn the_live_line_never_reaches_the_last_column() {
+        for n in [1, 4, 6, 12, 50] {
+            for width in [20, 40, 80, 120] {
+                let line = live_line(&view(n), width);
+                assert!(line.chars().count() < width, "{n} nodes, {width} columns: {line}");
+                assert!(line.starts_with("[testnet]") || width < 12, "{line}");
+            }
+        }
+        // Wide enough: every node with its height and tip.
+        let line = live_line(&view(4), 200);
+        assert_eq!(line.matches("@abababab").count(), 4, "{line}");
+        // 6 nodes at 80 columns (the README's mesh): heights of every node still shown.
+        let line = live_line(&view(6), 80);
+        assert!((0..6).all(|i| line.contains(&format!("n{i}:123456"))), "{line}");
+    }
+
+    #[test]
+    fn tables_and_links_fit_the_width_and_say_what_they_leave_out() {
+        for n in [1, 6, 20] {
+            for width in [40, 60, 80, 100] {
+                let table = render_table(&view(n), Some(width));
+                assert!(widest(&table) <= width, "{n} nodes, {width} columns:\n{table}");
+                assert_eq!(table.lines().filter(|l| l.starts_with(char::is_numeric)).count(), n);
+                let links = render_links(&view(n), Some(width));
+                assert!(widest(&links) <= width, "{width} columns:\n{links}");
+            }
+        }
+        let table = render_table(&view(6), Some(80));
+        assert!(table.contains("p2p not shown") || table.lines().next().unwrap().contains("p2p"));
+        // Without a width (a pipe), nothing is left out.
+        let table = render_table(&view(6), None);
+        assert!(table.lines().next().unwrap().contains("p2p") && table.contains(&"ab".repeat(6)));
+        assert!(!render_links(&view(6), None).contains('\n'));
+    }
+
+    #[test]
+    fn a_closed_pipe_is_recognised_through_the_context() {
+        let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("printing the table");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("no testnet is running")));
+    }
 }

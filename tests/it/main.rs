@@ -2,6 +2,8 @@
 //! are removed at the end. One test binary, one module per area.
 
 mod block_assembly;
+mod cli_errors;
+mod cli_help;
 mod hostile;
 mod node_crash;
 mod node_rpc;

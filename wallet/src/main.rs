@@ -8,7 +8,10 @@ mod cli;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => cli::output::usage_error(e, cli::output::json_requested(std::env::args_os())),
+    };
     let json = cli.global.json;
     match cli::run(cli) {
         Ok(outcome) => outcome.print(json),

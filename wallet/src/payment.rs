@@ -25,6 +25,19 @@ use crate::node_client::AccountInfo;
 /// replacement with a higher fee stays possible.
 pub const DEFAULT_FEE: Amount = Amount::from_units(1_000);
 
+/// An amount with its unit, in the singular for exactly one coin: "1 coin", "0.5 coins",
+/// "12.5 coins".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coins(pub Amount);
+
+impl std::fmt::Display for Coins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit =
+            if self.0.units() == ember_core::amount::UNITS_PER_COIN { "coin" } else { "coins" };
+        write!(f, "{} {unit}", self.0)
+    }
+}
+
 /// Why a payment was refused before signing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaymentError {
@@ -46,7 +59,7 @@ pub enum PaymentError {
         expected_hrp: &'static str,
     },
     /// The recipient is not an address at all (typo, truncated, not a usable key).
-    #[error("the recipient is not a valid address: {0}")]
+    #[error("the recipient (--to) is not a valid address: {0}")]
     BadRecipient(AddressError),
     /// An amount or fee is not decimal coins with at most 8 decimals.
     #[error("invalid {what}: {source}")]
@@ -64,8 +77,10 @@ pub enum PaymentError {
     CostOverflow,
     /// The fee is below what the node admits to its mempool.
     #[error(
-        "the fee of {fee} coins is below the node's minimum fee of {min_fee} coins; \
-         pay a fee of at least {min_fee}"
+        "the fee of {} is below the node's minimum fee of {}; pay a fee of at least \
+         {min_fee} (--fee {min_fee})",
+        Coins(*fee),
+        Coins(*min_fee)
     )]
     FeeTooLow {
         /// The fee asked for.
@@ -75,8 +90,10 @@ pub enum PaymentError {
     },
     /// The sender cannot pay `amount + fee`.
     #[error(
-        "insufficient funds: this payment needs {needed} coins ({amount} + {fee} fee), but the \
-         available balance is {available} coins{}",
+        "insufficient funds: this payment needs {} ({amount} + {fee} fee), but the \
+         available balance is {}{}",
+        Coins(*needed),
+        Coins(*available),
         pending_note(*balance, *pending_spend)
     )]
     InsufficientFunds {
@@ -262,6 +279,14 @@ mod tests {
             parse_recipient(&typo, Network::Devnet),
             Err(PaymentError::BadRecipient(_))
         ));
+    }
+
+    #[test]
+    fn one_coin_is_singular() {
+        assert_eq!(Coins(Amount::from_units(100_000_000)).to_string(), "1 coin");
+        assert_eq!(Coins(Amount::from_units(150_000_000)).to_string(), "1.5 coins");
+        assert_eq!(Coins(Amount::ZERO).to_string(), "0 coins");
+        assert_eq!(Coins(Amount::from_units(1)).to_string(), "0.00000001 coins");
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl RpcClient {
             Err(ureq::Error::Transport(t)) => {
                 return Err(RpcClientError::Unreachable {
                     url: self.url.clone(),
-                    reason: t.to_string(),
+                    reason: transport_reason(&t),
                 })
             }
         }
@@ -142,6 +142,37 @@ impl RpcClient {
 
     fn bad(&self, reason: String) -> RpcClientError {
         RpcClientError::BadResponse { url: self.url.clone(), reason }
+    }
+}
+
+/// Why a request got no answer, in words: ureq's own text ("Connection Failed: Connect
+/// error: ...", "Network Error: ...") is capitalised library jargon that repeats the URL.
+fn transport_reason(t: &ureq::Transport) -> String {
+    use ureq::ErrorKind as K;
+    let what = match t.kind() {
+        K::Dns => "the host name does not resolve",
+        K::ConnectionFailed => "the connection failed",
+        K::Io => "the connection broke before the answer arrived",
+        K::InvalidUrl | K::UnknownScheme => "the URL is not usable",
+        K::TooManyRedirects => "too many redirects",
+        K::BadStatus | K::BadHeader => "the answer is not HTTP",
+        _ => "the request failed",
+    };
+    // The innermost cause is the operating system's own words ("connection refused");
+    // the layers above it repeat ureq's capitalised wrappers.
+    let mut root = std::error::Error::source(t);
+    while let Some(next) = root.and_then(std::error::Error::source) {
+        root = Some(next);
+    }
+    let cause = root.map(|s| s.to_string()).or_else(|| t.message().map(str::to_owned));
+    match cause {
+        Some(cause) => {
+            let mut chars = cause.chars();
+            let first =
+                chars.next().map(|c| c.to_lowercase().collect::<String>()).unwrap_or_default();
+            format!("{what}: {first}{}", chars.as_str())
+        }
+        None => what.to_owned(),
     }
 }
 

@@ -96,9 +96,12 @@ pub fn write_cookie(data_dir: &Path) -> std::io::Result<String> {
 /// Binds the RPC listener and serves until the node shuts down. Returns the bound address
 /// (useful with port 0) once listening.
 pub async fn serve(node: Arc<Node>, addr: SocketAddr, token: String) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen for RPC on {addr}: {e}; choose another address with --rpc-addr \
+                 (port 0 takes a free one)"
+        )
+    })?;
     let local = listener.local_addr()?;
     let state = AppState { node: node.clone(), token: Arc::new(token) };
     let app = Router::new()

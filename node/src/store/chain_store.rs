@@ -93,17 +93,14 @@ impl ChainStore {
                 if found != SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch { found, expected: SCHEMA_VERSION });
                 }
-                let genesis = store.kv.get(Column::Meta, META_GENESIS)?;
-                let network = store.kv.get(Column::Meta, META_NETWORK)?.unwrap_or_default();
-                let genesis: BlockId = match genesis {
-                    Some(g) => decode(&g, 32).map_err(|e| corrupt("genesis id", e))?,
-                    None => return Err(corrupt("meta", "genesis id missing")),
-                };
+                let (network, genesis) = ChainStore::stored_genesis(store.kv.as_ref())?
+                    .ok_or_else(|| corrupt("meta", "genesis id missing"))?;
                 if genesis != params.genesis_id() {
+                    // No advice here: the binary knows which flags open the data dir
+                    // (`config::other_genesis_hint`).
                     return Err(StoreError::Foreign(format!(
-                        "the data dir belongs to network {:?} with genesis {genesis}, but this node \
-                         runs {} with genesis {}; use another --data-dir",
-                        String::from_utf8_lossy(&network),
+                        "the data dir holds the chain of network {network:?} with genesis \
+                         {genesis}, but this node runs {} with genesis {}",
                         params.network,
                         params.genesis_id()
                     )));
@@ -111,6 +108,15 @@ impl ChainStore {
             }
         }
         Ok(store)
+    }
+
+    /// The network name and genesis id a store was created for, read without opening it
+    /// as a chain (`None` when it holds no genesis id: fresh, or not an Ember store).
+    pub fn stored_genesis(kv: &dyn KvStore) -> Result<Option<(String, BlockId)>, StoreError> {
+        let Some(genesis) = kv.get(Column::Meta, META_GENESIS)? else { return Ok(None) };
+        let genesis: BlockId = decode(&genesis, 32).map_err(|e| corrupt("genesis id", e))?;
+        let network = kv.get(Column::Meta, META_NETWORK)?.unwrap_or_default();
+        Ok(Some((String::from_utf8_lossy(&network).into_owned(), genesis)))
     }
 
     /// Whether the store has been initialised with a genesis block.

@@ -84,6 +84,9 @@ pub enum StoreError {
              use a fresh --data-dir or a matching ember-node version"
     )]
     SchemaMismatch { found: u32, expected: u32 },
+    /// Another process holds the database's lock: another node runs on this data dir.
+    #[error("another ember-node is using this data dir ({})", .0.display())]
+    InUse(std::path::PathBuf),
 }
 
 /// One write in a batch: `None` deletes.

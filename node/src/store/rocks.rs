@@ -26,6 +26,17 @@ fn db_err(e: rocksdb::Error) -> StoreError {
     StoreError::Db(e.into_string())
 }
 
+/// An error opening the database at `path`: RocksDB's lock failure ("IO error: While lock
+/// file: .../LOCK: Resource temporarily unavailable") means another process has it open,
+/// which a user should hear in those words.
+fn open_err(e: rocksdb::Error, path: &Path) -> StoreError {
+    let text = e.as_ref();
+    if e.kind() == rocksdb::ErrorKind::IOError && text.contains("lock file") {
+        return StoreError::InUse(path.to_path_buf());
+    }
+    db_err(e)
+}
+
 fn cf_options(col: Column, cache: &Cache) -> Options {
     let mut opts = Options::default();
     let mut table = BlockBasedOptions::default();
@@ -58,16 +69,19 @@ impl RocksKv {
         // Keep RocksDB's own info log small: the node logs through tracing.
         opts.set_keep_log_file_num(2);
         let cfs = Column::ALL.map(|c| ColumnFamilyDescriptor::new(c.name(), cf_options(c, &cache)));
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(db_err)?;
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_err(e, path))?;
         Ok(RocksKv { db })
     }
 
-    /// Opens read-only (for `ember-node check`, which must not change anything).
+    /// Opens an existing database read-only (for `ember-node check`, which must not change
+    /// anything). The rocksdb crate creates `path` when it is missing, even read-only: the
+    /// caller checks first that a database is there.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         let cache = Cache::new_lru_cache(64 * 1024 * 1024);
         let opts = Options::default();
         let cfs = Column::ALL.map(|c| ColumnFamilyDescriptor::new(c.name(), cf_options(c, &cache)));
-        let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false).map_err(db_err)?;
+        let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false)
+            .map_err(|e| open_err(e, path))?;
         Ok(RocksKv { db })
     }
 

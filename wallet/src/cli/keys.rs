@@ -66,7 +66,13 @@ pub fn create(s: &Session, label: &str) -> Result<Outcome, CliError> {
         "mnemonic": mnemonic.phrase().as_str(),
         "warning": WARNING.replace('\n', " "),
     });
-    Ok(Outcome::new(text, json))
+    let mut outcome = Outcome::new(text, json);
+    outcome.if_cut_off = Some(format!(
+        "the wallet {} was created, but its recovery phrase was not shown in full; delete \
+         that file and run `ember-wallet create` again where you can read the whole output",
+        path.display()
+    ));
+    Ok(outcome)
 }
 
 /// `restore`: a wallet from a recovery phrase typed (without echo) or piped in.
@@ -188,10 +194,21 @@ pub fn import_dev_key(s: &Session, index: u32) -> Result<Outcome, CliError> {
     let address = account_address(&keystore, Network::Devnet, index)?;
     let label = keystore.account(index).map(|a| a.label().to_owned()).unwrap_or(label);
     let verb = if added { "Imported" } else { "Already had" };
-    let text = format!(
+    // The devnet genesis (built in, and the one `ember-testnet up` writes) prefunds only
+    // the first few dev accounts: a higher index is a valid key with no coins.
+    let funded = ember_core::ChainParams::devnet().allocations().len() as u32;
+    let mut text = format!(
         "{verb} dev account {index} ({label}) in {}: {address}\nnote: {WARNING}",
         path.display()
     );
+    if index >= funded {
+        text.push_str(&format!(
+            "\nnote: only dev accounts 0-{} are funded by the devnet genesis; account {index} \
+             starts with 0 coins (use --index 0 to {} for a funded one)",
+            funded - 1,
+            funded - 1
+        ));
+    }
     let json = json!({
         "wallet": path.display().to_string(),
         "network": Network::Devnet.name(),
@@ -199,6 +216,7 @@ pub fn import_dev_key(s: &Session, index: u32) -> Result<Outcome, CliError> {
         "label": label,
         "address": address,
         "added": added,
+        "funded": index < funded,
         "warning": WARNING,
     });
     Ok(Outcome::new(text, json))

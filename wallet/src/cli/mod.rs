@@ -62,7 +62,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub wallet: Option<PathBuf>,
 
-    /// The node's JSON-RPC URL.
+    /// The node's JSON-RPC URL, http://HOST:PORT (HOST:PORT alone means http://HOST:PORT).
     #[arg(long, global = true, value_name = "URL", env = "EMBER_NODE", default_value = DEFAULT_NODE_URL)]
     pub node: String,
 
@@ -166,9 +166,12 @@ Examples:
 payments still waiting in the node's mempool will spend; 'available' is what a new
 payment can use.
 
+The chain height shown is the node's height now, up to which 'confirmed' counts; `tx
+TXID` says which block a payment is in.
+
 Examples:
   ember-wallet balance
-  ember-wallet balance --account 1 --node http://127.0.0.1:9545")]
+  ember-wallet balance --account 1 --node http://127.0.0.1:8546   # node 1 of ember-testnet up")]
     Balance {
         #[command(flatten)]
         account: AccountArg,
@@ -219,12 +222,14 @@ Examples:
     /// Sign a payment without submitting it; prints the signed transaction as hex.
     #[command(after_help = "\
 With --nonce the command works offline: it contacts no node, uses the built-in genesis
-of the wallet's network as the chain id (or --chain), the default fee unless --fee, and
-cannot check the balance. Without --nonce it asks the node for the nonce, chain id and
+of the wallet's network as the chain id (or --chain: a network started by `ember-testnet
+up` has its own genesis, its nodes' node_info.genesis), the default fee unless --fee,
+and cannot check the balance. Without --nonce it asks the node for the nonce, chain id and
 minimum fee, and checks the balance, like send. Submit the hex later with broadcast.
 
 Examples:
   ember-wallet sign --to edev1... --amount 5 --nonce 0 > payment.hex
+  ember-wallet sign --to edev1... --amount 5 --nonce 0 --chain 3f1c...e9a0
   ember-wallet sign --to edev1... --amount 5            # nonce and checks from the node
   ember-wallet broadcast $(cat payment.hex) --wait")]
     Sign {
@@ -257,8 +262,9 @@ Examples:
     /// Devnet only: put a prefunded dev account (public dev mnemonic) in a wallet.
     #[command(after_help = "\
 The built-in devnet prefunds accounts 0-9 of the public dev mnemonic ('test test ...
-junk'). Their keys are public: anyone can spend them, so they are for local devnets
-only. The wallet file holds the dev mnemonic's seed, encrypted like any wallet; it is
+junk'); a higher --index is a valid key with no coins. Mined blocks pay dev account 0
+unless the miner was given another address, so its balance grows past 1,000,000. Their
+keys are public: anyone can spend them, so they are for local devnets only. The wallet file holds the dev mnemonic's seed, encrypted like any wallet; it is
 created if missing, and a wallet of another seed is refused (use --wallet to pick a
 separate file).
 
@@ -266,7 +272,7 @@ Examples:
   ember-wallet import-dev-key --wallet dev.json
   ember-wallet import-dev-key --wallet dev.json --index 3")]
     ImportDevKey {
-        /// Which dev account (0-9 are prefunded on the built-in devnet).
+        /// Which dev account (only 0-9 are prefunded by the devnet genesis).
         #[arg(long, default_value_t = 0)]
         index: u32,
     },

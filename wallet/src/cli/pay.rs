@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ember_core::{Address, Amount, BlockId, ChainParams, Network, Transaction, Txid};
 use ember_wallet::node_client::{NodeError, NodeInfo, TxStatus};
-use ember_wallet::payment::{self, default_fee, parse_amount, parse_recipient, Payment};
+use ember_wallet::payment::{self, default_fee, parse_amount, parse_recipient, Coins, Payment};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
@@ -35,27 +35,29 @@ pub fn balance(s: &Session, account: Option<u32>) -> Result<Outcome, CliError> {
     let wallet = s.open_wallet()?;
     let account = wallet.account(account)?;
     let address = wallet.address(account.index())?;
-    let state = s.node().account(&address, network.hrp())?;
+    let state = s.node()?.account(&address, network.hrp())?;
 
     let address_text = address.to_bech32(network.hrp());
+    // The height is the node's chain height now (what the confirmed balance counts up
+    // to), not the block of any one payment: `tx TXID` says where a payment is.
     let mut text = format!(
-        "Account {} ({}) {address_text}\n  confirmed  {} coins (at height {})\n",
+        "Account {} ({}) {address_text}\n  confirmed  {} (chain height {})\n",
         account.index(),
         account.label(),
-        state.balance,
+        Coins(state.balance),
         info.height
     );
     if state.pending_count > 0 {
         text.push_str(&format!(
-            "  pending    -{} coins ({} payment{} waiting for a block)\n",
-            state.pending_spend,
+            "  pending    -{} ({} payment{} waiting for a block)\n",
+            Coins(state.pending_spend),
             state.pending_count,
             if state.pending_count == 1 { "" } else { "s" }
         ));
     } else {
         text.push_str("  pending    0 coins (no payments waiting)\n");
     }
-    text.push_str(&format!("  available  {} coins", state.available));
+    text.push_str(&format!("  available  {}", Coins(state.available)));
     let json = json!({
         "network": network.name(),
         "account": account.index(),
@@ -98,14 +100,14 @@ fn sign_with_node(s: &Session, args: &PaymentArgs) -> Result<Signed, CliError> {
     let network = s.wallet_network()?;
     let (to, amount, fee) = parse_payment(args, network)?;
     let info = s.node_info(Some(network))?;
-    let min_fee = s.node().min_fee()?;
+    let min_fee = s.node()?.min_fee()?;
     let payment = Payment::new(to, amount, fee.unwrap_or_else(|| default_fee(min_fee)))?;
     payment.check_fee(min_fee)?;
 
     let wallet = s.open_wallet()?;
     let account = wallet.account(args.account)?;
     let from = wallet.address(account.index())?;
-    let state = s.node().account(&from, network.hrp())?;
+    let state = s.node()?.account(&from, network.hrp())?;
     payment.check_funds(&state)?;
     let body = payment.body(info.genesis, from, state.next_nonce);
     let tx = payment::sign(body, &wallet.key(account.index())?);
@@ -123,11 +125,11 @@ pub fn send(s: &Session, args: &PaymentArgs, wait: &WaitArgs) -> Result<Outcome,
 /// Submits, turning a refusal for lack of funds into the same message as the
 /// wallet's own check (the balance can change between the check and the submission).
 fn submit(s: &Session, tx: &Transaction, network: Network) -> Result<Txid, CliError> {
-    match s.node().submit(tx) {
+    match s.node()?.submit(tx) {
         Ok(txid) => Ok(txid),
         Err(NodeError::Refused { reason, message }) if reason == "insufficient_balance" => {
             let body = tx.body();
-            let state = s.node().account(&body.from, network.hrp())?;
+            let state = s.node()?.account(&body.from, network.hrp())?;
             payment::check_funds(body.amount, body.fee, &state)?;
             Err(NodeError::Refused { reason, message }.into())
         }
@@ -138,18 +140,23 @@ fn submit(s: &Session, tx: &Transaction, network: Network) -> Result<Txid, CliEr
 /// Polls the node until the transaction is in a block, showing a spinner on a terminal.
 /// Returns `(height, confirmations)`.
 fn wait_for_block(s: &Session, txid: &Txid, timeout_secs: u64) -> Result<(u64, u64), CliError> {
+    let node = s.node()?;
     let spinner = if s.json() { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
+    // `wide_msg` cuts the message to the terminal's width: a redrawn line that wraps
+    // cannot be redrawn, and would scroll a new line every tick.
     spinner.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+        ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
             .expect("the spinner template is valid"),
     );
     spinner.enable_steady_tick(Duration::from_millis(100));
-    spinner.set_message(format!("waiting for {txid} to be included in a block"));
+    let id = txid.to_string();
+    let short = format!("{}…{}", &id[..8], &id[id.len() - 4..]);
+    spinner.set_message(format!("waiting for {short} to be included in a block"));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(timeout_secs);
     let mut unknown_since: Option<Instant> = None;
     let outcome = loop {
-        match s.node().transaction(txid) {
+        match node.transaction(txid) {
             Ok((TxStatus::Confirmed { height, confirmations }, _)) => {
                 break Ok((height, confirmations));
             }
@@ -162,7 +169,7 @@ fn wait_for_block(s: &Session, txid: &Txid, timeout_secs: u64) -> Result<(u64, u
             }
             // The node may be restarting; keep asking until the deadline.
             Err(NodeError::Unreachable { url, .. }) => {
-                spinner.set_message(format!("waiting for {txid}: no answer from {url}, retrying"));
+                spinner.set_message(format!("waiting for {short}: no answer from {url}, retrying"));
             }
             Err(e) => break Err(e.into()),
         }
@@ -192,8 +199,10 @@ fn payment_outcome(
         None => "submitted; pending until a block includes it".to_owned(),
     };
     let text = format!(
-        "Sent {} coins to {to} (fee {}, nonce {})\n  from  {from}\n  txid  {txid}\n  {status}",
-        body.amount, body.fee, body.nonce
+        "Sent {} to {to} (fee {}, nonce {})\n  from  {from}\n  txid  {txid}\n  {status}",
+        Coins(body.amount),
+        body.fee,
+        body.nonce
     );
     let json = json!({
         "txid": txid.to_string(),
@@ -223,7 +232,7 @@ pub fn history(
     let account = wallet.account(account)?;
     let address = wallet.address(account.index())?;
     let address_text = address.to_bech32(network.hrp());
-    let mut answer = s.node().history(&address, network.hrp(), page - 1, limit)?;
+    let mut answer = s.node()?.history(&address, network.hrp(), page - 1, limit)?;
 
     let mut text = format!("Account {} ({}) {address_text}\n", account.index(), account.label());
     let pending = answer["pending"].as_array().cloned().unwrap_or_default();
@@ -263,12 +272,21 @@ fn history_line(item: &Value, me: &str, height: Option<u64>) -> String {
         None => ("received", format!("from {from}")),
     };
     let place = height.map_or_else(|| "pending".to_owned(), |h| format!("block {h}"));
+    let amount = field("amount");
     format!(
-        "  {place:<12} {direction:<8} {:>20} coins  fee {:<12} {other}\n    txid {}\n",
-        field("amount"),
+        "  {place:<12} {direction:<8} {amount:>20} {:<5}  fee {:<12} {other}\n    txid {}\n",
+        coin_unit(&amount),
         field("fee"),
         field("txid")
     )
+}
+
+/// "coin" after an amount of exactly one coin as the node writes it ("1"), else "coins".
+fn coin_unit(amount: &str) -> &'static str {
+    match amount.parse::<Amount>() {
+        Ok(a) if a.units() == ember_core::amount::UNITS_PER_COIN => "coin",
+        _ => "coins",
+    }
 }
 
 /// `tx`: where a transaction is.
@@ -276,7 +294,7 @@ pub fn tx(s: &Session, txid: &str) -> Result<Outcome, CliError> {
     let txid: Txid = txid.trim().parse().map_err(|e| {
         CliError::Invalid(format!("{txid:?} is not a transaction id (64 hex digits): {e}"))
     })?;
-    let (status, answer) = s.node().transaction(&txid)?;
+    let (status, answer) = s.node()?.transaction(&txid)?;
     let status_text = match status {
         TxStatus::Pending => "pending: in the node's mempool, waiting for a block".to_owned(),
         TxStatus::Confirmed { height, confirmations } => format!(
@@ -285,13 +303,14 @@ pub fn tx(s: &Session, txid: &str) -> Result<Outcome, CliError> {
         ),
     };
     let field = |name: &str| answer[name].as_str().unwrap_or("?").to_owned();
+    let (amount, fee) = (field("amount"), field("fee"));
     let text = format!(
         "Transaction {txid}\n  status  {status_text}\n  from    {}\n  to      {}\n  \
-         amount  {} coins\n  fee     {} coins\n  nonce   {}",
+         amount  {amount} {}\n  fee     {fee} {}\n  nonce   {}",
         field("from"),
         field("to"),
-        field("amount"),
-        field("fee"),
+        coin_unit(&amount),
+        coin_unit(&fee),
         answer["nonce"]
     );
     Ok(Outcome::new(text, answer))
@@ -304,6 +323,9 @@ pub fn sign(
     nonce: Option<u64>,
     chain: Option<&str>,
 ) -> Result<Outcome, CliError> {
+    // Offline with the built-in genesis: said in the note, since a network with its own
+    // genesis (`ember-testnet up`) refuses such a payment.
+    let mut builtin_chain = false;
     let (tx, network, account) = match nonce {
         None => {
             let signed = sign_with_node(s, args)?;
@@ -316,7 +338,10 @@ pub fn sign(
                 Some(text) => text.trim().parse::<BlockId>().map_err(|e| {
                     CliError::Invalid(format!("--chain {text:?} is not a genesis block id: {e}"))
                 })?,
-                None => builtin_params(network).genesis_id(),
+                None => {
+                    builtin_chain = true;
+                    builtin_params(network).genesis_id()
+                }
             };
             let payment = Payment::new(to, amount, fee.unwrap_or(payment::DEFAULT_FEE))?;
             let wallet = s.open_wallet()?;
@@ -331,14 +356,22 @@ pub fn sign(
     let hex = hex::encode(tx.encode());
     if !s.json() {
         note(&format!(
-            "signed, not submitted: {} coins to {} (fee {}, nonce {}), txid {}; submit it \
-             with `ember-wallet broadcast`",
-            body.amount,
+            "signed, not submitted: {} to {} (fee {}, nonce {}), txid {}; submit it with \
+             `ember-wallet broadcast`",
+            Coins(body.amount),
             body.to.to_bech32(network.hrp()),
             body.fee,
             body.nonce,
             tx.txid()
         ));
+        if builtin_chain {
+            note(&format!(
+                "signed for the built-in {network} chain {}; for a network with its own \
+                 genesis (e.g. one started by `ember-testnet up`) sign with --chain GENESIS_ID \
+                 (its node_info.genesis), or without --nonce to ask the node",
+                body.chain
+            ));
+        }
     }
     let json = json!({
         "hex": hex,
@@ -365,10 +398,7 @@ fn builtin_params(network: Network) -> ChainParams {
 /// `broadcast`: checks a signed transaction, submits it, optionally waits.
 pub fn broadcast(s: &Session, hex_arg: &str, wait: &WaitArgs) -> Result<Outcome, CliError> {
     let text = if hex_arg == "-" { read_stdin()? } else { hex_arg.to_owned().into() };
-    let bytes = hex::decode(text.trim())
-        .map_err(|e| CliError::Invalid(format!("the transaction is not hex: {e}")))?;
-    let tx = Transaction::decode(&bytes)
-        .map_err(|e| CliError::Invalid(format!("not a signed Ember transaction: {e}")))?;
+    let tx = decode_signed(text.trim())?;
     tx.verify_signature().map_err(|e| {
         CliError::Invalid(format!(
             "the transaction's signature is not valid ({e}); nothing was sent"
@@ -377,11 +407,11 @@ pub fn broadcast(s: &Session, hex_arg: &str, wait: &WaitArgs) -> Result<Outcome,
     let info = s.node_info(None)?;
     check_chain(s, &tx, &info)?;
     let body = tx.body();
-    let min_fee = s.node().min_fee()?;
+    let min_fee = s.node()?.min_fee()?;
     if body.fee < min_fee {
         return Err(payment::PaymentError::FeeTooLow { fee: body.fee, min_fee }.into());
     }
-    let state = s.node().account(&body.from, info.network.hrp())?;
+    let state = s.node()?.account(&body.from, info.network.hrp())?;
     payment::check_funds(body.amount, body.fee, &state)?;
 
     let txid = submit(s, &tx, info.network)?;
@@ -389,14 +419,53 @@ pub fn broadcast(s: &Session, hex_arg: &str, wait: &WaitArgs) -> Result<Outcome,
     Ok(payment_outcome(&tx, info.network, None, &txid, confirmed))
 }
 
+/// A signed transaction from the hex `sign` printed, or an error that says what is wrong
+/// with the text in words (never the decoder's own debug text).
+fn decode_signed(text: &str) -> Result<Transaction, CliError> {
+    use ember_core::tx::TX_ENCODED_LEN;
+    let from_sign = "use the hex `ember-wallet sign` printed, whole";
+    if text.is_empty() {
+        return Err(CliError::Invalid(format!("no transaction given; {from_sign}")));
+    }
+    let bytes = hex::decode(text).map_err(|e| {
+        let what = match e {
+            hex::FromHexError::InvalidHexCharacter { c, index } => {
+                format!("{c:?} at position {} is not a hex digit (0-9, a-f)", index + 1)
+            }
+            hex::FromHexError::OddLength => {
+                format!("it has an odd number of hex digits ({}): one is missing", text.len())
+            }
+            other => other.to_string(),
+        };
+        CliError::Invalid(format!("the transaction is not hex: {what}; {from_sign}"))
+    })?;
+    if bytes.len() != TX_ENCODED_LEN {
+        return Err(CliError::Invalid(format!(
+            "not a signed Ember transaction: it is {} bytes ({} hex digits), but a signed \
+             transaction is {TX_ENCODED_LEN} bytes ({} hex digits); {from_sign}",
+            bytes.len(),
+            text.len(),
+            2 * TX_ENCODED_LEN
+        )));
+    }
+    Transaction::decode(&bytes).map_err(|_| {
+        CliError::Invalid(format!(
+            "not a signed Ember transaction: its {TX_ENCODED_LEN} bytes do not decode as one; \
+             {from_sign}"
+        ))
+    })
+}
+
 fn check_chain(s: &Session, tx: &Transaction, info: &NodeInfo) -> Result<(), CliError> {
     if tx.body().chain != info.genesis {
         return Err(CliError::WrongNetwork(format!(
             "the transaction was signed for chain {}, but the node at {} runs {} with chain {}; \
-             nothing was sent",
+             nothing was sent. Sign it again for this node: `ember-wallet sign --nonce N \
+             --chain {} ...`, or `ember-wallet sign` without --nonce (it asks the node)",
             tx.body().chain,
-            s.node().url(),
+            s.node()?.url(),
             info.network,
+            info.genesis,
             info.genesis
         )));
     }

@@ -53,7 +53,9 @@ pub enum Ask {
 /// The resolved global options.
 pub struct Session {
     wallet_path: Option<PathBuf>,
-    node: NodeClient,
+    /// The node, or why `--node` is not a usable URL (an error only for commands that
+    /// talk to the node: `address` works whatever EMBER_NODE holds).
+    node: Result<NodeClient, String>,
     network: Option<Network>,
     json: bool,
     passphrase_file: Option<PathBuf>,
@@ -66,7 +68,7 @@ impl Session {
             global.wallet.or_else(|| dirs::data_dir().map(|d| d.join("ember").join("wallet.json")));
         Ok(Session {
             wallet_path,
-            node: NodeClient::new(&global.node),
+            node: node_url(&global.node).map(|url| NodeClient::new(&url)),
             network: global.network.map(Network::from),
             json: global.json,
             passphrase_file: global.passphrase_file,
@@ -83,9 +85,9 @@ impl Session {
         self.network
     }
 
-    /// The node.
-    pub fn node(&self) -> &NodeClient {
-        &self.node
+    /// The node; an error when `--node` (or EMBER_NODE) is not a usable URL.
+    pub fn node(&self) -> Result<&NodeClient, CliError> {
+        self.node.as_ref().map_err(|e| CliError::Invalid(e.clone()))
     }
 
     /// The wallet file.
@@ -122,7 +124,7 @@ impl Session {
         if let Some(network) = self.network {
             return Ok(network);
         }
-        match self.node.info() {
+        match self.node()?.info() {
             Ok(info) => Ok(info.network),
             Err(NodeError::Unreachable { url, .. }) => {
                 note(&format!(
@@ -137,14 +139,15 @@ impl Session {
 
     /// `node_info`, refused unless the node runs `network` (when one is required).
     pub fn node_info(&self, network: Option<Network>) -> Result<NodeInfo, CliError> {
-        let info = self.node.info()?;
+        let node = self.node()?;
+        let info = node.info()?;
         let expected = network.or(self.network);
         if let Some(expected) = expected {
             if info.network != expected {
                 return Err(CliError::WrongNetwork(format!(
                     "the node at {} runs {}, but this wallet is for {expected}; \
                      choose a {expected} node with --node URL",
-                    self.node.url(),
+                    node.url(),
                     info.network
                 )));
             }
@@ -267,6 +270,60 @@ impl Session {
     }
 }
 
+/// The node's URL from `--node`: `HOST:PORT` alone means `http://HOST:PORT` (what a node
+/// prints as its RPC address); any scheme but http and https, or a malformed host or port,
+/// is refused with the form that works.
+pub fn node_url(text: &str) -> Result<String, String> {
+    const FORM: &str =
+        "give the node's JSON-RPC URL as http://HOST:PORT, e.g. http://127.0.0.1:8545";
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("--node is empty; {FORM}"));
+    }
+    let url = match text.split_once("://") {
+        Some((scheme, _))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            text.to_owned()
+        }
+        Some((scheme, _)) => {
+            return Err(format!("--node {text:?}: the scheme {scheme:?} is not supported; {FORM}"))
+        }
+        None if text.to_ascii_lowercase().starts_with("http:")
+            || text.to_ascii_lowercase().starts_with("https:") =>
+        {
+            return Err(format!(
+                "--node {text:?} is not a URL (\"//\" missing after the scheme); {FORM}"
+            ))
+        }
+        None => format!("http://{text}"),
+    };
+    let rest = &url[url.find("://").expect("the URL has a scheme") + 3..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let port = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((_, after)) => after.strip_prefix(':'),
+            None => return Err(format!("--node {text:?}: the IPv6 address lacks its ']'; {FORM}")),
+        }
+    } else {
+        authority.rsplit_once(':').map(|(_, port)| port)
+    };
+    let host = authority
+        .strip_suffix(port.map(|p| format!(":{p}")).as_deref().unwrap_or(""))
+        .unwrap_or(authority);
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '@') {
+        return Err(format!("--node {text:?} has no usable host; {FORM}"));
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!(
+                "--node {text:?}: the port {port:?} is not a number from 1 to 65535; {FORM}"
+            ));
+        }
+    }
+    Ok(url)
+}
+
 fn parse_network(name: &str, path: &Path) -> Result<Network, CliError> {
     name.parse().map_err(|_| {
         CliError::WrongNetwork(format!(
@@ -360,6 +417,25 @@ impl Wallet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_urls_without_a_scheme_get_http_and_bad_ones_say_the_form() {
+        assert_eq!(node_url("127.0.0.1:8545").unwrap(), "http://127.0.0.1:8545");
+        assert_eq!(node_url("localhost:8546").unwrap(), "http://localhost:8546");
+        assert_eq!(node_url(" http://127.0.0.1:8545 ").unwrap(), "http://127.0.0.1:8545");
+        assert_eq!(node_url("https://node.example/rpc").unwrap(), "https://node.example/rpc");
+        assert_eq!(node_url("[::1]:8545").unwrap(), "http://[::1]:8545");
+        for (bad, why) in [
+            ("ftp://127.0.0.1:8545", "scheme \"ftp\" is not supported"),
+            ("http:/127.0.0.1:8545", "is not a URL"),
+            ("127.0.0.1:85450", "is not a number from 1 to 65535"),
+            ("http://:8545", "no usable host"),
+            ("", "is empty"),
+        ] {
+            let err = node_url(bad).unwrap_err();
+            assert!(err.contains(why) && err.contains("http://127.0.0.1:8545"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn passphrase_file_gives_its_first_line() {
