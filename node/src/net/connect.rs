@@ -7,10 +7,10 @@
 //!   IP). When the slots are full, a new connection takes the slot of the oldest one, which
 //!   is closed: a flood of silent connections cannot keep an honest peer from its
 //!   handshake, which takes a round trip, not the handshake timeout.
-//! - after the handshake, at most `--max-inbound` inbound peers; when full, the newest
-//!   peer of the IP with the most inbound peers is evicted for the newcomer (unless the
-//!   newcomer's IP already has the most; a simplified form of Bitcoin Core's inbound
-//!   eviction, which protects peers by network group).
+//! - after the handshake, at most `--max-inbound` inbound peers; when full, one is evicted
+//!   for the newcomer by [`eviction_candidate`] (Bitcoin Core's inbound eviction,
+//!   simplified: peers with a low ping, that gave us blocks, or connected longest are
+//!   protected; the newest of the largest network group goes).
 //! - accept errors (e.g. out of file descriptors) back off from 10 ms to 1 s and are
 //!   logged at most once per [`ACCEPT_LOG_EVERY`], with a count of those not logged.
 
