@@ -1,6 +1,12 @@
 //! Node configuration: command-line flags, `EMBER_*` environment variables and an optional
 //! TOML file, in that order of precedence, resolved into one [`NodeConfig`].
 //!
+//! On/off settings follow the same order: `--mine`/`--no-mine` and `--discover`/
+//! `--no-discover` (the last given wins), else `EMBER_MINE` / `EMBER_DISCOVER` (or
+//! `EMBER_NO_DISCOVER`) as `true`/`false`, else the file's `mine` / `discover` (or
+//! `no-discover`), else the default. They are read apart from clap's `env` so that a
+//! variable or file saying `false` is not lost to a flag that can only say "given".
+//!
 //! A config file with an unknown key or a value of the wrong type is refused with the file
 //! name and the reason, rather than half-applied.
 
@@ -126,13 +132,39 @@ pub struct RunArgs {
     #[arg(long, env = "EMBER_MAX_INBOUND")]
     pub max_inbound: Option<usize>,
     /// Never dial addresses learned from peers: connect only to --peer (and net_addPeer).
-    #[arg(long, env = "EMBER_NO_DISCOVER")]
-    #[serde(default)]
+    /// Also EMBER_DISCOVER=false (or EMBER_NO_DISCOVER=true), or `discover = false` in the
+    /// config file.
+    #[arg(long, overrides_with = "discover")]
+    #[serde(skip)]
     pub no_discover: bool,
-    /// Mine blocks continuously (devnet: paced at random around --block-time).
-    #[arg(long, env = "EMBER_MINE")]
-    #[serde(default)]
+    /// Dial addresses learned from peers (the default): overrides EMBER_DISCOVER and the
+    /// config file.
+    #[arg(long, overrides_with = "no_discover")]
+    #[serde(skip)]
+    pub discover: bool,
+    /// Mine blocks continuously (devnet: paced at random around --block-time). Also
+    /// EMBER_MINE=true|false, or `mine = true|false` in the config file.
+    #[arg(long, overrides_with = "no_mine")]
+    #[serde(skip)]
     pub mine: bool,
+    /// Do not mine: overrides EMBER_MINE and the config file.
+    #[arg(long, overrides_with = "mine")]
+    #[serde(skip)]
+    pub no_mine: bool,
+    /// `mine = true|false` of the config file. A boolean flag cannot say "not given", so
+    /// the file's and the environment's booleans are kept apart from the flags and resolved
+    /// in [`RunArgs::resolve`] (flags, then environment, then file).
+    #[arg(skip)]
+    #[serde(rename = "mine")]
+    pub file_mine: Option<bool>,
+    /// `discover = true|false` of the config file.
+    #[arg(skip)]
+    #[serde(rename = "discover")]
+    pub file_discover: Option<bool>,
+    /// `no-discover = true|false` of the config file (the older spelling of `discover`).
+    #[arg(skip)]
+    #[serde(rename = "no-discover")]
+    pub file_no_discover: Option<bool>,
     /// Address credited with mined blocks [default: the genesis's first prefunded account,
     /// dev account 0 on devnet].
     #[arg(long, env = "EMBER_MINER_ADDRESS")]
@@ -289,6 +321,15 @@ pub fn default_data_dir(network: Network) -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("ember").join(network.name())
 }
 
+/// A boolean from the environment: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 impl RunArgs {
     /// Merges a TOML file under the flags (flags and env win).
     fn merge_file(mut self) -> anyhow::Result<Self> {
@@ -307,8 +348,16 @@ impl RunArgs {
         }
         self.outbound = self.outbound.or(file.outbound);
         self.max_inbound = self.max_inbound.or(file.max_inbound);
-        self.no_discover = self.no_discover || file.no_discover;
-        self.mine = self.mine || file.mine;
+        self.file_mine = file.file_mine;
+        self.file_discover = match (file.file_discover, file.file_no_discover) {
+            (Some(d), Some(nd)) if d == nd => anyhow::bail!(
+                "config file {}: `discover = {d}` and `no-discover = {nd}` contradict each \
+                 other; keep one of them",
+                path.display()
+            ),
+            (Some(d), _) => Some(d),
+            (None, nd) => nd.map(|nd| !nd),
+        };
         self.miner_address = self.miner_address.or(file.miner_address);
         self.mine_threads = self.mine_threads.or(file.mine_threads);
         self.block_time = self.block_time.or(file.block_time);
@@ -317,9 +366,55 @@ impl RunArgs {
         Ok(self)
     }
 
-    /// Resolves defaults and validates every value.
+    /// A boolean setting from its flags (`yes` wins when both are given: clap keeps only the
+    /// last of a pair that override each other), else the environment, else the file.
+    fn boolean(
+        yes: bool,
+        no: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+        vars: &[(&str, bool)],
+        file: Option<bool>,
+    ) -> anyhow::Result<Option<bool>> {
+        if yes || no {
+            return Ok(Some(yes));
+        }
+        for (var, negated) in vars {
+            let Some(text) = env(var).filter(|t| !t.trim().is_empty()) else { continue };
+            let value = parse_bool(&text).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{var} must be true or false (or 1/0, yes/no, on/off), got {text:?}"
+                )
+            })?;
+            return Ok(Some(value != *negated));
+        }
+        Ok(file)
+    }
+
+    /// Resolves defaults and validates every value, reading the boolean settings'
+    /// environment variables (`EMBER_MINE`, `EMBER_DISCOVER`, `EMBER_NO_DISCOVER`) from the
+    /// process environment.
     pub fn resolve(self) -> anyhow::Result<NodeConfig> {
+        self.resolve_with_env(&|var| std::env::var(var).ok())
+    }
+
+    /// [`RunArgs::resolve`] with the environment given as a function, for tests. The other
+    /// settings' variables are read by clap when parsing and are already in `self`.
+    pub fn resolve_with_env(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<NodeConfig> {
         let args = self.merge_file()?;
+        let mine =
+            Self::boolean(args.mine, args.no_mine, env, &[("EMBER_MINE", false)], args.file_mine)?
+                .unwrap_or(false);
+        let discover = Self::boolean(
+            args.discover,
+            args.no_discover,
+            env,
+            &[("EMBER_DISCOVER", false), ("EMBER_NO_DISCOVER", true)],
+            args.file_discover,
+        )?
+        .unwrap_or(true);
         let params = load_params(args.network.map(Network::from), args.genesis.as_deref())?;
         let network = params.network;
         let miner_address = match &args.miner_address {
@@ -355,8 +450,8 @@ impl RunArgs {
             peers: args.peers,
             outbound: args.outbound.unwrap_or(defaults.outbound),
             max_inbound: args.max_inbound.unwrap_or(defaults.max_inbound),
-            discover: !args.no_discover,
-            mine: args.mine && mine_threads > 0,
+            discover,
+            mine: mine && mine_threads > 0,
             miner_address,
             mine_threads,
             block_time: Duration::from_secs_f64(block_time),
@@ -386,6 +481,119 @@ mod tests {
         assert_eq!(cfg.rpc_addr.port(), 1234);
         assert_eq!(cfg.mine_threads, 2, "flags win over the file");
         assert_eq!(cfg.peers, vec!["127.0.0.1:9".to_string()]);
+    }
+
+    /// The precedence table for booleans: a flag (either spelling) beats the environment,
+    /// which beats the file, which beats the default; `false` anywhere is as strong as `true`.
+    #[test]
+    fn boolean_precedence_table() {
+        // (flag: None / Some(true) = --mine / Some(false) = --no-mine, EMBER_MINE, file, expected)
+        type Row = (Option<bool>, Option<&'static str>, Option<bool>, bool);
+        let table: &[Row] = &[
+            (None, None, None, false),
+            (None, None, Some(true), true),
+            (None, None, Some(false), false),
+            (None, Some("false"), Some(true), false),
+            (None, Some("0"), Some(true), false),
+            (None, Some("true"), Some(false), true),
+            (None, Some("yes"), None, true),
+            (None, Some(""), Some(true), true),
+            (Some(false), None, Some(true), false),
+            (Some(false), Some("true"), Some(true), false),
+            (Some(true), Some("false"), Some(false), true),
+            (Some(true), None, None, true),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for (i, &(flag, env, file, expected)) in table.iter().enumerate() {
+            let config = file.map(|f| {
+                let path = dir.path().join(format!("mine{i}.toml"));
+                std::fs::write(&path, format!("mine = {f}\n")).unwrap();
+                path
+            });
+            let args = RunArgs {
+                mine: flag == Some(true),
+                no_mine: flag == Some(false),
+                config,
+                ..Default::default()
+            };
+            let lookup =
+                move |var: &str| (var == "EMBER_MINE").then(|| env.map(String::from)).flatten();
+            let cfg = args.resolve_with_env(&lookup).unwrap();
+            assert_eq!(cfg.mine, expected, "row {i}: flag {flag:?}, env {env:?}, file {file:?}");
+        }
+    }
+
+    /// The same for discovery, with both spellings in the environment and the file.
+    #[test]
+    fn discover_precedence_table() {
+        // (flag: Some(true) = --discover / Some(false) = --no-discover, env var and value,
+        // file line, expected)
+        type Row = (Option<bool>, Option<(&'static str, &'static str)>, Option<&'static str>, bool);
+        let table: &[Row] = &[
+            (None, None, None, true),
+            (None, None, Some("no-discover = true"), false),
+            (None, None, Some("discover = false"), false),
+            (None, Some(("EMBER_DISCOVER", "true")), Some("no-discover = true"), true),
+            (None, Some(("EMBER_NO_DISCOVER", "false")), Some("discover = false"), true),
+            (None, Some(("EMBER_NO_DISCOVER", "true")), Some("discover = true"), false),
+            (Some(true), Some(("EMBER_NO_DISCOVER", "true")), Some("discover = false"), true),
+            (Some(false), Some(("EMBER_DISCOVER", "true")), Some("discover = true"), false),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for (i, &(flag, env, file, expected)) in table.iter().enumerate() {
+            let config = file.map(|line| {
+                let path = dir.path().join(format!("discover{i}.toml"));
+                std::fs::write(&path, format!("{line}\n")).unwrap();
+                path
+            });
+            let args = RunArgs {
+                discover: flag == Some(true),
+                no_discover: flag == Some(false),
+                config,
+                ..Default::default()
+            };
+            let lookup = move |var: &str| {
+                env.and_then(|(name, value)| (name == var).then(|| value.to_string()))
+            };
+            let cfg = args.resolve_with_env(&lookup).unwrap();
+            assert_eq!(
+                cfg.discover, expected,
+                "row {i}: flag {flag:?}, env {env:?}, file {file:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_boolean_settings_are_refused() {
+        let err = RunArgs::default()
+            .resolve_with_env(&|var| (var == "EMBER_MINE").then(|| "maybe".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("EMBER_MINE must be true or false"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("both.toml");
+        std::fs::write(&path, "discover = true\nno-discover = true\n").unwrap();
+        let err = RunArgs { config: Some(path), ..Default::default() }
+            .resolve_with_env(&|_| None)
+            .unwrap_err();
+        assert!(err.to_string().contains("contradict"), "{err}");
+    }
+
+    /// `--mine` and `--no-mine` (and the discover pair) parse, the last one given wins, and
+    /// the flags are independent of the file keys.
+    #[test]
+    fn boolean_flags_parse_and_the_last_wins() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("ember-node").chain(args.iter().copied()))
+                .unwrap()
+                .run
+        };
+        let run = parse(&["--mine", "--no-mine"]);
+        assert!(!run.mine && run.no_mine);
+        let run = parse(&["--no-mine", "--mine", "--no-discover"]);
+        assert!(run.mine && !run.no_mine && run.no_discover);
+        let run = parse(&["--no-discover", "--discover"]);
+        assert!(run.discover && !run.no_discover);
+        assert!(run.file_mine.is_none() && run.file_discover.is_none());
     }
 
     #[test]

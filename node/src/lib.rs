@@ -5,6 +5,8 @@
 //! | [`store`] | the `KvStore` trait, RocksDB and in-memory implementations, the typed `ChainStore` |
 //! | [`chain`] | `ChainManager`: validation, fork choice, reorgs, orphans, signature cache, events |
 //! | [`mempool`] | pending transactions: per-sender nonce queues, admission, eviction, templates |
+//! | [`mempool_file`] | `mempool.dat`: the pending payments saved across restarts |
+//! | [`atomic_file`] | whole-or-nothing file writes (temp file, fsync, rename) |
 //! | [`miner`] | block templates and the proof-of-work search; devnet pacing |
 //! | [`net`] | P2P: encrypted transport (Noise), node ids, wire format, handshake, relay, sync, bans |
 //! | [`rpc`] | JSON-RPC 2.0 over HTTP, `/health`, `/metrics`, cookie auth |
@@ -18,9 +20,11 @@
 //! The miner runs on blocking threads; RPC handlers run on the tokio runtime and move CPU
 //! work (signature checks, mining) to `spawn_blocking`.
 
+pub mod atomic_file;
 pub mod chain;
 pub mod config;
 pub mod mempool;
+pub mod mempool_file;
 pub mod metrics;
 pub mod miner;
 pub mod net;

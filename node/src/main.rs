@@ -139,9 +139,55 @@ fn check(
 }
 
 fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    ember_node::atomic_file::write(path, text.as_bytes(), 0o644)
+}
+
+/// How often the mempool is written to `mempool.dat` while the node runs: a crash loses at
+/// most what arrived since.
+const MEMPOOL_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads `mempool.dat` back into the mempool (through the normal admission) and logs what
+/// came back and what was dropped. A file that cannot be used is set aside; the node starts
+/// with an empty pool rather than not at all.
+async fn restore_mempool(node: &Arc<Node>) -> anyhow::Result<()> {
+    use ember_node::mempool_file::{self, Loaded};
+    let data_dir = node.config.data_dir.clone();
+    match mempool_file::load(&data_dir, node.params.genesis_id()) {
+        Loaded::Missing => {}
+        Loaded::Corrupt { reason, moved_to } => tracing::warn!(
+            file = %data_dir.join(mempool_file::FILE_NAME).display(),
+            moved_to = %moved_to.map_or_else(|| "(could not be moved)".into(), |p| p.display().to_string()),
+            "the saved mempool cannot be read ({reason}); starting with an empty mempool"
+        ),
+        Loaded::Saved(saved) => {
+            let total = saved.len();
+            let n = node.clone();
+            let report = tokio::task::spawn_blocking(move || n.restore_mempool(saved)).await?;
+            let refused: Vec<String> =
+                report.refused.iter().map(|(reason, n)| format!("{reason}: {n}")).collect();
+            tracing::info!(
+                saved = total,
+                restored = report.admitted,
+                expired = report.expired,
+                refused = report.refused_total(),
+                reasons = %refused.join(", "),
+                "mempool restored from {}",
+                mempool_file::FILE_NAME
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes `mempool.dat` (at shutdown and periodically), logging a failure: losing the file
+/// loses pending payments, never the chain.
+async fn save_mempool(node: &Arc<Node>, why: &'static str) {
+    let n = node.clone();
+    match tokio::task::spawn_blocking(move || n.save_mempool()).await {
+        Ok(Ok(count)) => tracing::debug!(count, why, "mempool saved"),
+        Ok(Err(e)) => tracing::error!(error = %e, why, "cannot write mempool.dat"),
+        Err(e) => tracing::error!(error = %e, why, "mempool save task failed"),
+    }
 }
 
 async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
@@ -149,6 +195,7 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let rpc_addr = config.rpc_addr;
     let node = Node::new(config, store)?;
+    restore_mempool(&node).await?;
     let token = ember_node::rpc::write_cookie(&data_dir).map_err(|e| {
         anyhow::anyhow!("cannot write the RPC cookie in {}: {e}", data_dir.display())
     })?;
@@ -195,6 +242,22 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
         });
     }
 
+    let saver = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(MEMPOOL_SAVE_INTERVAL);
+            tick.tick().await; // the first tick is immediate: nothing new to save yet
+            loop {
+                tokio::select! {
+                    // A save under way finishes before the loop sees the shutdown, so it
+                    // never races the final one below.
+                    _ = tick.tick() => save_mempool(&node, "periodic").await,
+                    _ = node.shutdown.cancelled() => return,
+                }
+            }
+        })
+    };
+
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, stopping"),
@@ -202,6 +265,8 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
         _ = node.shutdown.cancelled() => tracing::info!("stop requested over RPC"),
     }
     node.shutdown.cancel();
+    let _ = saver.await;
+    save_mempool(&node, "shutdown").await;
     let n = node.clone();
     tokio::task::spawn_blocking(move || n.close()).await?;
     tracing::info!("store flushed; bye");

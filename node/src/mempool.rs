@@ -11,6 +11,9 @@
 //!   sender's transactions can only be mined in nonce order; keeping them ordered by nonce
 //!   makes "what comes next for this account" a map lookup.
 //! - **`by_txid`**: `Txid -> (sender, nonce)`, for duplicate detection and queries.
+//! - **`by_receiver`**: `receiver -> {(sender, nonce)}`, so that a payment *to* an address
+//!   is found without scanning the pool (`account_history`'s incoming pending). One element
+//!   per pending transaction, so it is bounded by the pool's own bounds.
 //! - **`evict_order`**: an ordered set with exactly one key per queue, naming that queue's
 //!   *last* transaction. The first key is the next eviction victim.
 //!
@@ -326,6 +329,8 @@ pub struct Mempool {
     /// A `BTreeMap` so that iteration (queries, templates) is deterministic.
     queues: BTreeMap<Address, Queue>,
     by_txid: HashMap<Txid, (Address, u64)>,
+    /// Pending payments by receiver: `(sender, nonce)` of each.
+    by_receiver: HashMap<Address, BTreeSet<(Address, u64)>>,
     evict_order: BTreeSet<EvictKey>,
     bytes: usize,
     next_seq: u64,
@@ -339,6 +344,7 @@ impl Mempool {
             limits,
             queues: BTreeMap::new(),
             by_txid: HashMap::new(),
+            by_receiver: HashMap::new(),
             evict_order: BTreeSet::new(),
             bytes: 0,
             next_seq: 0,
@@ -777,6 +783,35 @@ impl Mempool {
         self.queues.get(sender).map(|q| q.txs.values().map(|e| e.tx).collect()).unwrap_or_default()
     }
 
+    /// Pending payments to `receiver` (from any sender, itself included), by sender and
+    /// then nonce, at most `limit` of them. From the receiver index: no scan of the pool.
+    pub fn pending_to(&self, receiver: &Address, limit: usize) -> Vec<Transaction> {
+        self.by_receiver
+            .get(receiver)
+            .into_iter()
+            .flatten()
+            .take(limit)
+            .filter_map(|(sender, nonce)| {
+                self.queues.get(sender).and_then(|q| q.txs.get(nonce)).map(|e| e.tx)
+            })
+            .collect()
+    }
+
+    /// How many payments to `receiver` from others are pending, and their amounts added up
+    /// (saturating at [`Amount::MAX`]). Payments to oneself are not counted: they are in
+    /// [`Mempool::pending_spend`] already.
+    pub fn pending_received(&self, receiver: &Address) -> (usize, Amount) {
+        let Some(set) = self.by_receiver.get(receiver) else { return (0, Amount::ZERO) };
+        let amounts: Vec<Amount> = set
+            .iter()
+            .filter(|(sender, _)| sender != receiver)
+            .filter_map(|(sender, nonce)| {
+                self.queues.get(sender).and_then(|q| q.txs.get(nonce)).map(|e| e.tx.body().amount)
+            })
+            .collect();
+        (amounts.len(), Amount::checked_sum(amounts).unwrap_or(Amount::MAX))
+    }
+
     /// The nonce a wallet should use next: `state_nonce` plus the run of pending nonces that
     /// follows it without a gap.
     pub fn next_nonce(&self, sender: &Address, state_nonce: u64) -> u64 {
@@ -808,6 +843,12 @@ impl Mempool {
     /// Every pending transaction, by sender and then nonce.
     pub fn iter(&self) -> impl Iterator<Item = &Transaction> + '_ {
         self.queues.values().flat_map(|q| q.txs.values().map(|e| &e.tx))
+    }
+
+    /// Every pending transaction with its arrival time (unix ms), by sender and then nonce:
+    /// the order in which they can be admitted again (`mempool.dat`).
+    pub fn entries(&self) -> impl Iterator<Item = (&Transaction, u64)> + '_ {
+        self.queues.values().flat_map(|q| q.txs.values().map(|e| (&e.tx, e.arrival_ms)))
     }
 
     /// Every pending txid, by sender and then nonce.
@@ -875,6 +916,7 @@ impl Mempool {
         let nonce = entry.tx.body().nonce;
         let previous = self.by_txid.insert(entry.txid, (sender, nonce));
         debug_assert!(previous.is_none(), "txids are checked before insertion");
+        self.by_receiver.entry(entry.tx.body().to).or_default().insert((sender, nonce));
         self.bytes += entry.size;
         let displaced = self.queues.entry(sender).or_default().txs.insert(nonce, entry);
         debug_assert!(displaced.is_none(), "a replaced entry is removed first");
@@ -884,6 +926,13 @@ impl Mempool {
     fn remove_entry(&mut self, sender: &Address, nonce: u64) -> Option<Entry> {
         let entry = self.queues.get_mut(sender)?.txs.remove(&nonce)?;
         self.by_txid.remove(&entry.txid);
+        let to = entry.tx.body().to;
+        if let Some(set) = self.by_receiver.get_mut(&to) {
+            set.remove(&(*sender, nonce));
+            if set.is_empty() {
+                self.by_receiver.remove(&to);
+            }
+        }
         self.bytes -= entry.size;
         self.refresh_evict_key(*sender);
         Some(entry)
@@ -992,6 +1041,7 @@ mod tests {
                 assert_eq!(e.tx.body().nonce, nonce);
                 assert_eq!(e.txid, e.tx.txid());
                 assert_eq!(pool.by_txid.get(&e.txid), Some(&(*sender, nonce)));
+                assert!(pool.by_receiver[&e.tx.body().to].contains(&(*sender, nonce)));
                 assert!(nonce >= account.nonce, "no used nonce stays pending");
                 assert!(nonce <= account.nonce + pool.limits.max_nonce_gap);
                 spend = spend.checked_add(e.cost).unwrap();
@@ -1003,6 +1053,8 @@ mod tests {
             keys.insert(key);
         }
         assert_eq!(count, pool.by_txid.len());
+        assert_eq!(count, pool.by_receiver.values().map(BTreeSet::len).sum::<usize>());
+        assert!(pool.by_receiver.values().all(|set| !set.is_empty()), "empty sets are forgotten");
         assert_eq!(keys, pool.evict_order);
         assert_eq!(pool.bytes, count * TX_ENCODED_LEN);
         assert!(pool.len() <= pool.limits.max_count);
@@ -1045,6 +1097,33 @@ mod tests {
         assert_eq!(pool.iter().count(), 1);
         let stats = pool.stats();
         assert_eq!((stats.count, stats.senders, stats.admitted_total), (1, 1, 1));
+        assert_consistent(&pool, &state);
+    }
+
+    /// Payments to an address are found through the receiver index, and leave it with
+    /// the pool (here, by expiry); a payment to oneself is not "received".
+    #[test]
+    fn pending_payments_are_found_by_receiver() {
+        let (params, k, state) = setup(3);
+        let mut pool = pool(&params);
+        let b = k[1].address();
+        let one = pay(&params, &k[0], b, 5 * COIN, 10, 0);
+        let two = pay(&params, &k[2], b, 2 * COIN, 10, 0);
+        let own = pay(&params, &k[1], b, COIN, 10, 0);
+        for tx in [one, two, own] {
+            pool.admit(tx, &state, 1_000, false).unwrap();
+        }
+        let mut to_b = pool.pending_to(&b, 10);
+        to_b.sort_by_key(|t| t.txid());
+        let mut expected = vec![one, two, own];
+        expected.sort_by_key(|t| t.txid());
+        assert_eq!(to_b, expected);
+        assert_eq!(pool.pending_to(&b, 1).len(), 1, "the limit holds");
+        assert_eq!(pool.pending_received(&b), (2, Amount::from_units(7 * COIN)));
+        assert_eq!(pool.pending_received(&k[0].address()), (0, Amount::ZERO));
+        assert_consistent(&pool, &state);
+        pool.expire(1_000 + DEFAULT_EXPIRY_MS);
+        assert!(pool.pending_to(&b, 10).is_empty());
         assert_consistent(&pool, &state);
     }
 

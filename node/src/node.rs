@@ -9,6 +9,7 @@
 use crate::chain::{Accepted, ChainError, ChainEvent, ChainManager, SigCache};
 use crate::config::NodeConfig;
 use crate::mempool::{Mempool, MempoolError};
+use crate::mempool_file::{self, SavedTx};
 use crate::metrics::Metrics;
 use crate::store::ChainStore;
 #[cfg(feature = "rocksdb")]
@@ -19,6 +20,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+
+/// What [`Node::restore_mempool`] did with the saved payments.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Back in the mempool.
+    pub admitted: usize,
+    /// Older than the mempool's expiry: dropped without a check.
+    pub expired: usize,
+    /// Refused by admission, per reason (`nonce_too_low`: confirmed meanwhile, ...).
+    pub refused: std::collections::BTreeMap<&'static str, usize>,
+}
+
+impl RestoreReport {
+    /// Payments refused by admission, all reasons together.
+    pub fn refused_total(&self) -> usize {
+        self.refused.values().sum()
+    }
+}
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> u64 {
@@ -216,6 +235,12 @@ impl Node {
     }
 
     fn admit_tx(&self, tx: Transaction) -> Result<Txid, MempoolError> {
+        self.admit_tx_at(tx, now_ms())
+    }
+
+    /// [`Node::admit_tx`] for a transaction that arrived at `arrival_ms` (now, or its first
+    /// arrival before a restart, so expiry still counts from then).
+    fn admit_tx_at(&self, tx: Transaction, arrival_ms: u64) -> Result<Txid, MempoolError> {
         check_tx_structure(&self.params, &tx).map_err(MempoolError::Tx)?;
         let txid = tx.txid();
         if !self.sig_cache.contains(&tx) {
@@ -225,8 +250,42 @@ impl Node {
         let chain = self.chain.lock().expect("chain lock is never poisoned");
         let state = chain.state();
         let mut mp = self.mempool.lock().expect("mempool lock is never poisoned");
-        mp.admit(tx, &state, now_ms(), true)?;
+        mp.admit(tx, &state, arrival_ms, true)?;
         Ok(txid)
+    }
+
+    /// Writes the mempool to `<data dir>/mempool.dat` (see [`crate::mempool_file`]).
+    /// Returns how many payments were written. The pool is copied under its lock and
+    /// written outside it.
+    pub fn save_mempool(&self) -> std::io::Result<usize> {
+        let txs: Vec<SavedTx> = {
+            let mp = self.mempool.lock().expect("mempool lock is never poisoned");
+            mp.entries().map(|(tx, arrival)| (*tx, arrival)).collect()
+        };
+        mempool_file::save(&self.config.data_dir, self.params.genesis_id(), &txs)?;
+        Ok(txs.len())
+    }
+
+    /// Re-admits saved payments through the normal admission: structure, signature (checked
+    /// on every core first), chain, nonce, balance, fee and bounds, each against the current
+    /// state. Those that arrived longer ago than the mempool's expiry are dropped unchecked.
+    /// Blocking: call it from a blocking thread.
+    pub fn restore_mempool(&self, saved: Vec<SavedTx>) -> RestoreReport {
+        let now = now_ms();
+        let expiry = self.config.mempool.expiry_ms;
+        let mut report = RestoreReport::default();
+        let (fresh, expired): (Vec<SavedTx>, Vec<SavedTx>) =
+            saved.into_iter().partition(|(_, arrival)| now.saturating_sub(*arrival) < expiry);
+        report.expired = expired.len();
+        let txs: Vec<Transaction> = fresh.iter().map(|(tx, _)| *tx).collect();
+        self.sig_cache.preverify(&txs);
+        for (tx, arrival) in fresh {
+            match self.admit_tx_at(tx, arrival.min(now)) {
+                Ok(_) => report.admitted += 1,
+                Err(e) => *report.refused.entry(e.reason()).or_default() += 1,
+            }
+        }
+        report
     }
 
     /// Mines `count` blocks now (devnet), paying `miner`. Returns their ids.

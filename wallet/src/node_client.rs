@@ -92,6 +92,10 @@ pub struct AccountInfo {
     pub pending_spend: Amount,
     /// What can still be spent: `balance - pending_spend`.
     pub available: Amount,
+    /// Payments to this account from others waiting in the node's mempool: how many, and
+    /// their amounts added up (both 0 from a node too old to say).
+    pub pending_received_count: u64,
+    pub pending_received: Amount,
 }
 
 /// Where a transaction is, from `chain_getTransaction`.
@@ -177,6 +181,10 @@ impl NodeClient {
             pending_count: int("pending_count")?,
             pending_spend: amount("pending_spend")?,
             available: amount("available")?,
+            pending_received_count: v["pending_received_count"].as_u64().unwrap_or(0),
+            pending_received: field_str(&v, "pending_received")
+                .and_then(|s| s.parse::<Amount>().ok())
+                .unwrap_or(Amount::ZERO),
         })
     }
 

@@ -259,6 +259,8 @@ mod tests {
             pending_count: u64::from(pending > 0),
             pending_spend: Amount::from_units(pending),
             available: Amount::from_units(balance - pending),
+            pending_received_count: 0,
+            pending_received: Amount::ZERO,
         }
     }
 

@@ -1,7 +1,10 @@
 //! The JSON-RPC methods. Params may be positional (array) or named (object); every value
 //! from the request is parsed with a precise error naming the parameter.
 //!
-//! Amounts are decimal coin strings ("1.5"), ids are hex, addresses are bech32m.
+//! Amounts are decimal coin strings ("1.5"), ids are hex, addresses are bech32m. Every u64
+//! that can pass 2^53 (a block's nonce, supply in units) is a decimal string, and work is
+//! hex: JSON numbers above 2^53 lose digits in most clients. Counters that grow by one per
+//! block or per payment (heights, account nonces), sizes and unix times stay numbers.
 
 use super::{codes, RpcError};
 use crate::mempool::MempoolError;
@@ -11,6 +14,10 @@ use crate::store::BlockStatus;
 use ember_core::{Address, Amount, Block, BlockHeader, BlockId, Transaction, Txid};
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// Most incoming pending payments `account_history` lists (`pending_received_total` says
+/// how many there are).
+const MAX_PENDING_RECEIVED: usize = 500;
 
 /// Methods that change the node and need the cookie token.
 const ADMIN: &[&str] =
@@ -131,7 +138,9 @@ fn header_json(node: &Node, h: &BlockHeader, confirmations: Option<u64>) -> Valu
         "tx_root": h.tx_root,
         "time": h.time,
         "target": format!("{:08x}", h.target.0),
-        "nonce": h.nonce,
+        // A decimal string: the miner draws it from all of u64, and a JSON number above 2^53
+        // loses digits in most clients (jq 1.6, JavaScript).
+        "nonce": h.nonce.to_string(),
         "miner": h.miner.to_bech32(node.params.hrp()),
         "confirmations": confirmations,
         "hex": hex::encode(h.encode()),
@@ -182,6 +191,9 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "sync": node.net.get().map(|n| n.sync_status()),
         "known_addresses": node.net.get().map_or(0, |n| n.known_addresses().len()),
         "known_headers": chain.known_headers(),
+        // The resolved --mine / --discover settings (flags, then environment, then file).
+        "mining": node.config.mine,
+        "discover": node.config.discover,
         "rpc_addr": node.config.rpc_addr.to_string(),
         "p2p_addr": node.config.p2p_addr.to_string(),
     }))
@@ -267,6 +279,7 @@ fn account_get(node: &Node, p: &Params) -> Result<Value, RpcError> {
     let mp = node.mempool.lock().expect("mempool lock is never poisoned");
     let pending = mp.pending_for(&addr);
     let spend = mp.pending_spend(&addr);
+    let (received_count, received) = mp.pending_received(&addr);
     Ok(json!({
         "address": addr.to_bech32(node.params.hrp()),
         "balance": amount(acct.balance),
@@ -275,6 +288,9 @@ fn account_get(node: &Node, p: &Params) -> Result<Value, RpcError> {
         "pending_count": pending.len(),
         "pending_spend": amount(spend),
         "available": amount(acct.balance.checked_sub(spend).unwrap_or(Amount::ZERO)),
+        // Payments to this address still in the mempool (not spendable until mined).
+        "pending_received_count": received_count,
+        "pending_received": amount(received),
         "height": chain.height(),
     }))
 }
@@ -307,13 +323,31 @@ fn account_history(node: &Node, p: &Params) -> Result<Value, RpcError> {
             items.push(v);
         }
     }
-    let pending: Vec<Value> = {
+    // Pending both ways: what the address sends (its own queue, at most the nonce gap), then
+    // what it receives (from the mempool's receiver index, at most MAX_PENDING_RECEIVED).
+    let (pending, received_total) = {
         let mp = node.mempool.lock().expect("mempool lock is never poisoned");
-        mp.pending_for(&addr).iter().map(|t| tx_json(node, t)).collect()
+        let with = |t: &Transaction, direction: &str| {
+            let mut v = tx_json(node, t);
+            v["direction"] = json!(direction);
+            v
+        };
+        let mut pending: Vec<Value> =
+            mp.pending_for(&addr).iter().map(|t| with(t, "sent")).collect();
+        let received = mp.pending_to(&addr, MAX_PENDING_RECEIVED);
+        // A payment to oneself is already listed as sent.
+        pending
+            .extend(received.iter().filter(|t| t.body().from != addr).map(|t| with(t, "received")));
+        (pending, mp.pending_received(&addr).0)
     };
-    Ok(
-        json!({ "total": total, "page": page, "page_size": page_size, "items": items, "pending": pending }),
-    )
+    Ok(json!({
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "items": items,
+        "pending": pending,
+        "pending_received_total": received_total,
+    }))
 }
 
 /// The transaction a `tx_submit` request carries, or the error its params deserve.

@@ -74,22 +74,10 @@ struct AppState {
 /// Creates (or replaces) the cookie file with a fresh random token, mode 0600.
 pub fn write_cookie(data_dir: &Path) -> std::io::Result<String> {
     use rand::RngCore;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
-    let path = data_dir.join("rpc.cookie");
-    let tmp = data_dir.join("rpc.cookie.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(token.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    crate::atomic_file::write(&data_dir.join("rpc.cookie"), token.as_bytes(), 0o600)?;
     Ok(token)
 }
 

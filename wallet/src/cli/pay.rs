@@ -57,6 +57,14 @@ pub fn balance(s: &Session, account: Option<u32>) -> Result<Outcome, CliError> {
     } else {
         text.push_str("  pending    0 coins (no payments waiting)\n");
     }
+    if state.pending_received_count > 0 {
+        text.push_str(&format!(
+            "  incoming   +{} ({} payment{} to you waiting for a block; not spendable yet)\n",
+            Coins(state.pending_received),
+            state.pending_received_count,
+            if state.pending_received_count == 1 { "" } else { "s" }
+        ));
+    }
     text.push_str(&format!("  available  {}", Coins(state.available)));
     let json = json!({
         "network": network.name(),
@@ -68,6 +76,8 @@ pub fn balance(s: &Session, account: Option<u32>) -> Result<Outcome, CliError> {
         "pending_spend": state.pending_spend.to_string(),
         "pending_count": state.pending_count,
         "available": state.available.to_string(),
+        "pending_received": state.pending_received.to_string(),
+        "pending_received_count": state.pending_received_count,
         "nonce": state.nonce,
         "next_nonce": state.next_nonce,
     });
