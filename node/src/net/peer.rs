@@ -112,6 +112,9 @@ impl Peer {
     }
 }
 
+/// The most a peer's claimed height is taken to be (2^53 - 1).
+pub const MAX_CLAIMED_HEIGHT: u64 = (1 << 53) - 1;
+
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
@@ -256,7 +259,9 @@ pub async fn run_peer(
     let peer = Peer {
         listen_addr,
         user_agent: version.user_agent.clone(),
-        height: version.best_height,
+        // A claim, not a proof: kept within what JSON numbers hold exactly (2^53 - 1), since
+        // `net_peers` and `node_info.best_peer_height` show it.
+        height: version.best_height.min(MAX_CLAIMED_HEIGHT),
         work: their_work,
         ..Peer::new(addr, node_id, inbound, out, cancel.clone())
     };
