@@ -214,6 +214,11 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
         }
     })?;
     let _ = node.net.set(net);
+    // Signal handlers before anything tells the world we are up: a SIGTERM sent as soon as
+    // rpc.addr exists must stop the node cleanly, not kill it.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     // Tools and tests that asked for port 0 read the real addresses from these files. Each
     // appears whole (written aside, then renamed), and rpc.addr last: once it exists, the
     // node is serving both.
@@ -258,9 +263,8 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
         })
     };
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, stopping"),
+        _ = int.recv() => tracing::info!("SIGINT received, stopping"),
         _ = term.recv() => tracing::info!("SIGTERM received, stopping"),
         _ = node.shutdown.cancelled() => tracing::info!("stop requested over RPC"),
     }

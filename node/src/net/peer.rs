@@ -280,6 +280,8 @@ pub async fn run_peer(
         net.send(id, m);
     }
     net.send(id, Message::GetAddr);
+    // Bodies we still miss (an unfinished sync before a restart) may be this peer's to give.
+    net.request_blocks(id);
 
     read_loop(&net, id, r, &bytes_in, &cancel).await;
 

@@ -235,6 +235,10 @@ impl Network {
                 _ = self.node.shutdown.cancelled() => return,
             }
             self.reassign_stalled();
+            // Bodies still missing with nothing asked (after a restart the headers of an
+            // unfinished sync are stored, but no new header will come to trigger requests):
+            // every peer that has them is asked, within its in-flight window.
+            self.request_from_all();
             self.update_sync(&mut sample, &mut last_log);
             self.discover();
         }
