@@ -46,10 +46,14 @@ run: build
 	$(TARGET_DIR)/debug/ember-testnet up $(TESTNET_ARGS)
 
 ## test: formatting, lints and every test in the workspace
+# A test that starts ember-node, ember-wallet or ember-testnet builds them first (a plain
+# `cargo test` would run stale ones); here `build` has just built them with this very
+# selection, so EMBER_BIN_DIR points the tests at them instead (a narrower build of the
+# binaries would resolve other features and compile them again).
 test: build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(CARGO_SEL) -- -D warnings
-	$(CARGO) test $(CARGO_SEL)
+	EMBER_BIN_DIR=$(abspath $(TARGET_DIR))/debug $(CARGO) test $(CARGO_SEL)
 
 ## lint: formatting and clippy only
 lint: deps

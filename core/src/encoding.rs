@@ -92,7 +92,7 @@ mod tests {
     fn huge_length_prefix_does_not_allocate() {
         // A vector claiming u64::MAX elements in 8 bytes must fail, not allocate.
         let bytes = encode(&u64::MAX);
-        assert!(decode::<Vec<u8>>(&bytes, 64).is_err());
+        assert!(matches!(decode::<Vec<u8>>(&bytes, 64), Err(DecodeError::Malformed(_))));
     }
 
     #[test]

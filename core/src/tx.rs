@@ -119,10 +119,11 @@ mod tests {
         let mut body = *tx.body();
         body.nonce = 1;
         let forged = Transaction::from_parts(body, *tx.signature());
-        assert!(forged.verify_signature().is_err());
+        assert_eq!(forged.verify_signature(), Err(SignatureError::Invalid));
         // Signing the raw body without the domain tag gives a signature that is refused.
         let raw = k.sign(&sha256(&[&encoding::encode(tx.body())]).to_bytes());
-        assert!(Transaction::from_parts(*tx.body(), raw).verify_signature().is_err());
+        let unbound = Transaction::from_parts(*tx.body(), raw);
+        assert_eq!(unbound.verify_signature(), Err(SignatureError::Invalid));
     }
 
     #[test]

@@ -576,10 +576,11 @@ mod tests {
                 let tx = pay(&params, sender, to, amount, fee, nonce);
                 match asm.try_add(&tx) {
                     Ok(()) => accepted.push(tx),
-                    Err(_) => {
+                    Err(e) => {
+                        // The block with it is refused for the same reason, at the same index.
                         let mut with = accepted.clone();
                         with.push(tx);
-                        prop_assert!(apply(&params, &state, with, miner).is_err());
+                        prop_assert_eq!(apply(&params, &state, with, miner).map(|_| ()), Err(e));
                     }
                 }
             }

@@ -59,10 +59,13 @@ impl Transport for SimTransport {
     }
 }
 
+/// How long a simulated node lets a peer take over the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Production timings scaled down so that simulated minutes stay cheap.
 fn sim_timings() -> Timings {
     Timings {
-        handshake: Duration::from_secs(2),
+        handshake: HANDSHAKE_TIMEOUT,
         connect: Duration::from_secs(1),
         ping: Duration::from_secs(1),
         stall: Duration::from_secs(2),
@@ -411,4 +414,60 @@ fn a_stalling_peer_does_not_stop_the_sync() {
     let st = net.node(2).net.get().unwrap().sync_status();
     assert!(st.stalled_requests > 0, "n0's requests were moved: {st:?}");
     assert_eq!(net.digest(2), net.digest(0));
+}
+
+/// What the silent peer of [`a_peer_that_connects_and_stays_silent_is_dropped_at_the_handshake_timeout`]
+/// saw: the bytes the node sent, whether the node closed the connection (EOF or reset) rather
+/// than our own give-up, and when, in simulated time since the connection was made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SilentPeerSaw {
+    bytes: usize,
+    closed_by_node: bool,
+    after: Duration,
+}
+
+#[test]
+fn a_peer_that_connects_and_stays_silent_is_dropped_at_the_handshake_timeout() {
+    let handshake = HANDSHAKE_TIMEOUT;
+    let mut net = Net::new();
+    net.add_node(0, &[]);
+    net.wait("n0 started", Duration::from_secs(5), |n| n.running(1));
+    let saw: Arc<Mutex<Option<SilentPeerSaw>>> = Arc::default();
+    let report = saw.clone();
+    net.sim.client("silent", async move {
+        use tokio::io::AsyncReadExt;
+        let mut s = turmoil::net::TcpStream::connect((turmoil::lookup("n0"), PORT)).await?;
+        let connected = turmoil::elapsed();
+        // The node answers a dialer only after its first handshake message (Noise XX: the
+        // initiator speaks first), so it must say nothing, then give up on us.
+        let (mut bytes, mut buf) = (0, [0u8; 1024]);
+        let give_up = handshake * 10;
+        let closed_by_node = loop {
+            match tokio::time::timeout(give_up, s.read(&mut buf)).await {
+                Ok(Ok(0)) => break true,
+                Ok(Ok(n)) => bytes += n,
+                Ok(Err(e)) => break e.kind() == io::ErrorKind::ConnectionReset,
+                Err(_) => break false,
+            }
+        };
+        let after = turmoil::elapsed() - connected;
+        *report.lock().unwrap() = Some(SilentPeerSaw { bytes, closed_by_node, after });
+        Ok(())
+    });
+    net.wait("the silent peer's connection to end", handshake * 20, |_| {
+        saw.lock().unwrap().is_some()
+    });
+    let saw = saw.lock().unwrap().expect("reported");
+    assert_eq!(saw.bytes, 0, "the node spoke to a peer that never started the handshake");
+    assert!(saw.closed_by_node, "the node never closed the silent connection: {saw:?}");
+    assert!(
+        saw.after >= handshake && saw.after <= handshake + Duration::from_secs(1),
+        "closed {:?} after connecting; the handshake timeout is {handshake:?}",
+        saw.after
+    );
+    // The slot it held is free: an honest peer connects.
+    net.add_node(1, &[0]);
+    net.wait("n1 connected to n0", Duration::from_secs(10), |n| {
+        n.running(2) && n.node(0).net.get().unwrap().peer_count() == 1
+    });
 }

@@ -137,14 +137,24 @@ impl Monitor {
         self.blocks.keys().cloned().collect()
     }
 
-    /// Folds one round of samples into the view.
+    /// Folds one round of samples into the view, as of now.
     pub fn update(
         &mut self,
         targets: &[NodeTarget],
         links: Vec<LinkTarget>,
         samples: Vec<NodeSample>,
     ) {
-        let now = now_ms();
+        self.update_at(now_ms(), targets, links, samples);
+    }
+
+    /// [`Monitor::update`] with the time of the round given (unix ms), so tests can set it.
+    pub fn update_at(
+        &mut self,
+        now: u64,
+        targets: &[NodeTarget],
+        links: Vec<LinkTarget>,
+        samples: Vec<NodeSample>,
+    ) {
         let n = targets.len();
         self.nodes.resize_with(n, NodeView::default);
         for b in self.blocks.values_mut() {
@@ -305,9 +315,12 @@ mod tests {
     fn a_block_reaches_a_node_when_its_tip_is_the_block_or_a_descendant() {
         let mut m = Monitor::new(json!({}));
         let t = targets(2);
-        m.update(&t, vec![], vec![sample(0, 0, "g", &[("g", 0, "")]), sample(1, 0, "g", &[])]);
+        let t0 = 1_700_000_000_000;
+        let samples = vec![sample(0, 0, "g", &[("g", 0, "")]), sample(1, 0, "g", &[])];
+        m.update_at(t0, &t, vec![], samples);
         // Node 0 mines a and b; node 1 still has g.
-        m.update(
+        m.update_at(
+            t0 + 250,
             &t,
             vec![],
             vec![sample(0, 2, "b", &[("b", 2, "a"), ("a", 1, "g")]), sample(1, 0, "g", &[])],
@@ -316,18 +329,18 @@ mod tests {
         assert_eq!(block(&v, "b")["tip_of"], json!([0]));
         assert_eq!(block(&v, "g")["tip_of"], json!([1]));
         assert_eq!(block(&v, "a")["propagation_ms"][1], Value::Null, "node 1 lacks a");
-        std::thread::sleep(Duration::from_millis(20));
-        // Node 1 jumps straight to b: it holds a too.
-        m.update(&t, vec![], vec![sample(0, 2, "b", &[]), sample(1, 2, "b", &[])]);
+        assert_eq!(block(&v, "b")["first_seen_ms"], t0 + 250);
+        // Node 1 jumps straight to b one poll later: it holds a too.
+        m.update_at(t0 + 500, &t, vec![], vec![sample(0, 2, "b", &[]), sample(1, 2, "b", &[])]);
         let v = m.to_json();
         for id in ["a", "b"] {
             let p = &block(&v, id)["propagation_ms"];
-            assert_eq!(p[0], 0, "{id}: node 0 had it first");
-            assert!(p[1].as_u64().unwrap() >= 20, "{id}: node 1 got it a poll later: {p}");
+            assert_eq!(p, &json!([0, 250]), "{id}: node 0 had it first, node 1 a poll later");
             assert_eq!(block(&v, id)["first_node"], 0);
         }
         assert_eq!(block(&v, "b")["tip_of"], json!([0, 1]));
         assert_eq!(v["blocks"][0]["id"], "b", "highest block first");
+        assert_eq!(v["updated_ms"], t0 + 500);
     }
 
     #[test]

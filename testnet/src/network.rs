@@ -199,6 +199,11 @@ impl Link {
         self.proxy.connections()
     }
 
+    /// What the link's faults did to the chunks it relayed so far.
+    pub fn stats(&self) -> crate::proxy::ProxyStats {
+        self.proxy.stats()
+    }
+
     fn joins(&self, i: usize, j: usize) -> bool {
         (self.from, self.to) == (i, j) || (self.from, self.to) == (j, i)
     }

@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 
 /// Finds a sibling binary of the running executable (`target/<profile>/NAME`), or
 /// `$EMBER_BIN_DIR/NAME`.
+///
+/// When the running executable is a cargo test (in `target/<profile>/deps`), the
+/// workspace's binaries are built first, once per test process ([`build_binaries`]): a
+/// plain `cargo test` builds the test, not the binaries it starts, and must never run stale
+/// ones. `EMBER_BIN_DIR` skips that (binaries built elsewhere, on purpose).
 pub fn binary(name: &str) -> Result<PathBuf> {
     if let Ok(dir) = std::env::var("EMBER_BIN_DIR") {
         return Ok(PathBuf::from(dir).join(name));
@@ -20,8 +25,16 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the running executable")?;
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     // Test binaries live in target/<profile>/deps, examples in target/<profile>/examples.
+    let under_test = dir.ends_with("deps");
     if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
+    }
+    if under_test {
+        static BUILT: std::sync::OnceLock<std::result::Result<(), String>> =
+            std::sync::OnceLock::new();
+        BUILT.get_or_init(|| build_binaries(&dir).map_err(|e| format!("{e:#}"))).clone().map_err(
+            |e| anyhow!("cannot build the binaries the tests run (or set EMBER_BIN_DIR): {e}"),
+        )?;
     }
     let path = dir.join(name);
     if !path.exists() {
@@ -31,6 +44,41 @@ pub fn binary(name: &str) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// The packages whose binaries the tests start: the node, the wallet CLI, and the testnet
+/// tool (which starts nodes itself, found next to it).
+const BINARY_PACKAGES: [&str; 3] = ["ember-node", "ember-wallet", "ember-testnet"];
+
+/// Builds the workspace's binaries into `profile_dir` (`target/<profile>`) with the cargo
+/// that runs the tests: a no-op when they are up to date, a rebuild when a source changed.
+pub fn build_binaries(profile_dir: &Path) -> Result<()> {
+    let cargo = std::env::var_os("CARGO")
+        .or_else(|| option_env!("CARGO").map(Into::into))
+        .unwrap_or_else(|| "cargo".into());
+    let target_dir = profile_dir.parent().context("the profile dir has no parent")?;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut cmd = Command::new(&cargo);
+    cmd.arg("build").arg("--manifest-path").arg(&manifest).arg("--target-dir").arg(target_dir);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(profile) => {
+            cmd.args(["--profile", profile]);
+        }
+        None => bail!("{} is not a cargo profile dir", profile_dir.display()),
+    }
+    for p in BINARY_PACKAGES {
+        cmd.args(["-p", p]);
+    }
+    cmd.arg("--bins").stdin(Stdio::null());
+    let out = cmd.output().with_context(|| format!("cannot run {}", cargo.to_string_lossy()))?;
+    if !out.status.success() {
+        bail!("`{cmd:?}` failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
 }
 
 /// Polls `cond` until it returns `Some`, or fails after `timeout` with `what` in the error.

@@ -52,6 +52,22 @@ struct Shared {
     next_conn: AtomicU64,
     closed: AtomicBool,
     rng: Mutex<u64>,
+    /// Chunks read from either side, and how many of them were held back for latency or
+    /// for loss (what the faults did, counted).
+    chunks: AtomicU64,
+    delayed: AtomicU64,
+    held_back: AtomicU64,
+}
+
+/// What a proxy's faults did to the chunks it relayed, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Chunks read from either side.
+    pub chunks: u64,
+    /// Chunks scheduled `latency_ms` later than they were read.
+    pub delayed: u64,
+    /// Chunks held back a further [`RETRANSMIT_DELAY`] for loss.
+    pub held_back: u64,
 }
 
 impl Shared {
@@ -108,6 +124,9 @@ impl LinkProxy {
             next_conn: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             rng: Mutex::new(crate::network::rand_u64() | 1),
+            chunks: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
         });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
@@ -150,6 +169,15 @@ impl LinkProxy {
     /// Live connections through the proxy.
     pub fn connections(&self) -> usize {
         self.shared.conns.lock().expect("never poisoned").len()
+    }
+
+    /// What the faults did so far.
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            chunks: self.shared.chunks.load(Ordering::Relaxed),
+            delayed: self.shared.delayed.load(Ordering::Relaxed),
+            held_back: self.shared.held_back.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -222,7 +250,12 @@ fn pump(shared: Arc<Shared>, id: u64, mut from: TcpStream, mut to: TcpStream) ->
             };
             let f = reader_shared.faults();
             let mut delay = Duration::from_millis(f.latency_ms);
+            reader_shared.chunks.fetch_add(1, Ordering::Relaxed);
+            if f.latency_ms > 0 {
+                reader_shared.delayed.fetch_add(1, Ordering::Relaxed);
+            }
             if reader_shared.chance(f.loss_pct) {
+                reader_shared.held_back.fetch_add(1, Ordering::Relaxed);
                 delay += RETRANSMIT_DELAY;
             }
             // Never earlier than the chunk before it (latency may have just been lowered).
@@ -279,15 +312,49 @@ mod tests {
         Ok(got)
     }
 
+    /// How a connection answered a message that needed an echo.
+    #[derive(Debug, PartialEq)]
+    enum Answer {
+        Echoed,
+        /// End of stream, or reset: the proxy closed the connection.
+        Closed,
+        /// Nothing within the read timeout: open but dead, which is not what a partition
+        /// must do.
+        TimedOut,
+        Other(String),
+    }
+
+    fn answer(c: &mut TcpStream, msg: &[u8]) -> Answer {
+        use std::io::ErrorKind::*;
+        let closed = |e: &std::io::Error| {
+            matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+        };
+        match roundtrip(c, msg) {
+            Ok(got) if got == msg => Answer::Echoed,
+            Ok(got) => Answer::Other(format!("echoed {got:?}")),
+            Err(e) if closed(&e) => Answer::Closed,
+            Err(e) if matches!(e.kind(), WouldBlock | TimedOut) => Answer::TimedOut,
+            Err(e) => Answer::Other(e.to_string()),
+        }
+    }
+
     #[test]
     fn relays_in_order_and_delays_both_directions() {
         let (proxy, mut c) = echo_through_proxy();
         assert_eq!(roundtrip(&mut c, b"hello").unwrap(), b"hello");
+        assert_eq!(proxy.stats().delayed, 0, "no latency yet");
         proxy.set_faults(Faults { latency_ms: 100, ..Faults::default() });
+        let before = proxy.stats();
         let t = Instant::now();
         let msg: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         assert_eq!(roundtrip(&mut c, &msg).unwrap(), msg);
-        // 100 ms each way.
+        // Every chunk, both ways, was scheduled 100 ms late; a monotonic clock shows the
+        // round trip took at least 100 ms each way.
+        let after = proxy.stats();
+        let chunks = after.chunks - before.chunks;
+        assert!(chunks >= 2, "{chunks} chunks for a round trip");
+        assert_eq!(after.delayed - before.delayed, chunks, "{after:?}");
+        assert_eq!(after.held_back, 0, "no loss configured");
         assert!(t.elapsed() >= Duration::from_millis(200), "{:?}", t.elapsed());
     }
 
@@ -297,22 +364,26 @@ mod tests {
         proxy.set_faults(Faults { loss_pct: 100.0, ..Faults::default() });
         let t = Instant::now();
         assert_eq!(roundtrip(&mut c, b"abc").unwrap(), b"abc");
+        // 100% loss: every chunk (at least one each way) was held back once.
+        let s = proxy.stats();
+        assert!(s.chunks >= 2 && s.held_back == s.chunks, "{s:?}");
         assert!(t.elapsed() >= RETRANSMIT_DELAY * 2, "{:?}", t.elapsed());
     }
 
     #[test]
     fn partition_closes_connections_until_healed() {
         let (proxy, mut c) = echo_through_proxy();
-        assert_eq!(roundtrip(&mut c, b"x").unwrap(), b"x");
+        assert_eq!(answer(&mut c, b"x"), Answer::Echoed);
         proxy.set_faults(Faults { partitioned: true, ..Faults::default() });
-        assert!(roundtrip(&mut c, b"y").is_err(), "the old connection is closed");
+        assert_eq!(answer(&mut c, b"y"), Answer::Closed, "the old connection is closed");
         let mut c2 = TcpStream::connect(proxy.addr()).unwrap();
         c2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        assert!(roundtrip(&mut c2, b"z").is_err(), "new connections are closed");
+        assert_eq!(answer(&mut c2, b"z"), Answer::Closed, "new connections are closed");
+        assert_eq!(proxy.connections(), 0);
         proxy.set_faults(Faults::default());
         let mut c3 = TcpStream::connect(proxy.addr()).unwrap();
         c3.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        assert_eq!(roundtrip(&mut c3, b"healed").unwrap(), b"healed");
+        assert_eq!(answer(&mut c3, b"healed"), Answer::Echoed);
     }
 
     #[test]

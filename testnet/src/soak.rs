@@ -23,6 +23,7 @@ use crate::network::{Testnet, TestnetOptions, Topology};
 use crate::process::wait_for;
 use anyhow::{Context, Result};
 use ember_core::{Address, ChainParams, GenesisSpec, Keypair, Transaction};
+use ember_wallet::rpc::RpcClientError;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -81,10 +82,16 @@ impl SoakOptions {
 pub struct SoakReport {
     pub seed: u64,
     pub injected: Vec<String>,
-    /// Checks made, by kind.
+    /// Checks made, by kind; a check counts once it has run (whatever it found).
     pub checks: BTreeMap<&'static str, u64>,
+    /// The funding payments of the start (all accepted and confirmed, or the run fails);
+    /// not counted below.
+    pub funding_payments: u64,
+    /// The random payments between wallets while faults come and go.
     pub payments_submitted: u64,
     pub payments_refused: u64,
+    /// Refusals by the node's reason (`error.data.reason`, or what kind of failure).
+    pub refusals: BTreeMap<String, u64>,
     pub payments_settled: u64,
     /// Settled payments undone by a partition's losing side (expected, with the reason).
     pub reorganised: Vec<String>,
@@ -94,8 +101,14 @@ pub struct SoakReport {
 }
 
 impl SoakReport {
+    /// Counts a check of `kind` that has run.
     fn check(&mut self, kind: &'static str) {
         *self.checks.entry(kind).or_default() += 1;
+    }
+
+    /// Refused payments per 1,000 submitted.
+    pub fn refused_per_mille(&self) -> u64 {
+        (self.payments_refused * 1000).checked_div(self.payments_submitted).unwrap_or(0)
     }
     fn violation(&mut self, text: String) {
         self.violations.push(text);
@@ -198,8 +211,11 @@ impl Soak<'_> {
         self.finish()
     }
 
-    /// Dev accounts 1..=4 (prefunded) fund every wallet; mined in at once.
+    /// Dev accounts 1..=4 (prefunded) fund every wallet; mined in at once. Every funding
+    /// payment must be accepted and confirmed (an unfunded wallet would make its traffic
+    /// fail for a reason of the harness, not of the network).
     fn fund(&mut self) -> Result<()> {
+        let mut txids = Vec::new();
         for (i, w) in self.wallets.clone().iter().enumerate() {
             let funder = ember_wallet::dev_keypair(1 + (i % 4) as u32);
             let nonce = self.next_nonce(0, &funder.address())?;
@@ -211,10 +227,20 @@ impl Soak<'_> {
                 1_000,
                 nonce,
             );
-            self.submit(0, &tx)?;
+            let txid = self
+                .tn
+                .client(0)
+                .call("tx_submit", json!([hex::encode(tx.encode())]))
+                .with_context(|| format!("funding wallet {i}"))?;
+            txids.push(txid);
+            self.report.funding_payments += 1;
         }
         self.tn.mine(0, 1)?;
         self.tn.wait_for_agreement(Duration::from_secs(60))?;
+        for txid in txids {
+            let t = self.tn.client(0).call("chain_getTransaction", json!([txid]))?;
+            anyhow::ensure!(t["status"] == "confirmed", "funding payment {txid} not mined: {t}");
+        }
         (self.log)(&format!("funded {} wallets", self.wallets.len()));
         Ok(())
     }
@@ -225,18 +251,25 @@ impl Soak<'_> {
         a["next_nonce"].as_u64().context("account_get without next_nonce")
     }
 
-    fn submit(&mut self, node: usize, tx: &Transaction) -> Result<bool> {
+    /// Submits one traffic payment; a refusal is counted with its reason (a few are normal:
+    /// a nonce raced by a reorg or by a payment submitted to another node; the soak test
+    /// bounds how many).
+    fn submit(&mut self, node: usize, tx: &Transaction) {
         self.report.payments_submitted += 1;
         match self.tn.client(node).call("tx_submit", json!([hex::encode(tx.encode())])) {
             Ok(v) => {
                 let txid = v.as_str().unwrap_or_default().to_string();
                 self.payments.push(Payment { txid, settled: None });
-                Ok(true)
             }
-            Err(_) => {
-                // Refusals are normal here (a nonce raced by a reorg, a node just killed).
+            Err(e) => {
                 self.report.payments_refused += 1;
-                Ok(false)
+                let reason = match (&e, e.reason()) {
+                    (_, Some(r)) => r.to_string(),
+                    (RpcClientError::Unreachable { .. }, None) => "unreachable".to_string(),
+                    (RpcClientError::Rpc { code, .. }, None) => format!("error {code}"),
+                    (RpcClientError::BadResponse { .. }, None) => "bad response".to_string(),
+                };
+                *self.report.refusals.entry(reason).or_default() += 1;
             }
         }
     }
@@ -261,7 +294,7 @@ impl Soak<'_> {
                 let amount = self.rng.gen_range(1..1_000_000);
                 let fee = self.rng.gen_range(1..5_000);
                 let tx = ember_core::testkit::pay(&self.params, &payer, payee, amount, fee, nonce);
-                self.submit(node, &tx)?;
+                self.submit(node, &tx);
             }
             if self.last_check.elapsed() >= Duration::from_secs(1) {
                 self.check_running();
@@ -284,13 +317,12 @@ impl Soak<'_> {
                 self.killed.push(i); // Reported once; the final phase restarts it.
                 continue;
             }
-            self.report.check("rpc answers");
             match self.tn.client(i).call("state_digest", json!([])) {
                 Ok(v) => self.check_supply(i, &v),
                 Err(e) => self.report.violation(format!("node {i}: RPC does not answer: {e}")),
             }
+            self.report.check("rpc answers");
             if let Some(rss) = self.tn.node(i).pid().and_then(rss_mb) {
-                self.report.check("memory bounded");
                 let max = &mut self.report.max_rss_mb[i];
                 *max = (*max).max(rss);
                 if rss > self.opts.max_rss_mb {
@@ -299,13 +331,13 @@ impl Soak<'_> {
                         self.opts.max_rss_mb
                     ));
                 }
+                self.report.check("memory bounded");
             }
         }
         self.observe_settled();
     }
 
     fn check_supply(&mut self, i: usize, v: &Value) {
-        self.report.check("supply adds up");
         let (have, want) = (v["supply_units"].as_str(), v["expected_supply_units"].as_str());
         if have.is_none() || have != want {
             self.report.violation(format!(
@@ -314,6 +346,7 @@ impl Soak<'_> {
                 v["height"]
             ));
         }
+        self.report.check("supply adds up");
     }
 
     /// Notes payments node 0 (or any running node) shows with enough confirmations.
@@ -446,10 +479,16 @@ impl Soak<'_> {
         let mut bytes = tx.encode();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01; // the signature's last byte
-        self.report.check("forged payment refused");
-        if self.tn.client(i).call("tx_submit", json!([hex::encode(bytes)])).is_ok() {
-            self.report.violation(format!("node {i} accepted a payment with a forged signature"));
+        match self.tn.client(i).call("tx_submit", json!([hex::encode(bytes)])) {
+            Err(e) if e.reason() == Some("bad_signature") => {}
+            Ok(_) => self
+                .report
+                .violation(format!("node {i} accepted a payment with a forged signature")),
+            Err(e) => self.report.violation(format!(
+                "node {i} refused a payment with a forged signature for another reason: {e}"
+            )),
         }
+        self.report.check("forged payment refused");
         // Then one attack of the hostile-peer suite, picked by the seed, for a few seconds.
         let attack = *hostile::Attack::ALL.choose(&mut self.rng).expect("attacks exist");
         let addr: SocketAddr = p2p.parse().with_context(|| format!("node {i}'s P2P address"))?;
@@ -470,7 +509,6 @@ impl Soak<'_> {
         }
         // Afterwards the node answers and is still linked to the testnet (a link it lost to
         // the attack may take its --peer back-off to come back).
-        self.report.check("answers and keeps a peer after an attack");
         let peers = wait_for(HOSTILE_RECOVERY, "a peer after the attack", || {
             client
                 .call("node_info", json!([]))
@@ -486,6 +524,7 @@ impl Soak<'_> {
                 attack.name()
             ));
         }
+        self.report.check("answers and keeps a peer after an attack");
         Ok(attack.name())
     }
 
@@ -502,16 +541,34 @@ impl Soak<'_> {
         }
         // One more block settles any tie between equal-work branches.
         let _ = self.tn.mine(0, 1);
-        self.report.check("converges");
+        // Each check is counted by the arm that reports its outcome: a check skipped (or
+        // never reaching a verdict) is not counted as made.
         match self.tn.wait_for_agreement(self.opts.converge_within) {
-            Ok((h, _)) => self.report.final_height = h,
-            Err(e) => self.report.violation(format!("no convergence after the last fault: {e:#}")),
+            Ok((h, _)) => {
+                self.report.final_height = h;
+                self.report.check("converges");
+            }
+            Err(e) => {
+                self.report.violation(format!("no convergence after the last fault: {e:#}"));
+                self.report.check("converges");
+            }
         }
-        self.report.check("equal state digests");
         match self.tn.state_digests() {
-            Ok(d) if d.windows(2).all(|w| w[0] == w[1]) => {}
-            Ok(d) => self.report.violation(format!("state digests differ: {d:?}")),
-            Err(e) => self.report.violation(format!("state digests: {e:#}")),
+            Ok(d)
+                if d.len() == self.opts.nodes
+                    && !d[0].is_empty()
+                    && d.windows(2).all(|w| w[0] == w[1]) =>
+            {
+                self.report.check("equal state digests");
+            }
+            Ok(d) => {
+                self.report.violation(format!("state digests differ: {d:?}"));
+                self.report.check("equal state digests");
+            }
+            Err(e) => {
+                self.report.violation(format!("state digests: {e:#}"));
+                self.report.check("equal state digests");
+            }
         }
         self.check_running();
         self.check_settled();
@@ -537,8 +594,9 @@ impl Soak<'_> {
             .filter_map(|p| p.settled.clone().map(|during| (p.txid.clone(), during)))
             .collect();
         for (txid, during) in settled {
+            let everywhere = confirmed_on.get(&txid).copied().unwrap_or(0) == self.opts.nodes;
             self.report.check("settled payments stay settled");
-            if confirmed_on.get(&txid).copied().unwrap_or(0) == self.opts.nodes {
+            if everywhere {
                 continue;
             }
             match during {
@@ -576,8 +634,14 @@ pub fn render(r: &SoakReport) -> String {
         out.push_str(&format!("  {k:<32} {n} times\n"));
     }
     out.push_str(&format!(
-        "\npayments: {} submitted, {} refused at submission, {} settled\n",
-        r.payments_submitted, r.payments_refused, r.payments_settled
+        "\npayments: {} funding; traffic {} submitted, {} refused at submission ({} per mille: \
+         {:?}), {} settled\n",
+        r.funding_payments,
+        r.payments_submitted,
+        r.payments_refused,
+        r.refused_per_mille(),
+        r.refusals,
+        r.payments_settled
     ));
     out.push_str(&format!("final height: {}\n", r.final_height));
     out.push_str(&format!("peak RSS per node (MB): {:?}\n", r.max_rss_mb));

@@ -44,45 +44,28 @@ fn payment_is_mined_and_confirmed() {
 
     // Health and metrics answer over plain GET.
     let url = n.node.rpc_url().to_string();
-    let health = ureq_get(&format!("{url}/health"));
-    assert!(health.contains("\"ok\""));
-    let metrics = ureq_get(&format!("{url}/metrics"));
+    let health = http_get(&format!("{url}/health"));
+    assert!(health.contains("\"ok\""), "{health}");
+    let metrics = http_get(&format!("{url}/metrics"));
     assert!(metrics.contains("ember_height 3"), "{metrics}");
-    assert!(metrics.contains("ember_txs_accepted_total 1"));
+    assert!(metrics.contains("ember_txs_accepted_total 1"), "{metrics}");
 }
 
-fn ureq_get(url: &str) -> String {
-    std::process::Command::new("curl")
-        .args(["-s", url])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default()
+/// GETs `url`: the body of a 200 answer; anything else fails the test.
+fn http_get(url: &str) -> String {
+    let resp = ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.into_string().unwrap_or_else(|e| panic!("GET {url}: unreadable body: {e}"))
 }
 
-/// Posts a raw body and returns the parsed JSON answer.
+/// Posts a raw body and returns the parsed JSON answer, whatever its HTTP status (a refused
+/// request still carries a JSON-RPC error); no answer at all fails the test.
 fn raw_post(url: &str, body: &str) -> Value {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "@-",
-            url,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(body.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("curl runs");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    let resp = match ureq::post(url).set("Content-Type", "application/json").send_string(body) {
+        Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp,
+        Err(e) => panic!("POST {url}: {e}"),
+    };
+    let text = resp.into_string().unwrap_or_else(|e| panic!("POST {url}: unreadable body: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 #[test]

@@ -71,3 +71,46 @@ pub fn payment_hex(
     let tx = ember_core::testkit::pay(params, from, to, units, fee, nonce);
     hex::encode(tx.encode())
 }
+
+/// A seeded RNG for one test: the seed is `EMBER_TEST_SEED` when set, otherwise drawn, and
+/// printed when the test fails (on panic), so a failing run can be repeated exactly.
+pub struct TestRng {
+    pub seed: u64,
+    test: &'static str,
+    rng: rand::rngs::StdRng,
+}
+
+impl TestRng {
+    pub fn new(test: &'static str) -> TestRng {
+        use rand::SeedableRng;
+        let seed = match std::env::var("EMBER_TEST_SEED") {
+            Ok(s) => s.parse().unwrap_or_else(|_| panic!("EMBER_TEST_SEED={s:?} is not a u64")),
+            Err(_) => rand::random(),
+        };
+        TestRng { seed, test, rng: rand::rngs::StdRng::seed_from_u64(seed) }
+    }
+}
+
+impl std::ops::Deref for TestRng {
+    type Target = rand::rngs::StdRng;
+    fn deref(&self) -> &Self::Target {
+        &self.rng
+    }
+}
+
+impl std::ops::DerefMut for TestRng {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.rng
+    }
+}
+
+impl Drop for TestRng {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "{} failed with seed {}: repeat with EMBER_TEST_SEED={}",
+                self.test, self.seed, self.seed
+            );
+        }
+    }
+}

@@ -9,12 +9,13 @@
 //! the test.
 //!
 //! Every wait has a deadline (`wait_for`); blocks come from `mine` (instant devnet blocks)
-//! except where continuous mining is the point. The CLI tests run the built binaries, so
-//! build first (`make test` does).
+//! except where continuous mining is the point. The CLI tests run the binaries, which the
+//! first test to need them builds (`ember_testnet::binary`).
 
 use ember_core::{Keypair, Network};
 use ember_testnet::state::{pid_alive, TestnetState};
 use ember_testnet::{binary, wait_for, Testnet, TestnetOptions, Topology};
+use ember_wallet::rpc::RpcClientError;
 use serde_json::{json, Value};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -106,11 +107,16 @@ fn partitioned_sides_grow_apart_and_converge_after_heal() {
     let mut net = start(5, Topology::Line, &[0, 4], dir.path());
     net.wait_for_height(1, WAIT).unwrap();
 
-    // Bad partitions are refused and change nothing.
-    let bad: [&[&[usize]]; 4] =
-        [&[&[0, 1]], &[&[0, 1], &[2, 3, 9]], &[&[0, 1], &[1, 2, 3, 4]], &[&[0], &[1, 2]]];
-    for groups in bad {
-        assert!(net.partition(groups).is_err(), "{groups:?} accepted");
+    // Bad partitions are refused, each for its reason, and change nothing.
+    let bad: [(&[&[usize]], &str); 4] = [
+        (&[&[0, 1]], "two non-empty groups"),
+        (&[&[0, 1], &[2, 3, 9]], "there is no node 9"),
+        (&[&[0, 1], &[1, 2, 3, 4]], "node 1 is in more than one group"),
+        (&[&[0], &[1, 2]], "node 3 is in no group"),
+    ];
+    for (groups, why) in bad {
+        let err = net.partition(groups).expect_err(&format!("{groups:?} accepted")).to_string();
+        assert!(err.contains(why), "{groups:?}: {err:?} lacks {why:?}");
     }
     assert!(net.links().iter().all(|l| !l.faults().partitioned));
 
@@ -130,9 +136,10 @@ fn partitioned_sides_grow_apart_and_converge_after_heal() {
     .unwrap();
     let (a_tip, b_tip) = (net.tip(1).unwrap().1, net.tip(2).unwrap().1);
     assert_ne!(a_tip, b_tip);
-    // Neither side has heard of the other's new blocks.
-    assert!(net.client(2).call("chain_getHeader", json!([a_tip])).is_err(), "A leaked to B");
-    assert!(net.client(1).call("chain_getHeader", json!([b_tip])).is_err(), "B leaked to A");
+    // Neither side has heard of the other's new blocks: each answers "not found" (not any
+    // error: an unreachable node would fail the call too).
+    assert_not_found(net.client(2).call("chain_getHeader", json!([a_tip])), "A leaked to B");
+    assert_not_found(net.client(1).call("chain_getHeader", json!([b_tip])), "B leaked to A");
 
     net.heal();
     // One tip and one account state everywhere, read in one pass (the miners go on).
@@ -149,6 +156,14 @@ fn partitioned_sides_grow_apart_and_converge_after_heal() {
     net.stop().unwrap();
 }
 
+/// The node's "not found" answer (JSON-RPC error -32004), and nothing else.
+fn assert_not_found(r: Result<Value, RpcClientError>, what: &str) {
+    match r {
+        Err(RpcClientError::Rpc { code: -32004, .. }) => {}
+        other => panic!("{what}: expected the not-found error -32004, got {other:?}"),
+    }
+}
+
 #[test]
 fn node_killed_while_the_network_mines_catches_up_after_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -158,7 +173,8 @@ fn node_killed_while_the_network_mines_catches_up_after_restart() {
 
     net.kill(2).unwrap();
     assert!(!net.is_running(2));
-    assert!(net.mine(2, 1).is_err(), "a killed node cannot mine");
+    let err = format!("{:#}", net.mine(2, 1).expect_err("a killed node cannot mine"));
+    assert!(err.contains("cannot reach the node"), "{err}");
     let (at_kill, _) = net.tip(0).unwrap();
     // The miner keeps going without node 2.
     wait_for(WAIT, "node 0 to mine 3 blocks", || (net.tip(0).ok()?.0 >= at_kill + 3).then_some(()))
@@ -166,7 +182,8 @@ fn node_killed_while_the_network_mines_catches_up_after_restart() {
 
     net.start_node(2).unwrap();
     assert_ne!(net.node(2).pid(), old_pid);
-    assert!(net.start_node(2).is_err(), "starting a running node is refused");
+    let err = net.start_node(2).expect_err("starting a running node is refused").to_string();
+    assert!(err.contains("node 2 is already running"), "{err}");
     let (at_restart, _) = net.tip(0).unwrap();
     // Node 2 syncs what it missed and follows the miner again.
     wait_for(WAIT, "node 2 to catch up and agree", || {
@@ -181,8 +198,10 @@ fn node_killed_while_the_network_mines_catches_up_after_restart() {
 fn latency_and_loss_slow_a_link_down_without_breaking_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut net = start(2, Topology::Line, &[], dir.path());
-    assert!(net.set_latency(0, 0, 10).is_err(), "no link from a node to itself");
-    assert!(net.set_loss(0, 1, 101.0).is_err());
+    let err = net.set_latency(0, 0, 10).expect_err("no link from a node to itself").to_string();
+    assert!(err.contains("no link between node 0 and node 0"), "{err}");
+    let err = net.set_loss(0, 1, 101.0).expect_err("a loss over 100%").to_string();
+    assert!(err.contains("between 0 and 100"), "{err}");
 
     // The time for one block to cross the link 1->0, each way delayed.
     let cross = |net: &Testnet| {
@@ -191,13 +210,22 @@ fn latency_and_loss_slow_a_link_down_without_breaking_it() {
         net.wait_for_tip(&[1], &tip, WAIT).unwrap();
         t.elapsed()
     };
+    // The proxy counts what its faults did; the monotonic clock shows what that cost.
+    let stats = |net: &Testnet| net.links()[0].stats();
     net.set_latency(1, 0, 300).unwrap();
+    let before = stats(&net);
     let slow = cross(&net);
+    let after = stats(&net);
+    assert!(after.delayed > before.delayed, "no chunk was delayed: {after:?}");
+    assert_eq!(after.held_back, before.held_back, "no loss configured yet");
     assert!(slow >= Duration::from_millis(300), "a block crossed a 300 ms link in {slow:?}");
     net.set_latency(0, 1, 0).unwrap();
     // Every chunk "lost" once: late by a retransmission timeout, never corrupted.
     net.set_loss(0, 1, 100.0).unwrap();
+    let before = stats(&net);
     let lossy = cross(&net);
+    let after = stats(&net);
+    assert!(after.held_back > before.held_back, "no chunk was held back: {after:?}");
     assert!(lossy >= Duration::from_millis(200), "a block crossed a lossy link in {lossy:?}");
     net.set_loss(0, 1, 0.0).unwrap();
     cross(&net);
@@ -441,12 +469,13 @@ fn cli_runs_a_detached_testnet_refuses_bad_input_and_down_leaves_nothing() {
     for p in &pids {
         assert!(!pid_alive(*p), "process {p} still runs after down");
     }
+    // Refused, not merely slow to answer: nothing listens there any more.
     for a in &addrs {
         let a: std::net::SocketAddr = a.parse().unwrap();
-        assert!(
-            TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_err(),
-            "{a} still accepts connections after down"
-        );
+        match TcpStream::connect_timeout(&a, Duration::from_secs(1)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            other => panic!("{a} after down: expected the connection refused, got {other:?}"),
+        }
     }
     assert!(!TestnetState::path(net.path()).exists());
     net.refused(&["status"], "no testnet is running");
@@ -518,5 +547,12 @@ fn dashboard_in_headless_chromium_shows_every_node_and_a_new_block() {
     assert!(dom.contains(&format!("data-block=\"{block}\"")), "block missing:\n{dom}");
     assert!(dom.contains(&format!(">{}</td>", &block[..12])), "block id not shown:\n{dom}");
     assert!(dom.contains("tip of node 0, 1, 2"), "block not shown as everyone's tip:\n{dom}");
-    assert!(dom.contains("<svg id=\"graph\"") && dom.contains("<circle"), "no peer graph:\n{dom}");
+    // The peer graph draws one circle per node inside its own svg (the fork tree draws
+    // circles too, in another).
+    let graph = dom
+        .split_once("<svg id=\"graph\"")
+        .and_then(|(_, rest)| rest.split_once("</svg>"))
+        .map(|(graph, _)| graph)
+        .unwrap_or_else(|| panic!("no peer graph:\n{dom}"));
+    assert_eq!(graph.matches("<circle").count(), 3, "one circle per node in the graph:\n{graph}");
 }

@@ -49,6 +49,15 @@ impl Run {
         })
     }
 
+    /// Panics unless the run was refused: exit code 1, `needle` in the error on stderr, no
+    /// result on stdout.
+    fn refused(self, needle: &str) -> Run {
+        assert_eq!(self.code, 1, "expected a refusal with {needle:?}: {self:?}");
+        assert!(self.stderr.contains(needle), "error lacks {needle:?}: {}", self.stderr);
+        assert!(self.stdout.is_empty(), "a refused command prints no result: {}", self.stdout);
+        self
+    }
+
     /// The `--json` error object printed on stderr.
     fn error(&self) -> Value {
         let line = self.stderr.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
@@ -157,8 +166,10 @@ fn mempool_count(node: &DevNode) -> u64 {
     node.call("mempool_info", json!([]))["count"].as_u64().expect("count")
 }
 
-fn nonce_of(node: &DevNode, address: &str) -> u64 {
-    node.call("account_get", json!([address]))["nonce"].as_u64().expect("nonce")
+/// The account's next nonce, pending payments included: a payment submitted from it raises
+/// it at once, with no block mined.
+fn next_nonce_of(node: &DevNode, address: &str) -> u64 {
+    node.call("account_get", json!([address]))["next_nonce"].as_u64().expect("next_nonce")
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -339,18 +350,16 @@ impl Fixture {
     }
 
     /// Runs `args`, which must fail with `needle` in its message (and `kind` in its JSON
-    /// form), leaving the wallet file, the directory, the mempool and the account as they
-    /// were.
+    /// form), leaving the wallet file, the directory, the mempool and the account's next
+    /// nonce as they were.
     fn refused(&self, passphrase: Option<&str>, args: &[&str], kind: &str, needle: &str) -> String {
         let before = std::fs::read(&self.wallet).expect("wallet");
         let files = files_in(self.cli.dir.path());
-        let (mempool, nonce) = (mempool_count(&self.node), nonce_of(&self.node, &self.address));
+        let (mempool, nonce) =
+            (mempool_count(&self.node), next_nonce_of(&self.node, &self.address));
         let opts = || Opts { passphrase, ..Opts::default() };
 
-        let run = self.cli.run_with(&self.wallet, opts(), args);
-        assert_eq!(run.code, 1, "expected a refusal: {run:?}");
-        assert!(run.stderr.contains(needle), "error lacks {needle:?}: {}", run.stderr);
-        assert!(run.stdout.is_empty(), "a refused command prints no result: {}", run.stdout);
+        let run = self.cli.run_with(&self.wallet, opts(), args).refused(needle);
         let mut json_args = vec!["--json"];
         json_args.extend_from_slice(args);
         let err = self.cli.run_with(&self.wallet, opts(), &json_args).error();
@@ -359,7 +368,13 @@ impl Fixture {
         assert_eq!(std::fs::read(&self.wallet).expect("wallet"), before, "the wallet file changed");
         assert_eq!(files_in(self.cli.dir.path()), files, "files appeared or vanished");
         assert_eq!(mempool_count(&self.node), mempool, "something was submitted");
-        assert_eq!(nonce_of(&self.node, &self.address), nonce, "something was confirmed");
+        // The fixture's node does not mine: a payment that got out would be pending, and
+        // pending payments count in the next nonce.
+        assert_eq!(
+            next_nonce_of(&self.node, &self.address),
+            nonce,
+            "a payment from the wallet's account reached the node"
+        );
         run.stderr
     }
 }
@@ -460,9 +475,7 @@ fn wallet_files_have_mode_0600() {
 
     // Dev keys are refused in a wallet of another phrase; no temp files are left behind.
     let before = std::fs::read(&created).expect("wallet");
-    let run = cli.run(&created, &["import-dev-key"]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("separate file"), "{}", run.stderr);
+    cli.run(&created, &["import-dev-key"]).refused("separate file");
     assert_eq!(std::fs::read(&created).expect("wallet"), before);
     assert_eq!(files_in(cli.dir.path()), ["created.json", "restored.json", "sub"]);
 }
@@ -475,9 +488,7 @@ fn mnemonic_with_a_bad_checksum_is_refused() {
     let bad = format!("{} abandon", ["abandon"; 23].join(" "));
     let target = cli.path("restored.json");
     let opts = Opts { passphrase: Some(PASSPHRASE), stdin: Some(&bad), ..Opts::default() };
-    let run = cli.run_with(&target, opts, &["restore"]);
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains("checksum does not match"), "{}", run.stderr);
+    let run = cli.run_with(&target, opts, &["restore"]).refused("checksum does not match");
     assert!(!run.stderr.contains("abandon"), "the error must not quote the phrase: {}", run.stderr);
     let opts = Opts { passphrase: Some(PASSPHRASE), stdin: Some(&bad), ..Opts::default() };
     assert_eq!(
@@ -487,19 +498,15 @@ fn mnemonic_with_a_bad_checksum_is_refused() {
     // A word missing and an unknown word are refused too, by position, without quoting.
     let short = ["abandon"; 23].join(" ");
     let opts = Opts { passphrase: Some(PASSPHRASE), stdin: Some(&short), ..Opts::default() };
-    let run = cli.run_with(&target, opts, &["restore"]);
-    assert!(run.stderr.contains("24 words, but 23 were given"), "{}", run.stderr);
+    cli.run_with(&target, opts, &["restore"]).refused("24 words, but 23 were given");
     let mut words = vec!["abandon"; 23];
     words.push("art");
     words[0] = "abandom";
     let typo = words.join(" ");
     let opts = Opts { passphrase: Some(PASSPHRASE), stdin: Some(&typo), ..Opts::default() };
-    let run = cli.run_with(&target, opts, &["restore"]);
-    assert!(
-        run.stderr.contains("word 1 of the recovery phrase is not in the BIP39"),
-        "{}",
-        run.stderr
-    );
+    let run = cli
+        .run_with(&target, opts, &["restore"])
+        .refused("word 1 of the recovery phrase is not in the BIP39");
     assert!(!run.stderr.contains("abandom"), "{}", run.stderr);
 
     assert!(!target.exists(), "nothing was written");
@@ -508,8 +515,7 @@ fn mnemonic_with_a_bad_checksum_is_refused() {
     let (_, mnemonic) = cli.create(&target, &[]);
     let before = std::fs::read(&target).expect("wallet");
     let opts = Opts { passphrase: Some(PASSPHRASE), stdin: Some(&mnemonic), ..Opts::default() };
-    let run = cli.run_with(&target, opts, &["restore"]);
-    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    cli.run_with(&target, opts, &["restore"]).refused("already exists");
     assert_eq!(std::fs::read(&target).expect("wallet"), before);
 }
 
@@ -545,8 +551,7 @@ fn address_of_another_network_is_refused_before_signing() {
     // A testnet wallet is refused by a devnet node, and `--network` must match the wallet.
     let testnet_wallet = f.cli.path("testnet.json");
     f.cli.create(&testnet_wallet, &["--network", "testnet"]);
-    let run = f.cli.run(&testnet_wallet, &["balance"]);
-    assert!(run.stderr.contains("runs devnet, but this wallet is for testnet"), "{}", run.stderr);
+    f.cli.run(&testnet_wallet, &["balance"]).refused("runs devnet, but this wallet is for testnet");
     f.refused(
         Some(PASSPHRASE),
         &["--network", "testnet", "balance"],
@@ -600,9 +605,9 @@ fn send_larger_than_the_balance_is_refused() {
     // An empty wallet says its balance is 0.
     let empty = f.cli.path("empty.json");
     f.cli.create(&empty, &[]);
-    let run = f.cli.run(&empty, &["send", "--to", &to, "--amount", "1"]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("available balance is 0 coins"), "{}", run.stderr);
+    f.cli
+        .run(&empty, &["send", "--to", &to, "--amount", "1"])
+        .refused("available balance is 0 coins");
     // Pending payments count: after one pending payment, the rest is what is available.
     f.cli.run(&f.wallet, &["send", "--to", &to, "--amount", "999000"]).ok();
     f.refused(
@@ -647,13 +652,10 @@ fn fee_below_the_minimum_and_an_unreachable_node_are_refused() {
         );
     }
     // A transaction the node does not know, and one that is not an id.
-    let run = f.cli.run(&f.wallet, &["tx", &"ab".repeat(32)]);
-    assert!(run.stderr.contains("neither confirmed nor pending"), "{}", run.stderr);
-    let run = f.cli.run(&f.wallet, &["tx", "xyz"]);
-    assert!(run.stderr.contains("not a transaction id"), "{}", run.stderr);
+    f.cli.run(&f.wallet, &["tx", &"ab".repeat(32)]).refused("neither confirmed nor pending");
+    f.cli.run(&f.wallet, &["tx", "xyz"]).refused("not a transaction id");
     // A broadcast of something that is not a signed transaction.
-    let run = f.cli.run(&f.wallet, &["broadcast", "00ff"]);
-    assert!(run.stderr.contains("not a signed Ember transaction"), "{}", run.stderr);
+    f.cli.run(&f.wallet, &["broadcast", "00ff"]).refused("not a signed Ember transaction");
 }
 
 #[test]
@@ -681,12 +683,8 @@ fn every_command_explains_itself_with_examples() {
     let run = cli.run_with(&wallet, Opts::default(), &["--help"]).ok();
     assert!(run.stdout.contains("EMBER_WALLET_PASSPHRASE"), "{}", run.stdout);
     // A missing wallet is named, with what to do.
-    let run = cli.run_with(&wallet, Opts::default(), &["balance"]);
-    assert!(
-        run.stderr.contains("no wallet at") && run.stderr.contains("ember-wallet create"),
-        "{}",
-        run.stderr
-    );
+    let run = cli.run_with(&wallet, Opts::default(), &["balance"]).refused("no wallet at");
+    assert!(run.stderr.contains("ember-wallet create"), "{}", run.stderr);
 }
 
 #[test]

@@ -132,6 +132,13 @@ pub struct ChainManager {
     /// started (unix µs; oldest first in the queue). Only a diagnostic: how long blocks take
     /// to reach this node. Never consulted by a rule.
     stored_at: (HashMap<BlockId, u64>, VecDeque<BlockId>),
+    /// The clock `stored_at` is read from (unix µs): the system clock, or a test's.
+    unix_us: fn() -> u64,
+}
+
+/// The system clock in unix µs (0 before 1970).
+fn system_unix_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// How many blocks [`ChainManager::stored_at_us`] remembers.
@@ -187,6 +194,7 @@ impl ChainManager {
             events,
             stats: ChainStats::default(),
             stored_at: Default::default(),
+            unix_us: system_unix_us,
         };
         cm.activate_best_chain(None)?;
         Ok(cm)
@@ -490,7 +498,7 @@ impl ChainManager {
     }
 
     fn note_stored(&mut self, id: BlockId) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let now = (self.unix_us)();
         let (at, order) = &mut self.stored_at;
         if at.insert(id, now).is_none() {
             order.push_back(id);
@@ -650,6 +658,18 @@ impl ChainManager {
         }
         path.reverse();
         let fork = cur;
+        if self.tip != fork {
+            // Before the first write: a crash from here on leaves the store part way between
+            // the two branches, which the next open resumes (the crash tests wait for this).
+            let fork_height = self.index[&fork].header.height;
+            tracing::info!(
+                from = %self.tip,
+                to = %target,
+                disconnect = self.height() - fork_height,
+                connect = path.len(),
+                "reorganising"
+            );
+        }
         while self.tip != fork {
             disconnected.push(Arc::new(self.disconnect_tip()?));
         }

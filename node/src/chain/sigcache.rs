@@ -122,7 +122,8 @@ mod tests {
         assert!(cache.contains(&t));
         let forged = Transaction::from_parts(*t.body(), Signature([0; 64]));
         assert!(!cache.contains(&forged));
-        assert!(cache.verify(&forged).is_err());
+        assert_eq!(cache.verify(&forged), Err(SignatureError::Invalid));
+        assert!(!cache.contains(&forged), "a failed signature is not cached");
     }
 
     #[test]

@@ -139,7 +139,11 @@ fn invalid_block_is_marked_with_descendants_and_never_accepted() {
     let digest = cm.state_digest().unwrap();
     // The child first (orphan), then the bad parent.
     assert_eq!(cm.accept_block(child.clone(), NOW).unwrap(), Accepted::Orphan);
-    assert!(cm.accept_block(bad.clone(), NOW).is_err());
+    // Its body is well formed, so it is stored; connecting it fails (the overspend), which
+    // marks it invalid: refused as such, and counted as invalid (not for another reason).
+    let err = cm.accept_block(bad.clone(), NOW).unwrap_err();
+    assert!(matches!(err, ChainError::KnownInvalid(id) if id == bad.id()), "{err:?}");
+    assert_eq!(cm.stats().blocks_refused.get("invalid"), Some(&1), "{:?}", cm.stats());
     assert_eq!(cm.tip(), params.genesis_id());
     assert_eq!(cm.entry(&bad.id()).unwrap().status, BlockStatus::Invalid);
     assert!(matches!(cm.accept_block(bad, NOW), Err(ChainError::KnownInvalid(_))));
@@ -165,15 +169,23 @@ fn bad_copy_does_not_condemn_the_block() {
 
 #[test]
 fn signature_cache_skips_verified_transactions() {
+    use std::sync::atomic::Ordering::Relaxed;
     let (k, params, kv) = setup();
-    let t = pay(&params, &k[0], k[1].address(), 10, 1, 0);
+    let cached = pay(&params, &k[0], k[1].address(), 10, 1, 0);
+    let uncached = pay(&params, &k[1], k[0].address(), 20, 1, 0);
     let mut cm = open(&params, &kv);
-    cm.sig_cache().verify(&t).unwrap();
-    let verified_before = cm.sig_cache().verified.load(std::sync::atomic::Ordering::Relaxed);
-    let b = child_block(&params, &params.genesis().header, vec![t], k[0].address(), 0);
-    cm.accept_block(b, NOW).unwrap();
-    let verified_after = cm.sig_cache().verified.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(verified_before, verified_after, "no signature verified again");
+    cm.sig_cache().verify(&cached).unwrap();
+    let cache = cm.sig_cache().clone();
+    let counters = || (cache.verified.load(Relaxed), cache.hits.load(Relaxed));
+    let (verified_before, hits_before) = counters();
+    let b =
+        child_block(&params, &params.genesis().header, vec![cached, uncached], k[0].address(), 0);
+    assert_eq!(cm.accept_block(b, NOW).unwrap(), Accepted::NewTip { height: 1 });
+    let (verified_after, hits_after) = counters();
+    // The uncached signature is verified once; the cached one not at all, it is a hit.
+    assert_eq!(verified_after - verified_before, 1, "signatures verified for the block");
+    assert!(hits_after > hits_before, "the cached signature was not taken from the cache");
+    assert!(cache.contains(&uncached), "a verified signature is cached");
 }
 
 #[test]
@@ -212,7 +224,11 @@ fn future_block_is_not_marked_invalid() {
     let b = child_block(&params, &g, vec![], k[0].address(), 10 * params.max_future_ms);
     let mut cm = open(&params, &kv);
     // Our clock is far behind the block's time.
-    assert!(cm.accept_block(b.clone(), g.time).is_err());
+    let err = cm.accept_block(b.clone(), g.time).unwrap_err();
+    assert!(
+        matches!(&err, ChainError::Invalid { error, .. } if matches!(**error, BlockError::TimeTooNew { .. })),
+        "{err:?}"
+    );
     assert!(cm.entry(&b.id()).is_none());
     assert!(cm.accept_block(b, NOW).is_ok());
 }
@@ -274,6 +290,22 @@ fn a_parent_body_arriving_last_completes_the_better_branch() {
     assert_eq!(replay.1, replay.2);
 }
 
+thread_local! {
+    /// The fake clock of [`fake_unix_us`]: each reading returns the next microsecond.
+    static FAKE_US: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn fake_unix_us() -> u64 {
+    FAKE_US.with(|t| {
+        t.set(t.get() + 1);
+        t.get()
+    })
+}
+
+fn set_fake_us(us: u64) {
+    FAKE_US.with(|t| t.set(us));
+}
+
 #[test]
 fn the_time_each_block_was_stored_is_kept_for_the_newest_blocks() {
     let (k, params, kv) = setup();
@@ -281,19 +313,20 @@ fn the_time_each_block_was_stored_is_kept_for_the_newest_blocks() {
     let a = child_block(&params, &g, vec![], k[0].address(), 0);
     let b = child_block(&params, &a.header, vec![], k[0].address(), 0);
     let mut cm = open(&params, &kv);
-    let unix_us = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+    cm.unix_us = fake_unix_us;
     assert_eq!(cm.stored_at_us(&g.id()), None, "genesis was not stored by this run");
     // The child first: an orphan is not stored, so it has no time until its parent comes.
-    let before = unix_us();
+    set_fake_us(1_000);
     assert_eq!(cm.accept_block(b.clone(), NOW).unwrap(), Accepted::Orphan);
     assert_eq!(cm.stored_at_us(&b.id()), None);
+    set_fake_us(2_000);
     assert_eq!(cm.accept_block(a.clone(), NOW).unwrap(), Accepted::NewTip { height: 2 });
-    let after = unix_us();
-    let (ta, tb) = (cm.stored_at_us(&a.id()).unwrap(), cm.stored_at_us(&b.id()).unwrap());
-    assert!(before <= ta && ta <= tb && tb <= after, "{before} {ta} {tb} {after}");
+    // The parent is stored first, then the orphan it completes: one clock reading each.
+    assert_eq!((cm.stored_at_us(&a.id()), cm.stored_at_us(&b.id())), (Some(2_001), Some(2_002)));
     // A duplicate keeps the first time.
+    set_fake_us(3_000);
     assert_eq!(cm.accept_block(a.clone(), NOW).unwrap(), Accepted::Duplicate);
-    assert_eq!(cm.stored_at_us(&a.id()), Some(ta));
+    assert_eq!(cm.stored_at_us(&a.id()), Some(2_001));
     // Reopened, the node knows the blocks but not when it stored them.
     drop(cm);
     let mut cm = open(&params, &kv);

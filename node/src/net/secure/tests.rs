@@ -138,7 +138,8 @@ async fn another_network_cannot_complete_the_handshake() {
     )
     .await;
     assert!(matches!(sa, Err(WireError::Handshake(_))), "initiator: {:?}", sa.err());
-    assert!(sb.is_err());
+    // The initiator gives up on message 2 (its tag fails): the responder never gets message 3.
+    assert!(matches!(sb, Err(WireError::Closed)), "responder: {:?}", sb.err());
 }
 
 #[tokio::test]
@@ -207,7 +208,8 @@ async fn plaintext_mode_round_trips_in_the_clear_and_never_meets_an_encrypting_p
     }
     // A plaintext node and an encrypting one disagree on the prologue: no session.
     let (sa, sb, _, _) = pair(&plain, &prologue(MAGIC, BlockId::ZERO, FrameMode::Encrypted)).await;
-    assert!(sa.is_err() && sb.is_err());
+    assert!(matches!(sa, Err(WireError::Handshake(_))), "initiator: {:?}", sa.err());
+    assert!(matches!(sb, Err(WireError::Closed)), "responder: {:?}", sb.err());
 }
 
 #[tokio::test]
@@ -231,4 +233,70 @@ async fn reading_survives_cancellation_mid_frame() {
     }
     x.write_all(last).await.unwrap();
     assert_eq!(r.read_message(MAX_FRAME).await.unwrap().0, msg);
+}
+
+/// Each message's frame as it goes on the wire, written one by one.
+async fn frames_of(w: &mut SecureWriter<Vec<u8>>, msgs: &[Message]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for m in msgs {
+        w.write_message(m).await.unwrap();
+        out.push(std::mem::take(&mut w.inner));
+    }
+    out
+}
+
+#[tokio::test]
+async fn replayed_reordered_or_dropped_frames_fail_authentication() {
+    let p = prologue(MAGIC, BlockId::ZERO, FrameMode::Encrypted);
+    let n = REKEY_FRAMES as usize;
+    let msgs: Vec<Message> = (0..n as u64 + 2).map(Message::Ping).collect();
+    let first_frames: Vec<usize> = (0..4).collect();
+    // (what, the frames delivered in this order, how many messages get through first)
+    let cases: Vec<(&str, Vec<usize>, usize)> = vec![
+        ("frame 1 replayed", vec![0, 1, 1, 2], 2),
+        ("frames 1 and 2 swapped", vec![0, 2, 1, 3], 1),
+        ("frame 1 dropped", vec![0, 2, 3], 1),
+        ("frame 0 replayed at once", vec![0, 0], 1),
+        // Across a rekey: the last frame under the old key again, and the first frame
+        // under the new key dropped.
+        ("the last frame before a rekey replayed", (0..n).chain([n - 1, n]).collect(), n),
+        ("the first frame after a rekey dropped", (0..n).chain([n + 1]).collect(), n),
+    ];
+    for (what, order, good) in cases {
+        let (sa, sb, _, _) = pair(&p, &p).await;
+        let (_, mut w) = sa.unwrap().split((), Vec::new());
+        let wire = frames_of(&mut w, &msgs).await;
+        let (mut x, y) = duplex(1 << 20);
+        let (mut r, _) = sb.unwrap().split(y, ());
+        let feeder = tokio::spawn(async move {
+            for i in order.clone() {
+                x.write_all(&wire[i]).await.unwrap();
+            }
+            order
+        });
+        let mut got = Vec::new();
+        let err = loop {
+            match r.read_message(MAX_FRAME).await {
+                Ok((m, _)) => got.push(m),
+                Err(e) => break e,
+            }
+        };
+        let order = feeder.await.unwrap();
+        let want: Vec<Message> = order[..good].iter().map(|&i| msgs[i].clone()).collect();
+        assert_eq!(got.len(), good, "{what}: {} messages got through", got.len());
+        assert_eq!(got, want, "{what}");
+        assert!(matches!(err, WireError::Auth), "{what}: {err}");
+    }
+    // The same frames in order all get through (the cases above fail for their alteration).
+    let (sa, sb, _, _) = pair(&p, &p).await;
+    let (_, mut w) = sa.unwrap().split((), Vec::new());
+    let wire = frames_of(&mut w, &msgs[..4]).await;
+    let (mut x, y) = duplex(1 << 20);
+    let (mut r, _) = sb.unwrap().split(y, ());
+    for i in &first_frames {
+        x.write_all(&wire[*i]).await.unwrap();
+    }
+    for i in first_frames {
+        assert_eq!(r.read_message(MAX_FRAME).await.unwrap().0, msgs[i]);
+    }
 }
