@@ -19,9 +19,7 @@ use std::sync::Arc;
 /// how many there are).
 const MAX_PENDING_RECEIVED: usize = 500;
 
-/// Methods that change the node and need the cookie token.
-const ADMIN: &[&str] =
-    &["mining_generate", "node_stop", "net_addPeer", "net_disconnect", "net_ban", "net_unban"];
+use super::method_table as table;
 
 /// Runs one method. `submitted` is the outcome of a `tx_submit` already admitted with the
 /// rest of its batch ([`submit_parsed`]); the method then only reports it.
@@ -32,7 +30,12 @@ pub async fn dispatch(
     authorized: bool,
     submitted: Option<Result<Txid, MempoolError>>,
 ) -> Result<Value, RpcError> {
-    if ADMIN.contains(&method) && !authorized {
+    // Only listed methods are served: one missing from the table is unknown rather than
+    // served without its admin check.
+    let Some(spec) = table::find(method) else {
+        return Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {method:?}")));
+    };
+    if spec.admin && !authorized {
         return Err(RpcError::new(
             codes::UNAUTHORIZED,
             format!("{method} needs the token from <data dir>/rpc.cookie as 'Authorization: Bearer <token>'"),

@@ -5,6 +5,9 @@
 //! nothing. Methods that change the node (mining, stop, peers, bans) need the token from the
 //! cookie file `<data dir>/rpc.cookie` as `Authorization: Bearer <token>`.
 
+/// The table of methods (names, params, admin or not) that the server, `ember-cli help`
+/// and the tests share.
+pub mod method_table;
 mod methods;
 
 use crate::node::Node;
