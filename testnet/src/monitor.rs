@@ -2,21 +2,29 @@
 //! to the nodes itself): height, tip, peers and mempool of each node, which links are up,
 //! a tree of recent blocks, and how long each block took to reach every node.
 //!
-//! Propagation is measured here, at the poll interval's resolution ([`POLL_INTERVAL`]): a
-//! block counts as reached by a node at the first poll where the node's tip is that block
-//! or a descendant of it (a node that receives two blocks between polls never has the
-//! first as its tip, yet clearly holds it). A block's time zero is the first poll where any
-//! node held it.
+//! Propagation comes from the nodes' own records: every node notes when it stored each
+//! block (`chain_getHeader.stored_at_us`, unix µs), and all nodes of a testnet share this
+//! host's clock, so a block's propagation to node `i` is node `i`'s stored time minus the
+//! earliest stored time of any node — microseconds, not the poll interval. The poller asks
+//! each node once per block it newly holds, walking back from the node's tip, at most
+//! [`HEADERS_PER_POLL`] header calls per node per poll (a long catch-up is spread over
+//! several polls). A node holds a block from the first poll where its tip is that block or
+//! a descendant (a node that receives two blocks between polls never has the first as its
+//! tip, yet clearly holds it); one that stored it before it started has no stored time and
+//! is shown as holding it, without a number.
 
 use ember_wallet::rpc::RpcClient;
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How often the supervisor polls the nodes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Blocks further than this below the best height are forgotten.
 const KEEP_DEPTH: u64 = 30;
+/// At most this many `chain_getHeader` calls per node per poll, so a poll stays short
+/// however far a node jumped.
+pub const HEADERS_PER_POLL: usize = 8;
 
 /// What the poller needs to know about a node (copied out of the testnet under its lock,
 /// so polling never holds it).
@@ -59,8 +67,46 @@ struct NodeView {
 struct BlockView {
     height: u64,
     prev: String,
-    /// Unix ms at which each node first held the block.
+    /// Unix ms of the first poll at which each node held the block.
     seen: Vec<Option<u64>>,
+    /// Unix µs at which each node stored the block, by its own record.
+    stored_us: Vec<Option<u64>>,
+    /// Whether each node has been asked for its stored time (once is enough: it never
+    /// changes, and a node without a record keeps having none).
+    asked: Vec<bool>,
+}
+
+impl BlockView {
+    fn new(height: u64, prev: String, n: usize) -> BlockView {
+        BlockView {
+            height,
+            prev,
+            seen: vec![None; n],
+            stored_us: vec![None; n],
+            asked: vec![false; n],
+        }
+    }
+}
+
+/// What the poller needs of one known block to walk past it without an RPC call.
+#[derive(Debug, Clone)]
+pub struct KnownBlock {
+    height: u64,
+    prev: String,
+    asked: Vec<bool>,
+}
+
+/// The blocks the monitor knows, copied out for [`Monitor::sample`] (which runs without
+/// the monitor's lock).
+pub type Known = HashMap<String, KnownBlock>;
+
+/// One header a node answered: the block and when that node stored it.
+#[derive(Debug, Clone)]
+struct HeaderSample {
+    id: String,
+    height: u64,
+    prev: String,
+    stored_at_us: Option<u64>,
 }
 
 /// The polled view of the network; [`Monitor::poll`] updates it, [`Monitor::to_json`]
@@ -83,8 +129,8 @@ pub struct NodeSample {
     index: usize,
     info: Result<Value, String>,
     peers: Vec<String>,
-    /// Headers (id → (height, prev)) fetched for blocks the monitor did not know.
-    headers: Vec<(String, u64, String)>,
+    /// Headers of blocks the node holds and had not been asked about.
+    headers: Vec<HeaderSample>,
 }
 
 impl Monitor {
@@ -93,9 +139,11 @@ impl Monitor {
         Monitor { meta, ..Monitor::default() }
     }
 
-    /// Asks node `t` for its state, and for the headers of its tip's recent ancestors that
-    /// `known` does not contain.
-    pub fn sample(t: &NodeTarget, known: &dyn Fn(&str) -> bool) -> NodeSample {
+    /// Asks node `t` for its state, and for the headers (with its stored time) of its tip's
+    /// recent ancestors it has not been asked about: walking back from the tip, blocks in
+    /// `known` that it was asked about are passed without a call, and at most
+    /// [`HEADERS_PER_POLL`] headers are fetched.
+    pub fn sample(t: &NodeTarget, known: &Known) -> NodeSample {
         let mut s = NodeSample {
             index: t.index,
             info: Err("stopped".into()),
@@ -117,13 +165,23 @@ impl Monitor {
         }
         let mut id = info["tip"].as_str().unwrap_or("").to_string();
         for _ in 0..KEEP_DEPTH {
-            if id.is_empty() || known(&id) {
+            if id.is_empty() {
                 break;
             }
-            let Ok(h) = c.call("chain_getHeader", json!([id])) else { break };
-            let height = h["height"].as_u64().unwrap_or(0);
-            let prev = h["prev"].as_str().unwrap_or("").to_string();
-            s.headers.push((id, height, prev.clone()));
+            let (height, prev) = match known.get(&id) {
+                Some(k) if k.asked.get(t.index) == Some(&true) => (k.height, k.prev.clone()),
+                _ => {
+                    if s.headers.len() == HEADERS_PER_POLL {
+                        break;
+                    }
+                    let Ok(h) = c.call("chain_getHeader", json!([id])) else { break };
+                    let height = h["height"].as_u64().unwrap_or(0);
+                    let prev = h["prev"].as_str().unwrap_or("").to_string();
+                    let stored_at_us = h["stored_at_us"].as_u64();
+                    s.headers.push(HeaderSample { id, height, prev: prev.clone(), stored_at_us });
+                    (height, prev)
+                }
+            };
             if height == 0 {
                 break;
             }
@@ -132,9 +190,16 @@ impl Monitor {
         s
     }
 
-    /// The ids of the blocks the monitor knows (to pass to [`Monitor::sample`]).
-    pub fn known_ids(&self) -> HashSet<String> {
-        self.blocks.keys().cloned().collect()
+    /// The blocks the monitor knows (to pass to [`Monitor::sample`]).
+    pub fn known(&self) -> Known {
+        self.blocks
+            .iter()
+            .map(|(id, b)| {
+                let k =
+                    KnownBlock { height: b.height, prev: b.prev.clone(), asked: b.asked.clone() };
+                (id.clone(), k)
+            })
+            .collect()
     }
 
     /// Folds one round of samples into the view, as of now.
@@ -159,6 +224,8 @@ impl Monitor {
         self.nodes.resize_with(n, NodeView::default);
         for b in self.blocks.values_mut() {
             b.seen.resize(n, None);
+            b.stored_us.resize(n, None);
+            b.asked.resize(n, false);
         }
         for t in targets {
             let v = &mut self.nodes[t.index];
@@ -168,8 +235,11 @@ impl Monitor {
             v.p2p_addr = t.p2p_addr.clone();
         }
         for s in samples {
-            for (id, height, prev) in s.headers {
-                self.blocks.entry(id).or_insert(BlockView { height, prev, seen: vec![None; n] });
+            for h in s.headers {
+                let b =
+                    self.blocks.entry(h.id).or_insert_with(|| BlockView::new(h.height, h.prev, n));
+                b.stored_us[s.index] = h.stored_at_us;
+                b.asked[s.index] = true;
             }
             let v = &mut self.nodes[s.index];
             match s.info {
@@ -246,8 +316,14 @@ impl Monitor {
         let blocks: Vec<Value> = blocks
             .into_iter()
             .map(|(id, b)| {
-                let first = b.seen.iter().flatten().min().copied();
-                let first_node = first.and_then(|f| b.seen.iter().position(|s| *s == Some(f)));
+                let first_seen = b.seen.iter().flatten().min().copied();
+                let first_stored = b.stored_us.iter().flatten().min().copied();
+                // The first node to store it, by the nodes' records; by the polls only
+                // when no node has a record.
+                let first_node = match first_stored {
+                    Some(f) => b.stored_us.iter().position(|s| *s == Some(f)),
+                    None => first_seen.and_then(|f| b.seen.iter().position(|s| *s == Some(f))),
+                };
                 let tip_of: Vec<usize> = self
                     .nodes
                     .iter()
@@ -255,15 +331,24 @@ impl Monitor {
                     .filter(|(_, v)| v.running && v.error.is_none() && v.tip == *id)
                     .map(|(i, _)| i)
                     .collect();
-                let propagation: Vec<Option<u64>> =
-                    b.seen.iter().map(|s| s.zip(first).map(|(s, f)| s - f)).collect();
+                let held: Vec<bool> = (0..b.seen.len())
+                    .map(|i| b.seen[i].is_some() || b.stored_us[i].is_some())
+                    .collect();
+                // µs apart on one host clock, served in ms (three decimals).
+                let propagation: Vec<Option<f64>> = b
+                    .stored_us
+                    .iter()
+                    .map(|s| s.zip(first_stored).map(|(s, f)| (s - f) as f64 / 1000.0))
+                    .collect();
                 json!({
                     "id": id,
                     "height": b.height,
                     "prev": b.prev,
                     "tip_of": tip_of,
-                    "first_seen_ms": first,
+                    "held": held,
+                    "first_seen_ms": first_seen,
                     "first_node": first_node,
+                    "stored_at_us": b.stored_us,
                     "propagation_ms": propagation,
                 })
             })
@@ -298,12 +383,26 @@ mod tests {
             .collect()
     }
 
-    fn sample(index: usize, height: u64, tip: &str, headers: &[(&str, u64, &str)]) -> NodeSample {
+    /// A node's answers: `headers` are (id, height, prev, stored_at_us).
+    fn sample(
+        index: usize,
+        height: u64,
+        tip: &str,
+        headers: &[(&str, u64, &str, Option<u64>)],
+    ) -> NodeSample {
         NodeSample {
             index,
             info: Ok(json!({ "height": height, "tip": tip, "peers": 1, "mempool_size": 0 })),
             peers: vec![],
-            headers: headers.iter().map(|(i, h, p)| (i.to_string(), *h, p.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(i, h, p, at)| HeaderSample {
+                    id: i.to_string(),
+                    height: *h,
+                    prev: p.to_string(),
+                    stored_at_us: *at,
+                })
+                .collect(),
         }
     }
 
@@ -312,42 +411,74 @@ mod tests {
     }
 
     #[test]
-    fn a_block_reaches_a_node_when_its_tip_is_the_block_or_a_descendant() {
+    fn propagation_is_each_nodes_stored_time_after_the_first_in_ms() {
         let mut m = Monitor::new(json!({}));
-        let t = targets(2);
+        let t = targets(3);
         let t0 = 1_700_000_000_000;
-        let samples = vec![sample(0, 0, "g", &[("g", 0, "")]), sample(1, 0, "g", &[])];
-        m.update_at(t0, &t, vec![], samples);
-        // Node 0 mines a and b; node 1 still has g.
-        m.update_at(
-            t0 + 250,
-            &t,
-            vec![],
-            vec![sample(0, 2, "b", &[("b", 2, "a"), ("a", 1, "g")]), sample(1, 0, "g", &[])],
-        );
+        let us = t0 * 1000;
+        // Genesis: no node has a record of storing it (they all started with it).
+        let g = [("g", 0, "", None)];
+        m.update_at(t0, &t, vec![], vec![sample(0, 0, "g", &g), sample(1, 0, "g", &g)]);
+        // Node 0 mines a and b; node 1 still has g; node 2 has not answered yet.
+        let mined = [("b", 2, "a", Some(us + 100)), ("a", 1, "g", Some(us + 50))];
+        m.update_at(t0 + 250, &t, vec![], vec![sample(0, 2, "b", &mined), sample(1, 0, "g", &[])]);
         let v = m.to_json();
         assert_eq!(block(&v, "b")["tip_of"], json!([0]));
         assert_eq!(block(&v, "g")["tip_of"], json!([1]));
-        assert_eq!(block(&v, "a")["propagation_ms"][1], Value::Null, "node 1 lacks a");
+        assert_eq!(block(&v, "a")["propagation_ms"], json!([0.0, null, null]), "only node 0");
+        assert_eq!(block(&v, "a")["held"], json!([true, false, false]));
         assert_eq!(block(&v, "b")["first_seen_ms"], t0 + 250);
-        // Node 1 jumps straight to b one poll later: it holds a too.
-        m.update_at(t0 + 500, &t, vec![], vec![sample(0, 2, "b", &[]), sample(1, 2, "b", &[])]);
+        // Both others store both blocks within the same poll interval: the records, not
+        // the polls, tell them apart, to the microsecond.
+        let n1 = [("b", 2, "a", Some(us + 1_334)), ("a", 1, "g", Some(us + 1_250))];
+        let n2 = [("b", 2, "a", Some(us + 2_600)), ("a", 1, "g", Some(us + 2_550))];
+        m.update_at(
+            t0 + 500,
+            &t,
+            vec![],
+            vec![sample(0, 2, "b", &[]), sample(1, 2, "b", &n1), sample(2, 2, "b", &n2)],
+        );
         let v = m.to_json();
+        assert_eq!(block(&v, "a")["propagation_ms"], json!([0.0, 1.2, 2.5]));
+        assert_eq!(block(&v, "b")["propagation_ms"], json!([0.0, 1.234, 2.5]));
+        assert_eq!(block(&v, "b")["stored_at_us"], json!([us + 100, us + 1_334, us + 2_600]));
         for id in ["a", "b"] {
-            let p = &block(&v, id)["propagation_ms"];
-            assert_eq!(p, &json!([0, 250]), "{id}: node 0 had it first, node 1 a poll later");
-            assert_eq!(block(&v, id)["first_node"], 0);
+            assert_eq!(block(&v, id)["first_node"], 0, "{id}: node 0 stored it first");
         }
-        assert_eq!(block(&v, "b")["tip_of"], json!([0, 1]));
+        // Genesis: held by all, with no number (node 2 holds it as an ancestor of b).
+        assert_eq!(block(&v, "g")["held"], json!([true, true, true]));
+        assert_eq!(block(&v, "g")["propagation_ms"], json!([null, null, null]));
+        assert_eq!(block(&v, "b")["tip_of"], json!([0, 1, 2]));
         assert_eq!(v["blocks"][0]["id"], "b", "highest block first");
         assert_eq!(v["updated_ms"], t0 + 500);
+    }
+
+    #[test]
+    fn a_node_is_asked_once_per_block_and_the_walk_passes_asked_blocks() {
+        let mut m = Monitor::new(json!({}));
+        let t = targets(2);
+        let h = [("b", 2, "a", Some(7)), ("a", 1, "g", Some(5)), ("g", 0, "", None)];
+        m.update(&t, vec![], vec![sample(0, 2, "b", &h)]);
+        let known = m.known();
+        assert!(["a", "b", "g"].iter().all(|id| known[*id].asked == [true, false]));
+        assert_eq!((known["b"].height, known["b"].prev.as_str()), (2, "a"));
+        // Node 1 answers about its tip only (its budget ran out, say).
+        m.update(&t, vec![], vec![sample(0, 2, "b", &[]), sample(1, 2, "b", &h[..1])]);
+        let known = m.known();
+        assert_eq!(known["b"].asked, [true, true]);
+        assert_eq!(known["a"].asked, [true, false], "node 1 was not asked about a yet");
+        assert_eq!(block(&m.to_json(), "a")["held"], json!([true, true]));
     }
 
     #[test]
     fn a_stopped_node_is_shown_down_and_holds_no_tip() {
         let mut m = Monitor::new(json!({}));
         let mut t = targets(2);
-        m.update(&t, vec![], vec![sample(0, 0, "g", &[("g", 0, "")]), sample(1, 0, "g", &[])]);
+        m.update(
+            &t,
+            vec![],
+            vec![sample(0, 0, "g", &[("g", 0, "", None)]), sample(1, 0, "g", &[])],
+        );
         t[1].running = false;
         let stopped =
             NodeSample { index: 1, info: Err("stopped".into()), peers: vec![], headers: vec![] };

@@ -206,9 +206,8 @@ fn poll_once(inner: &Inner) {
         (targets, links)
     };
     // Sample without holding any lock: a slow node must not stall the page or commands.
-    let known = inner.monitor.lock().expect("never poisoned").known_ids();
-    let samples: Vec<_> =
-        targets.iter().map(|t| Monitor::sample(t, &|id: &str| known.contains(id))).collect();
+    let known = inner.monitor.lock().expect("never poisoned").known();
+    let samples: Vec<_> = targets.iter().map(|t| Monitor::sample(t, &known)).collect();
     inner.monitor.lock().expect("never poisoned").update(&targets, links, samples);
 }
 

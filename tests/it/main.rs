@@ -4,6 +4,7 @@
 mod block_assembly;
 mod cli_errors;
 mod cli_help;
+mod dashboard;
 mod ember_cli;
 mod hostile;
 mod incoming_pending;
