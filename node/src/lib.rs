@@ -20,6 +20,26 @@
 //! The miner runs on blocking threads; RPC handlers run on the tokio runtime and move CPU
 //! work (signature checks, mining) to `spawn_blocking`.
 
+/// `eprintln!` that ignores a failed write instead of panicking: with stderr closed (e.g.
+/// `2>&1 | head -1` after `head` exits) a diagnostic nobody can read is not worth a crash.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that ignores a failed write (see [`errln!`]).
+#[macro_export]
+macro_rules! errout {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+        let _ = std::io::stderr().flush();
+    }};
+}
+
 pub mod atomic_file;
 pub mod chain;
 pub mod config;

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             let config = match cli.run.resolve() {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    ember_node::errln!("error: {e:#}");
                     return ExitCode::from(2);
                 }
             };
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             match runtime.block_on(run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    ember_node::errln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
             }
@@ -74,14 +74,14 @@ fn check(
     let params = match load_params(network, genesis) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            ember_node::errln!("error: {e:#}");
             return ExitCode::from(2);
         }
     };
     // Read-only means nothing is created either: the rocksdb crate creates a missing
     // database directory even to open it read-only, so what is not there is refused first.
     if !data_dir.is_dir() {
-        eprintln!(
+        ember_node::errln!(
             "error: the data dir {} does not exist; nothing to check (give --data-dir the \
              directory a node ran with)",
             data_dir.display()
@@ -90,7 +90,7 @@ fn check(
     }
     let path = data_dir.join("chain");
     if !path.join("CURRENT").is_file() {
-        eprintln!(
+        ember_node::errln!(
             "error: {} is not a node's data dir: it has no chain database ({} is missing); \
              give --data-dir the directory a node ran with",
             data_dir.display(),
@@ -101,7 +101,7 @@ fn check(
     let kv: Arc<dyn KvStore> = match RocksKv::open_read_only(&path) {
         Ok(kv) => Arc::new(kv),
         Err(e) => {
-            eprintln!("error: cannot open the chain database {}: {e}", path.display());
+            ember_node::errln!("error: cannot open the chain database {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
@@ -114,7 +114,7 @@ fn check(
                 }
                 _ => String::new(),
             };
-            eprintln!("error: {}: {e}{hint}", data_dir.display());
+            ember_node::errln!("error: {}: {e}{hint}", data_dir.display());
             return ExitCode::FAILURE;
         }
     };

@@ -263,7 +263,7 @@ fn main() {
         if is_broken_pipe(&e) {
             std::process::exit(0);
         }
-        eprintln!("error: {e:#}");
+        ember_testnet::errln!("error: {e:#}");
         std::process::exit(1);
     }
 }
@@ -381,7 +381,7 @@ fn bench(quick: bool, json: bool, nodes: usize, dir: Option<PathBuf>) -> Result<
     let opts = ember_testnet::bench::BenchOptions { quick, nodes, dir, stop };
     let started = Instant::now();
     let report = ember_testnet::bench::run(&opts, |step| {
-        eprintln!("[bench {:>5.1}s] {step}", started.elapsed().as_secs_f64());
+        ember_testnet::errln!("[bench {:>5.1}s] {step}", started.elapsed().as_secs_f64());
     })?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
@@ -428,7 +428,9 @@ fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
     let printed = print_summary(&sup.state(), &sup.view(), stdout_width())
         .and_then(|()| outln!("Ctrl-C stops every node.\n"));
     if let Err(e) = printed {
-        eprintln!("note: cannot print to standard output ({e}); the testnet keeps running");
+        ember_testnet::errln!(
+            "note: cannot print to standard output ({e}); the testnet keeps running"
+        );
     }
     // On a terminal the live line is redrawn in place, so it must never wrap (a wrapped
     // line cannot be redrawn); elsewhere (a log file) a line is written when it changes.
@@ -442,22 +444,22 @@ fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
             let view = sup.view();
             if tty {
                 let width = terminal_width(true).unwrap_or(80);
-                eprint!("\r\x1b[K{}", live_line(&view, width));
+                ember_testnet::errout!("\r\x1b[K{}", live_line(&view, width));
             } else {
                 let line = live_line(&view, usize::MAX);
                 if line != shown {
-                    eprintln!("{line}");
+                    ember_testnet::errln!("{line}");
                     shown = line;
                 }
             }
         }
     }
     if tty {
-        eprintln!();
+        ember_testnet::errln!();
     }
-    eprintln!("[testnet] stopping every node");
+    ember_testnet::errln!("[testnet] stopping every node");
     sup.shutdown()?;
-    eprintln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
+    ember_testnet::errln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
     Ok(())
 }
 
@@ -468,17 +470,20 @@ fn progress_bar() -> impl FnMut(Progress<'_>) {
     let mut last_step = String::new();
     move |p| {
         if !tty {
-            eprintln!("[testnet] {p}");
+            ember_testnet::errln!("[testnet] {p}");
             return;
         }
         if !last_step.is_empty() && last_step != p.step {
-            eprintln!();
+            ember_testnet::errln!();
         }
         last_step = p.step.to_string();
         let width = terminal_width(true).unwrap_or(80);
-        eprint!("\r\x1b[K{}", fit(&format!("[testnet] {p}"), width.saturating_sub(1)));
+        ember_testnet::errout!(
+            "\r\x1b[K{}",
+            fit(&format!("[testnet] {p}"), width.saturating_sub(1))
+        );
         if p.done == p.total && p.step == "nodes on one tip" {
-            eprintln!();
+            ember_testnet::errln!();
         }
     }
 }
@@ -489,15 +494,16 @@ fn supervise(opts: &TestnetOptions, base_port: u16) -> Result<()> {
     let stop = stop_flag(false);
     let _ =
         signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::new(AtomicBool::new(false)));
-    let sup =
-        Supervisor::start(opts, dashboard_addr(base_port)?, |step| eprintln!("[testnet] {step}"))?;
-    eprintln!("[testnet] up; dashboard {}", sup.state().dashboard_url);
+    let sup = Supervisor::start(opts, dashboard_addr(base_port)?, |step| {
+        ember_testnet::errln!("[testnet] {step}")
+    })?;
+    ember_testnet::errln!("[testnet] up; dashboard {}", sup.state().dashboard_url);
     while !stop.load(Ordering::Relaxed) && !sup.shutdown_requested() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("[testnet] stopping every node");
+    ember_testnet::errln!("[testnet] stopping every node");
     sup.shutdown()?;
-    eprintln!("[testnet] stopped");
+    ember_testnet::errln!("[testnet] stopped");
     Ok(())
 }
 
@@ -554,7 +560,7 @@ fn echo_new_lines(path: &Path, from: usize) -> usize {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let upto = text[..].rfind('\n').map_or(from, |i| i + 1).max(from);
     if upto > from {
-        eprint!("{}", &text[from..upto]);
+        ember_testnet::errout!("{}", &text[from..upto]);
     }
     upto
 }
@@ -1000,7 +1006,8 @@ fn soak(
         dir.to_path_buf(),
     );
     opts.nodes = nodes;
-    let report = ember_testnet::soak::soak(&opts, &mut |line| eprintln!("[soak] {line}"))?;
+    let report =
+        ember_testnet::soak::soak(&opts, &mut |line| ember_testnet::errln!("[soak] {line}"))?;
     let text = if json {
         format!("{}\n", serde_json::to_string_pretty(&report)?)
     } else {

@@ -693,3 +693,42 @@ fn a_port_in_use_names_the_flag_that_changes_it() {
         );
     }
 }
+
+// ---- Closed stderr ----------------------------------------------------------------
+
+/// Runs `bin` with stdout and stderr both going into a socket whose reader is gone (as in
+/// `cmd 2>&1 | head -1` once `head` has exited); returns the exit code.
+fn run_closed_both(bin: &str, args: &[&str]) -> Option<i32> {
+    let (reader, writer) = UnixStream::pair().expect("socket pair");
+    drop(reader);
+    let err = writer.try_clone().expect("clone the socket");
+    command(bin, args, &[])
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(writer)))
+        .stderr(Stdio::from(std::os::fd::OwnedFd::from(err)))
+        .status()
+        .expect("the binary runs")
+        .code()
+}
+
+/// An error reported on a closed stderr is still an error exit (1 or 2), never a panic
+/// (101): `eprintln!` panics on a broken pipe, so the binaries write diagnostics with
+/// `errln!`, which ignores a failed write.
+#[test]
+fn errors_on_a_closed_stderr_exit_with_their_code_not_a_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nothing-here");
+    let missing = missing.to_str().expect("utf-8");
+    for (bin, args) in [
+        ("ember-node", vec!["check", "--data-dir", missing]),
+        ("ember-testnet", vec!["--dir", missing, "status"]),
+        ("ember-wallet", vec!["--wallet", missing, "--node", "http://127.0.0.1:1", "balance"]),
+        ("ember-cli", vec!["--rpc", "http://127.0.0.1:1", "node_info"]),
+        ("ember-wallet", vec!["--no-such-flag"]),
+    ] {
+        let code = run_closed_both(bin, &args);
+        assert!(
+            matches!(code, Some(1) | Some(2)),
+            "{bin} {args:?} on a closed stderr exited {code:?}"
+        );
+    }
+}

@@ -43,13 +43,13 @@ impl Outcome {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 if let Some(warning) = &self.if_cut_off {
-                    eprintln!("error: standard output closed early: {warning}");
+                    ember_wallet::errln!("error: standard output closed early: {warning}");
                     std::process::exit(1);
                 }
                 std::process::exit(0);
             }
             Err(e) => {
-                eprintln!("error: cannot write the result to standard output: {e}");
+                ember_wallet::errln!("error: cannot write the result to standard output: {e}");
                 std::process::exit(1);
             }
         }
@@ -60,9 +60,9 @@ impl Outcome {
 pub fn print_error(err: &CliError, json: bool) {
     if json {
         let v = serde_json::json!({ "error": { "kind": err.kind(), "message": err.to_string() } });
-        eprintln!("{v}");
+        ember_wallet::errln!("{v}");
     } else {
-        eprintln!("error: {err}");
+        ember_wallet::errln!("error: {err}");
     }
 }
 
@@ -77,7 +77,7 @@ pub fn usage_error(err: clap::Error, json: bool) -> ! {
     let rendered = err.render().to_string();
     let message = rendered.trim().trim_start_matches("error: ").to_owned();
     let v = serde_json::json!({ "error": { "kind": "usage", "message": message } });
-    eprintln!("{v}");
+    ember_wallet::errln!("{v}");
     std::process::exit(2)
 }
 
@@ -89,5 +89,5 @@ pub fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> boo
 
 /// A remark on stderr that does not change the result (e.g. which network was chosen).
 pub fn note(message: &str) {
-    eprintln!("note: {message}");
+    ember_wallet::errln!("note: {message}");
 }
