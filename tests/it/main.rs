@@ -20,3 +20,4 @@ mod support;
 mod testnet;
 mod wallet_cli;
 mod wallet_incoming;
+mod wallet_watch;

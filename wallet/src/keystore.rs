@@ -1,15 +1,21 @@
 //! The keystore file: the wallet's seed and its list of accounts, encrypted under the
 //! user's passphrase, on disk.
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! A JSON object, written by Ember in one exact form (pretty-printed, fields in this
 //! order, lowercase hex, trailing newline):
 //!
 //! ```json
 //! {
-//!   "version": 1,
+//!   "version": 2,
 //!   "network": "testnet",
+//!   "accounts": [
+//!     {
+//!       "index": 0,
+//!       "address": "etest1..."
+//!     }
+//!   ],
 //!   "kdf": {
 //!     "algorithm": "argon2id",
 //!     "m_cost": 65536,
@@ -31,9 +37,34 @@
 //!   stored because the design shows the mnemonic once, at creation, and never again,
 //!   and because the seed already includes any BIP39 passphrase, which the user then
 //!   need not type on every use.
+//! - `accounts` repeats, in the clear, each account's index, label and address (bech32m
+//!   with the network's prefix), so that commands which only *watch* an account (its
+//!   address, balance, history, the account list) can run without the passphrase
+//!   ([`Keystore::peek_accounts`]). The addresses are public by nature; what the clear
+//!   list gives away is that they belong together, to this file's owner, and the names
+//!   the owner gave them (as Bitcoin Core keeps its labels unencrypted).
 //! - The ciphertext is XChaCha20-Poly1305 with a random 24-byte nonce; its associated
-//!   data binds every header field (version, network, KDF algorithm and costs, salt,
-//!   cipher algorithm, nonce), so changing any of them makes decryption fail.
+//!   data binds every header field (version, network, the clear account list, KDF
+//!   algorithm and costs, salt, cipher algorithm, nonce), so changing any of them makes
+//!   decryption fail.
+//!
+//! ## The clear account list is not authenticated until the next unlock
+//!
+//! Reading it needs no key, so nothing can check it when it is read: someone who can
+//! write the file could put their own address in it, and a watch-only `address` would
+//! show it. The edit is caught at the next unlock (sending, signing, adding an account):
+//! the list is part of the associated data, so opening fails as
+//! [`KeystoreError::WrongPassphrase`] ("wrong passphrase or the keystore file was
+//! modified"), and after decryption the list must also equal the addresses derived
+//! from the seed. This is the same trust as any watch-only wallet file; the file is
+//! written 0600 in a 0700 directory, and who can write it can also delete it.
+//!
+//! ## Version 1
+//!
+//! The same file without `accounts` (and with `"version": 1` in the associated data).
+//! It is still read by [`Keystore::open`]; [`Keystore::needs_upgrade`] then says so, and
+//! saving always writes version 2 (the CLI does so at the first unlock). Its accounts
+//! cannot be watched without the passphrase: [`Keystore::peek_accounts`] gives `None`.
 //!
 //! # What is guaranteed
 //!
@@ -46,7 +77,8 @@
 //!   after it has run: a tampered file cannot make opening allocate more than
 //!   [`MAX_M_COST_KIB`] KiB.
 //! - Saving is atomic: the file appears complete, mode 0600, or not at all; an existing
-//!   file is replaced only with [`WriteMode::Replace`]. Opening never writes.
+//!   file is replaced only with [`WriteMode::Replace`]. Opening never writes (upgrading a
+//!   version-1 file is an explicit [`Keystore::save`] by the caller).
 //! - The seed is wiped from memory when dropped, and no `Debug` output shows it.
 
 use std::fmt;
@@ -63,11 +95,15 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use ember_core::{Address, Network};
+
 use crate::derive::{derive_account, ExtendedKey, HARDENED_OFFSET};
 use crate::mnemonic::{Mnemonic, Seed, SEED_LEN};
 
-/// The keystore format version this code writes and reads.
-pub const KEYSTORE_VERSION: u32 = 1;
+/// The keystore format version this code writes (it also reads [`LEGACY_VERSION`]).
+pub const KEYSTORE_VERSION: u32 = 2;
+/// The previous format, without the clear account list: read, never written.
+pub const LEGACY_VERSION: u32 = 1;
 
 /// Largest `m_cost` (KiB) accepted, 2 GiB: bounds the memory a tampered file can make
 /// `open` allocate before the passphrase check can fail.
@@ -101,14 +137,14 @@ pub enum KeystoreError {
     /// encryption.
     #[error("wrong passphrase or the keystore file was modified")]
     WrongPassphrase,
-    /// The file is not a well-formed version-1 keystore (not JSON, truncated, missing
+    /// The file is not a well-formed version-1 or version-2 keystore (not JSON, truncated, missing
     /// or extra fields, bad hex, not in the exact form Ember writes, …).
     #[error("the keystore file is damaged or is not an Ember keystore: {0}")]
     Corrupt(String),
     /// The file says it is a keystore format version this Ember does not know.
     #[error(
-        "the keystore file has format version {0}, but this Ember reads only version \
-         {KEYSTORE_VERSION}; use the Ember release that wrote it"
+        "the keystore file has format version {0}, but this Ember reads only versions \
+         {LEGACY_VERSION} and {KEYSTORE_VERSION}; use the Ember release that wrote it"
     )]
     UnsupportedVersion(u32),
     /// Reading or writing a file or directory failed.
@@ -146,6 +182,10 @@ pub enum KeystoreError {
     /// [`Keystore::add_account_at`] was given an index of 2^31 or more.
     #[error("account index {0} is too large: indices must be below 2147483648 (2^31)")]
     AccountIndexTooLarge(u32),
+    /// Saving needs the network's address prefix, and this network name is not one
+    /// Ember knows.
+    #[error("the network {0:?} is not one this Ember knows (devnet, testnet): cannot write its addresses")]
+    UnknownNetwork(String),
     /// Every account index below 2^31 is taken (not reachable in practice).
     #[error("the keystore has no free account index left")]
     TooManyAccounts,
@@ -251,6 +291,34 @@ impl Account {
     }
 }
 
+/// An account as the clear list of a version-2 file has it: index, label and address,
+/// readable without the passphrase and **not authenticated** until the next unlock (see
+/// the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchAccount {
+    index: u32,
+    label: String,
+    address: String,
+}
+
+impl WatchAccount {
+    /// The account index used in derivation.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The account's label, for people.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The account's address, bech32m with the network's prefix.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
 /// The decrypted contents of a keystore: network, seed and accounts.
 pub struct Keystore {
     network: String,
@@ -259,6 +327,9 @@ pub struct Keystore {
     /// The argon2id costs of the file this was opened from, so that re-saving (a new
     /// account) keeps the strength the user chose rather than silently changing it.
     kdf: KdfParams,
+    /// The format version of the file this was opened from ([`KEYSTORE_VERSION`] for a
+    /// new one).
+    file_version: u32,
 }
 
 impl Keystore {
@@ -273,6 +344,7 @@ impl Keystore {
             seed,
             accounts: Vec::new(),
             kdf: KdfParams::RECOMMENDED,
+            file_version: KEYSTORE_VERSION,
         })
     }
 
@@ -300,6 +372,34 @@ impl Keystore {
     /// writing it back.
     pub fn kdf_params(&self) -> KdfParams {
         self.kdf
+    }
+
+    /// The format version of the file this keystore was opened from.
+    pub fn file_version(&self) -> u32 {
+        self.file_version
+    }
+
+    /// Whether the file this was opened from is of an older format, which
+    /// [`Keystore::save`] would rewrite as the current one.
+    pub fn needs_upgrade(&self) -> bool {
+        self.file_version != KEYSTORE_VERSION
+    }
+
+    /// Each account's index and address, derived from the seed: what a saved file lists
+    /// in the clear.
+    pub fn watch_accounts(&self) -> Result<Vec<WatchAccount>, KeystoreError> {
+        let network: Network = self
+            .network
+            .parse()
+            .map_err(|_| KeystoreError::UnknownNetwork(self.network.clone()))?;
+        self.accounts
+            .iter()
+            .map(|a| {
+                let key = self.account_key(a.index)?;
+                let address = Address::from_bytes(key.verifying_key()).to_bech32(network.hrp());
+                Ok(WatchAccount { index: a.index, label: a.label.clone(), address })
+            })
+            .collect()
     }
 
     /// The accounts, in the order they were added.
@@ -356,6 +456,17 @@ impl Keystore {
         Ok(header.network)
     }
 
+    /// The clear account list of the keystore file at `path`, read without the
+    /// passphrase and so **not authenticated** until the next [`Keystore::open`] (see
+    /// the module documentation); `None` for a version-1 file, which has none. The
+    /// file is checked exactly as by [`Keystore::open`] up to the key derivation, and
+    /// each address is a valid address of the file's network.
+    pub fn peek_accounts(path: &Path) -> Result<Option<Vec<WatchAccount>>, KeystoreError> {
+        let bytes = read_limited(path)?;
+        let (header, _) = KeystoreFile::decode(&bytes)?.check()?;
+        Ok(header.accounts)
+    }
+
     /// The signing key of one of the keystore's accounts.
     pub fn account_key(&self, index: u32) -> Result<ExtendedKey, KeystoreError> {
         if self.account(index).is_none() {
@@ -384,7 +495,15 @@ impl Keystore {
         OsRng.fill_bytes(&mut salt);
         OsRng.fill_bytes(&mut nonce);
 
-        let header = Header { network: self.network.clone(), params, salt: salt.to_vec(), nonce };
+        let accounts = self.watch_accounts()?;
+        let header = Header {
+            version: KEYSTORE_VERSION,
+            network: self.network.clone(),
+            accounts: Some(accounts),
+            params,
+            salt: salt.to_vec(),
+            nonce,
+        };
         let key = derive_key(passphrase, &header)?;
 
         let accounts_json =
@@ -406,6 +525,7 @@ impl Keystore {
         let file = KeystoreFile {
             version: KEYSTORE_VERSION,
             network: header.network,
+            accounts: header.accounts,
             kdf: KdfSection {
                 algorithm: KDF_ALGORITHM.to_owned(),
                 m_cost: params.m_cost_kib,
@@ -456,7 +576,23 @@ impl Keystore {
             .map_err(|e| KeystoreError::Corrupt(format!("account list: {e}")))?;
         check_accounts(&accounts)?;
 
-        Ok(Keystore { network: header.network, seed, accounts, kdf: header.params })
+        let keystore = Keystore {
+            network: header.network,
+            seed,
+            accounts,
+            kdf: header.params,
+            file_version: header.version,
+        };
+        // Authenticated already (associated data); this catches a writer that listed
+        // addresses other than the seed's, which no associated data can.
+        if let Some(listed) = &header.accounts {
+            if *listed != keystore.watch_accounts()? {
+                return Err(KeystoreError::Corrupt(
+                    "the clear account list does not match the encrypted accounts".into(),
+                ));
+            }
+        }
+        Ok(keystore)
     }
 }
 
@@ -465,6 +601,7 @@ impl fmt::Debug for Keystore {
         f.debug_struct("Keystore")
             .field("network", &self.network)
             .field("accounts", &self.accounts)
+            .field("file_version", &self.file_version)
             .field("seed", &"<redacted>")
             .finish()
     }
@@ -476,6 +613,9 @@ impl fmt::Debug for Keystore {
 struct KeystoreFile {
     version: u32,
     network: String,
+    /// Version 2 only: the clear account list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    accounts: Option<Vec<WatchAccount>>,
     kdf: KdfSection,
     cipher: CipherSection,
     ciphertext: String,
@@ -517,7 +657,7 @@ impl KeystoreFile {
     fn decode(bytes: &[u8]) -> Result<KeystoreFile, KeystoreError> {
         let probe: VersionProbe = serde_json::from_slice(bytes)
             .map_err(|e| KeystoreError::Corrupt(format!("not a keystore JSON object: {e}")))?;
-        if probe.version != KEYSTORE_VERSION {
+        if probe.version != KEYSTORE_VERSION && probe.version != LEGACY_VERSION {
             return Err(KeystoreError::UnsupportedVersion(probe.version));
         }
         let file: KeystoreFile = serde_json::from_slice(bytes)
@@ -537,6 +677,18 @@ impl KeystoreFile {
         if !is_valid_network(&self.network) {
             return Err(KeystoreError::Corrupt(format!("invalid network name {:?}", self.network)));
         }
+        let accounts = match (self.version, self.accounts) {
+            (LEGACY_VERSION, None) => None,
+            (LEGACY_VERSION, Some(_)) => {
+                return Err(KeystoreError::Corrupt(
+                    "a version-1 file has no clear account list".into(),
+                ))
+            }
+            (_, None) => {
+                return Err(KeystoreError::Corrupt("the clear account list is missing".into()))
+            }
+            (_, Some(list)) => Some(check_watch_accounts(&self.network, list)?),
+        };
         if self.kdf.algorithm != KDF_ALGORITHM {
             return Err(KeystoreError::Corrupt(format!(
                 "unknown key-derivation algorithm {:?}",
@@ -569,14 +721,19 @@ impl KeystoreFile {
         if ciphertext.len() < SEED_LEN + TAG_LEN {
             return Err(KeystoreError::Corrupt("the ciphertext is too short".into()));
         }
-        let header = Header { network: self.network, params, salt, nonce };
+        let header =
+            Header { version: self.version, network: self.network, accounts, params, salt, nonce };
         Ok((header, ciphertext))
     }
 }
 
 /// The decoded header: everything the key and the associated data depend on.
 struct Header {
+    /// [`LEGACY_VERSION`] or [`KEYSTORE_VERSION`].
+    version: u32,
     network: String,
+    /// The clear account list (version 2), `None` in version 1.
+    accounts: Option<Vec<WatchAccount>>,
     params: KdfParams,
     salt: Vec<u8>,
     nonce: [u8; NONCE_LEN],
@@ -593,7 +750,7 @@ impl Header {
         }
         let mut aad = Vec::with_capacity(128);
         field(&mut aad, AAD_DOMAIN);
-        field(&mut aad, &KEYSTORE_VERSION.to_be_bytes());
+        field(&mut aad, &self.version.to_be_bytes());
         field(&mut aad, self.network.as_bytes());
         field(&mut aad, KDF_ALGORITHM.as_bytes());
         field(&mut aad, &self.params.m_cost_kib.to_be_bytes());
@@ -602,6 +759,18 @@ impl Header {
         field(&mut aad, &self.salt);
         field(&mut aad, CIPHER_ALGORITHM.as_bytes());
         field(&mut aad, &self.nonce);
+        // Appended last, and only in version 2, so that version-1 files keep the
+        // associated data they were written with. The count first, so that no two lists
+        // give the same bytes.
+        if let Some(accounts) = &self.accounts {
+            let count = u32::try_from(accounts.len()).expect("a keystore file is under 1 MiB");
+            field(&mut aad, &count.to_be_bytes());
+            for account in accounts {
+                field(&mut aad, &account.index.to_be_bytes());
+                field(&mut aad, account.label.as_bytes());
+                field(&mut aad, account.address.as_bytes());
+            }
+        }
         aad
     }
 }
@@ -657,6 +826,44 @@ fn check_accounts(accounts: &[Account]) -> Result<(), KeystoreError> {
         }
     }
     Ok(())
+}
+
+/// The clear account list: indices below 2^31 and not repeated, labels as `add_account`
+/// takes them, each address a valid
+/// address of `network` in its one lowercase form. (Whether they are *this seed's*
+/// addresses is known only after decryption.)
+fn check_watch_accounts(
+    network: &str,
+    accounts: Vec<WatchAccount>,
+) -> Result<Vec<WatchAccount>, KeystoreError> {
+    let network: Network = network
+        .parse()
+        .map_err(|_| KeystoreError::Corrupt(format!("unknown network {network:?}")))?;
+    let mut seen = std::collections::HashSet::new();
+    for account in &accounts {
+        if account.index >= HARDENED_OFFSET || !seen.insert(account.index) {
+            return Err(KeystoreError::Corrupt(format!(
+                "clear account list: index {} is out of range or repeated",
+                account.index
+            )));
+        }
+        if !is_valid_label(&account.label) {
+            return Err(KeystoreError::Corrupt(format!(
+                "clear account list: invalid label {:?}",
+                account.label
+            )));
+        }
+        let canonical = Address::parse(&account.address, network.hrp())
+            .map(|a| a.to_bech32(network.hrp()))
+            .map_err(|e| KeystoreError::Corrupt(format!("clear account list: {e}")))?;
+        if canonical != account.address {
+            return Err(KeystoreError::Corrupt(format!(
+                "clear account list: {:?} is not in lowercase form",
+                account.address
+            )));
+        }
+    }
+    Ok(accounts)
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> KeystoreError {
@@ -815,8 +1022,14 @@ mod tests {
         let (_dir, path, _, _) = saved();
         let text = fs::read_to_string(&path).unwrap();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value["version"], 1);
+        assert_eq!(value["version"], 2);
         assert_eq!(value["network"], "testnet");
+        let listed = value["accounts"].as_array().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1]["index"], 1);
+        assert!(listed[1]["address"].as_str().unwrap().starts_with("etest1"));
+        assert_eq!(listed[1].as_object().unwrap().len(), 3, "index, label and address only");
+        assert_eq!(listed[1]["label"], "savings ✓");
         assert_eq!(value["kdf"]["algorithm"], "argon2id");
         assert_eq!(value["kdf"]["m_cost"], 1024);
         assert_eq!(value["kdf"]["t_cost"], 1);
@@ -824,7 +1037,6 @@ mod tests {
         assert_eq!(value["kdf"]["salt"].as_str().unwrap().len(), 2 * SALT_LEN);
         assert_eq!(value["cipher"]["algorithm"], "xchacha20poly1305");
         assert_eq!(value["cipher"]["nonce"].as_str().unwrap().len(), 2 * NONCE_LEN);
-        assert!(!text.contains("main"), "account labels are encrypted");
     }
 
     #[test]
@@ -891,8 +1103,27 @@ mod tests {
     fn header_fields_are_bound_to_the_ciphertext() {
         let (_dir, path, _, _) = saved();
         type Change = fn(&mut KeystoreFile);
-        let changes: [(&str, Change); 6] = [
-            ("network", |f| f.network = "mainnet".into()),
+        let changes: [(&str, Change); 10] = [
+            ("accounts: addresses swapped", |f| {
+                let list = f.accounts.as_mut().unwrap();
+                let first = list[0].address.clone();
+                list[0].address = std::mem::replace(&mut list[1].address, first);
+            }),
+            ("accounts: one dropped", |f| {
+                f.accounts.as_mut().unwrap().pop();
+            }),
+            ("accounts: index changed", |f| f.accounts.as_mut().unwrap()[1].index = 7),
+            ("accounts: another valid address", |f| {
+                f.accounts.as_mut().unwrap()[0].address =
+                    Address::from_bytes([9u8; 32]).to_bech32(Network::Testnet.hrp())
+            }),
+            ("network (with its addresses' prefix)", |f| {
+                f.network = "devnet".into();
+                for a in f.accounts.as_mut().unwrap() {
+                    let bytes = *Address::parse(&a.address, "etest").unwrap().as_bytes();
+                    a.address = Address::from_bytes(bytes).to_bech32("edev");
+                }
+            }),
             ("m_cost", |f| f.kdf.m_cost = 2048),
             ("t_cost", |f| f.kdf.t_cost = 2),
             ("p_cost", |f| f.kdf.p_cost = 2),
@@ -903,6 +1134,9 @@ mod tests {
             let err = tamper(&path, change);
             assert!(matches!(err, KeystoreError::WrongPassphrase), "{what}: {err:?}");
         }
+        // In version 2 the addresses name the network too: caught before the KDF.
+        let err = tamper(&path, |f| f.network = "devnet".into());
+        assert!(matches!(err, KeystoreError::Corrupt(_)), "{err:?}");
         let err = tamper(&path, |f| f.kdf.algorithm = "argon2i".into());
         assert!(matches!(err, KeystoreError::Corrupt(_)), "{err:?}");
         let err = tamper(&path, |f| f.cipher.algorithm = "aes-gcm".into());
@@ -945,9 +1179,9 @@ mod tests {
     fn unknown_version_is_refused() {
         let (_dir, path, _, _) = saved();
         let text = fs::read_to_string(&path).unwrap();
-        fs::write(&path, text.replace("\"version\": 1,", "\"version\": 2,")).unwrap();
+        fs::write(&path, text.replace("\"version\": 2,", "\"version\": 3,")).unwrap();
         let err = Keystore::open(&path, PASSPHRASE).unwrap_err();
-        assert!(matches!(err, KeystoreError::UnsupportedVersion(2)), "{err:?}");
+        assert!(matches!(err, KeystoreError::UnsupportedVersion(3)), "{err:?}");
         // A future format may look entirely different; the version still decides.
         fs::write(&path, r#"{"version": 7, "whatever": []}"#).unwrap();
         let err = Keystore::open(&path, PASSPHRASE).unwrap_err();
@@ -1009,6 +1243,121 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), before, "peek and open never write");
         fs::write(&path, &before[..before.len() / 2]).unwrap();
         assert!(matches!(Keystore::peek_network(&path), Err(KeystoreError::Corrupt(_))));
+    }
+
+    /// A version-1 file as Ember wrote it before version 2 (devnet, the public dev seed,
+    /// dev accounts 0 and 3, test KDF costs, passphrase "v1-pass").
+    const V1_FILE: &str = r#"{
+  "version": 1,
+  "network": "devnet",
+  "kdf": {
+    "algorithm": "argon2id",
+    "m_cost": 1024,
+    "t_cost": 1,
+    "p_cost": 1,
+    "salt": "5c65380588fc0489becde75c921b7005"
+  },
+  "cipher": {
+    "algorithm": "xchacha20poly1305",
+    "nonce": "c6a2dd198e1c31b22de0b1c483860d0ee69df90a2dc2a520"
+  },
+  "ciphertext": "0b88fb007fbafaccdb279e37b0125a709c1111c90d6ff7fadb98e0e2b37edbfa911b92a92c1df4fd8ed0851da8c13678718c9628ca979649dd973bb1b947a8f66da1d618479c0cc4f2b73256a1865d103093d58debdbd78104baaf504b3e070191fe396a5860807c6e1de177575b3dfb327f6ab848f5c201fe98140fad08907736e893de8ebb7764ca"
+}
+"#;
+    const V1_PASSPHRASE: &[u8] = b"v1-pass";
+    const DEV_0: &str = "edev156tr60nxqza80tsj4dwzrlm2jf9l9608fak35d50kw68wvdzgfpqgdfu7d";
+    const DEV_3: &str = "edev1d50ea68qn83s2p5z8mkydlkr96t0rdn0y74vtl07jse4spzuepjs6yc2wf";
+
+    #[test]
+    fn clear_account_list_is_read_without_the_passphrase() {
+        let (_dir, path, _, keystore) = saved();
+        let listed = Keystore::peek_accounts(&path).unwrap().expect("a version-2 file");
+        assert_eq!(listed, keystore.watch_accounts().unwrap());
+        assert_eq!(listed.iter().map(|a| a.index()).collect::<Vec<_>>(), vec![0, 1]);
+        let expected = Address::from_bytes(keystore.account_key(1).unwrap().verifying_key());
+        assert_eq!(listed[1].address(), expected.to_bech32("etest"));
+        let opened = Keystore::open(&path, PASSPHRASE).unwrap();
+        assert_eq!(opened.file_version(), KEYSTORE_VERSION);
+        assert!(!opened.needs_upgrade());
+    }
+
+    #[test]
+    fn version_1_files_open_and_are_rewritten_as_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.json");
+        fs::write(&path, V1_FILE).unwrap();
+        assert_eq!(Keystore::check_file(V1_FILE.as_bytes()).unwrap(), "devnet");
+        assert_eq!(Keystore::peek_accounts(&path).unwrap(), None, "no clear list in version 1");
+        let opened = Keystore::open(&path, V1_PASSPHRASE).unwrap();
+        assert_eq!(opened.file_version(), LEGACY_VERSION);
+        assert!(opened.needs_upgrade());
+        assert_eq!(opened.seed(), &crate::dev_seed());
+        assert_eq!(opened.account(3).unwrap().label(), "dev 3");
+        assert_eq!(fs::read_to_string(&path).unwrap(), V1_FILE, "opening never writes");
+        assert!(matches!(Keystore::open(&path, b"wrong"), Err(KeystoreError::WrongPassphrase)));
+
+        opened.save(&path, V1_PASSPHRASE, opened.kdf_params(), WriteMode::Replace).unwrap();
+        let listed = Keystore::peek_accounts(&path).unwrap().expect("now version 2");
+        let addresses: Vec<&str> = listed.iter().map(|a| a.address()).collect();
+        assert_eq!(addresses, vec![DEV_0, DEV_3]);
+        let reopened = Keystore::open(&path, V1_PASSPHRASE).unwrap();
+        assert!(!reopened.needs_upgrade());
+        assert_eq!(reopened.accounts(), opened.accounts());
+        assert_eq!(reopened.kdf_params(), opened.kdf_params());
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(dir_listing(dir.path()), vec!["old.json"]);
+    }
+
+    #[test]
+    fn clear_list_must_fit_the_version() {
+        // Version 1 with a list, version 2 without one: both refused before any KDF.
+        let mut v1 = KeystoreFile::decode(V1_FILE.as_bytes()).unwrap();
+        v1.accounts =
+            Some(vec![WatchAccount { index: 0, label: "main".into(), address: DEV_0.into() }]);
+        let err = Keystore::check_file(v1.encode().as_bytes()).unwrap_err();
+        assert!(matches!(err, KeystoreError::Corrupt(_)), "{err:?}");
+        let (_dir, path, _, _) = saved();
+        let mut v2 = KeystoreFile::decode(&fs::read(&path).unwrap()).unwrap();
+        v2.accounts = None;
+        let err = Keystore::check_file(v2.encode().as_bytes()).unwrap_err();
+        assert!(matches!(err, KeystoreError::Corrupt(_)), "{err:?}");
+        // Not an address of the file's network, or repeated: refused when peeking too.
+        for bad in [DEV_0.to_owned(), "etest1nonsense".to_owned()] {
+            let mut v2 = KeystoreFile::decode(&fs::read(&path).unwrap()).unwrap();
+            v2.accounts.as_mut().unwrap()[0].address = bad.clone();
+            fs::write(&path, v2.encode()).unwrap();
+            let err = Keystore::peek_accounts(&path).unwrap_err();
+            assert!(matches!(err, KeystoreError::Corrupt(_)), "{bad}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn an_authentic_but_wrong_clear_list_is_refused_after_decryption() {
+        // A writer that is not this code (same key, list in the associated data) listing
+        // an address that is not the seed's: only the check after decryption sees it.
+        let (_dir, path, _, keystore) = saved();
+        let mut file = KeystoreFile::decode(&fs::read(&path).unwrap()).unwrap();
+        let mut accounts = keystore.watch_accounts().unwrap();
+        accounts[0].address = Address::from_bytes([9u8; 32]).to_bech32("etest");
+        file.accounts = Some(accounts);
+        let (header, _) = file.clone().check().unwrap();
+        let key = derive_key(PASSPHRASE, &header).unwrap();
+        let mut buffer = keystore.seed().as_bytes().to_vec();
+        buffer.extend_from_slice(&serde_json::to_vec(keystore.accounts()).unwrap());
+        XChaCha20Poly1305::new(Key::from_slice(key.as_slice()))
+            .encrypt_in_place(
+                XNonce::from_slice(&header.nonce),
+                &header.associated_data(),
+                &mut buffer,
+            )
+            .unwrap();
+        file.ciphertext = hex::encode(&buffer);
+        fs::write(&path, file.encode()).unwrap();
+        let err = Keystore::open(&path, PASSPHRASE).unwrap_err();
+        assert!(
+            matches!(err, KeystoreError::Corrupt(ref m) if m.contains("clear account list")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -110,25 +110,34 @@ pub fn restore(s: &Session, accounts: u32) -> Result<Outcome, CliError> {
     ))
 }
 
-/// `address`: one account's address.
+/// `address`: one account's address, without the passphrase (see [`Session::watch_wallet`]).
 pub fn address(s: &Session, account: Option<u32>) -> Result<Outcome, CliError> {
-    let wallet = s.open_wallet()?;
-    let account = wallet.account(account)?;
-    let address = wallet.address_text(account.index())?;
+    let watched = s.watch_wallet()?;
+    let account = watched.account(account)?;
+    let address = account.address.to_bech32(watched.network.hrp());
     let json = json!({
-        "network": wallet.network.name(),
-        "account": account.index(),
-        "label": account.label(),
+        "network": watched.network.name(),
+        "account": account.index,
+        "label": account.label,
         "address": address,
     });
     Ok(Outcome::new(address, json))
 }
 
-/// `accounts`: every account with its address.
+/// `accounts`: every account with its label and address, without the passphrase (from the
+/// keystore's clear account list).
 pub fn accounts(s: &Session) -> Result<Outcome, CliError> {
-    let wallet = s.open_wallet()?;
-    let (text, list) = describe_accounts(&wallet.keystore, wallet.network)?;
-    let json = json!({ "wallet": wallet.path.display().to_string(), "network": wallet.network.name(), "accounts": list });
+    let watched = s.watch_wallet()?;
+    let hrp = watched.network.hrp();
+    let mut text = String::new();
+    let mut list = Vec::new();
+    for account in &watched.accounts {
+        let address = account.address.to_bech32(hrp);
+        let label = account.label.as_deref().unwrap_or("-");
+        text.push_str(&format!("{:>4}  {label:<20}  {address}\n", account.index));
+        list.push(json!({ "index": account.index, "label": account.label, "address": address }));
+    }
+    let json = json!({ "wallet": watched.path.display().to_string(), "network": watched.network.name(), "accounts": list });
     Ok(Outcome::new(text, json))
 }
 

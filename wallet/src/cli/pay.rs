@@ -32,18 +32,17 @@ const DROPPED_AFTER: Duration = Duration::from_secs(2);
 pub fn balance(s: &Session, account: Option<u32>) -> Result<Outcome, CliError> {
     let network = s.wallet_network()?;
     let info = s.node_info(Some(network))?;
-    let wallet = s.open_wallet()?;
-    let account = wallet.account(account)?;
-    let address = wallet.address(account.index())?;
+    let watched = s.watch_wallet()?;
+    let account = watched.account(account)?;
+    let address = account.address;
     let state = s.node()?.account(&address, network.hrp())?;
 
     let address_text = address.to_bech32(network.hrp());
     // The height is the node's chain height now (what the confirmed balance counts up
     // to), not the block of any one payment: `tx TXID` says where a payment is.
     let mut text = format!(
-        "Account {} ({}) {address_text}\n  confirmed  {} (chain height {})\n",
-        account.index(),
-        account.label(),
+        "{} {address_text}\n  confirmed  {} (chain height {})\n",
+        account.heading(),
         Coins(state.balance),
         info.height
     );
@@ -68,8 +67,8 @@ pub fn balance(s: &Session, account: Option<u32>) -> Result<Outcome, CliError> {
     text.push_str(&format!("  available  {}", Coins(state.available)));
     let json = json!({
         "network": network.name(),
-        "account": account.index(),
-        "label": account.label(),
+        "account": account.index,
+        "label": account.label,
         "address": address_text,
         "height": info.height,
         "balance": state.balance.to_string(),
@@ -238,13 +237,13 @@ pub fn history(
 ) -> Result<Outcome, CliError> {
     let network = s.wallet_network()?;
     s.node_info(Some(network))?;
-    let wallet = s.open_wallet()?;
-    let account = wallet.account(account)?;
-    let address = wallet.address(account.index())?;
+    let watched = s.watch_wallet()?;
+    let account = watched.account(account)?;
+    let address = account.address;
     let address_text = address.to_bech32(network.hrp());
     let mut answer = s.node()?.history(&address, network.hrp(), page - 1, limit)?;
 
-    let mut text = format!("Account {} ({}) {address_text}\n", account.index(), account.label());
+    let mut text = format!("{} {address_text}\n", account.heading());
     let pending = answer["pending"].as_array().cloned().unwrap_or_default();
     if !pending.is_empty() {
         text.push_str("Pending (waiting for a block):\n");
@@ -266,7 +265,7 @@ pub fn history(
             text.push_str("  (no payments on this page)\n");
         }
     }
-    answer["account"] = json!(account.index());
+    answer["account"] = json!(account.index);
     answer["address"] = json!(address_text);
     answer["page"] = json!(page);
     Ok(Outcome::new(text, answer))

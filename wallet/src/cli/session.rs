@@ -12,6 +12,14 @@
 //!   (twice for a new wallet). It lives in wiped-on-drop memory and is never printed.
 //!   It is read from the environment by hand rather than through clap's `env`, because
 //!   clap prints the values of such variables in `--help`.
+//! - Only commands that sign or show secrets unlock the wallet ([`Session::open_wallet`]).
+//!   Watching an account (`address`, `accounts`, `balance`, `history`) reads the clear
+//!   account list of the file ([`Session::watch_wallet`]) and never asks for the
+//!   passphrase, except once for a version-1 file, which has no such list: that unlock
+//!   rewrites it as version 2. The clear list is unauthenticated until the next unlock,
+//!   which refuses an edited one (see `keystore`).
+//! - At the terminal prompt a wrong passphrase may be retyped: [`PROMPT_TRIES`] tries
+//!   in all. A passphrase from a file or the environment is tried once.
 //! - `EMBER_WALLET_KDF=test` makes *new* wallets use tiny argon2id costs (1 MiB, one
 //!   pass), for tests only: a wallet written so can be brute-forced quickly. Opening a
 //!   wallet always uses the costs stored in its file.
@@ -23,7 +31,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use ember_core::{Address, Network};
-use ember_wallet::keystore::{Account, KdfParams, Keystore};
+use ember_wallet::keystore::{Account, KdfParams, Keystore, KeystoreError, WriteMode};
 use ember_wallet::node_client::{NodeClient, NodeError, NodeInfo};
 use ember_wallet::ExtendedKey;
 use zeroize::Zeroizing;
@@ -40,6 +48,8 @@ pub const KDF_ENV: &str = "EMBER_WALLET_KDF";
 /// Longest passphrase file or stdin input read, so a wrong path (a device, a huge
 /// file) cannot exhaust memory.
 const MAX_INPUT_BYTES: u64 = 64 * 1024;
+/// How many passphrases the terminal prompt takes before giving up (as sudo does).
+pub const PROMPT_TRIES: u32 = 3;
 
 /// How many times to ask for a passphrase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,12 +192,9 @@ impl Session {
 
     /// The passphrase, from the file, the environment or the terminal.
     pub fn passphrase(&self, ask: Ask) -> Result<Zeroizing<Vec<u8>>, CliError> {
-        let passphrase = if let Some(file) = &self.passphrase_file {
-            read_passphrase_file(file)?
-        } else if let Some(value) = std::env::var_os(PASSPHRASE_ENV) {
-            Zeroizing::new(value.into_vec())
-        } else {
-            self.prompt_passphrase(ask)?
+        let passphrase = match self.given_passphrase()? {
+            Some(given) => given,
+            None => self.prompt_passphrase(ask)?,
         };
         if ask == Ask::Twice && passphrase.is_empty() {
             return Err(CliError::Passphrase(
@@ -197,6 +204,14 @@ impl Session {
             ));
         }
         Ok(passphrase)
+    }
+
+    /// The passphrase from `--passphrase-file` or the environment, if either gives one.
+    fn given_passphrase(&self) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
+        if let Some(file) = &self.passphrase_file {
+            return read_passphrase_file(file).map(Some);
+        }
+        Ok(std::env::var_os(PASSPHRASE_ENV).map(|value| Zeroizing::new(value.into_vec())))
     }
 
     fn prompt_passphrase(&self, ask: Ask) -> Result<Zeroizing<Vec<u8>>, CliError> {
@@ -251,12 +266,25 @@ impl Session {
         Ok(path)
     }
 
-    /// Asks for the passphrase and opens the wallet. Never writes.
+    /// Asks for the passphrase (up to [`PROMPT_TRIES`] times at the terminal) and opens
+    /// the wallet. Writes only to upgrade a version-1 file to the current format.
     pub fn open_wallet(&self) -> Result<Wallet, CliError> {
         let expected = self.wallet_network()?;
         let path = self.existing_wallet()?;
-        let passphrase = self.passphrase(Ask::Once)?;
-        let keystore = Keystore::open(path, &passphrase)?;
+        let (keystore, passphrase) = match self.given_passphrase()? {
+            Some(given) => (Keystore::open(path, &given)?, given),
+            None => retry_passphrase(
+                PROMPT_TRIES,
+                || self.prompt_passphrase(Ask::Once),
+                |passphrase| Keystore::open(path, passphrase),
+                |left| {
+                    note(&format!(
+                        "wrong passphrase (or the wallet file was modified); {left} {} left",
+                        if left == 1 { "try" } else { "tries" }
+                    ))
+                },
+            )?,
+        };
         // The header read before is authenticated only now; a file swapped in between
         // would be caught here.
         let network = parse_network(keystore.network(), path)?;
@@ -266,7 +294,144 @@ impl Session {
                 path.display()
             )));
         }
+        if keystore.needs_upgrade() {
+            // Same passphrase and costs; atomic, 0600. From now on the accounts can be
+            // watched without the passphrase.
+            keystore.save(path, &passphrase, keystore.kdf_params(), WriteMode::Replace)?;
+            note(&format!(
+                "upgraded the wallet file {} to keystore format version {}: its accounts' \
+                 addresses can now be shown without the passphrase",
+                path.display(),
+                ember_wallet::keystore::KEYSTORE_VERSION
+            ));
+        }
         Ok(Wallet { keystore, network, path: path.to_owned(), passphrase })
+    }
+
+    /// The wallet's accounts for commands that only watch them (address, balance,
+    /// history): from the file's clear account list, without the passphrase. Those
+    /// addresses and labels are not authenticated until the next unlock (see `keystore`).
+    /// A version-1 file has no clear list: it is opened
+    /// (asking for the passphrase) and upgraded, once.
+    pub fn watch_wallet(&self) -> Result<WatchedWallet, CliError> {
+        let network = self.wallet_network()?;
+        let path = self.existing_wallet()?;
+        let accounts = match Keystore::peek_accounts(path)? {
+            Some(listed) => listed
+                .iter()
+                .map(|a| {
+                    // Checked against the file's own network by the keystore; this one
+                    // is the network checked against --network and the node.
+                    let address = Address::parse(a.address(), network.hrp()).map_err(|e| {
+                        CliError::Keystore(KeystoreError::Corrupt(format!(
+                            "clear account list: {e}"
+                        )))
+                    })?;
+                    Ok(WatchedAccount {
+                        index: a.index(),
+                        label: Some(a.label().to_owned()),
+                        address,
+                    })
+                })
+                .collect::<Result<Vec<_>, CliError>>()?,
+            None => {
+                let wallet = self.open_wallet()?;
+                wallet
+                    .keystore
+                    .accounts()
+                    .iter()
+                    .map(|a| {
+                        Ok(WatchedAccount {
+                            index: a.index(),
+                            label: Some(a.label().to_owned()),
+                            address: wallet.address(a.index())?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, CliError>>()?
+            }
+        };
+        Ok(WatchedWallet { network, path: path.to_owned(), accounts })
+    }
+}
+
+/// Asks for a passphrase and tries it, up to `tries` times while the answer is "wrong
+/// passphrase"; `wrong` is told how many tries are left after each miss. Any other
+/// error (no terminal, damaged file) ends at once. Returns what `unlock` gave and the
+/// passphrase that worked.
+pub fn retry_passphrase<T>(
+    tries: u32,
+    mut ask: impl FnMut() -> Result<Zeroizing<Vec<u8>>, CliError>,
+    mut unlock: impl FnMut(&[u8]) -> Result<T, KeystoreError>,
+    mut wrong: impl FnMut(u32),
+) -> Result<(T, Zeroizing<Vec<u8>>), CliError> {
+    let mut left = tries.max(1);
+    loop {
+        let passphrase = ask()?;
+        left -= 1;
+        match unlock(&passphrase) {
+            Ok(value) => return Ok((value, passphrase)),
+            Err(KeystoreError::WrongPassphrase) if left > 0 => wrong(left),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One account of a [`WatchedWallet`].
+#[derive(Debug, Clone)]
+pub struct WatchedAccount {
+    /// The account index.
+    pub index: u32,
+    /// Its label, known only when the wallet was unlocked (labels are encrypted).
+    pub label: Option<String>,
+    /// Its address.
+    pub address: Address,
+}
+
+impl WatchedAccount {
+    /// "Account N (label)", or "Account N" when the label is not known.
+    pub fn heading(&self) -> String {
+        match &self.label {
+            Some(label) => format!("Account {} ({label})", self.index),
+            None => format!("Account {}", self.index),
+        }
+    }
+}
+
+/// A wallet's accounts as watch-only commands see them.
+pub struct WatchedWallet {
+    /// The wallet's network.
+    pub network: Network,
+    /// Its file.
+    pub path: PathBuf,
+    /// Its accounts, in the file's order.
+    pub accounts: Vec<WatchedAccount>,
+}
+
+impl WatchedWallet {
+    /// The account asked for, or the wallet's first account.
+    pub fn account(&self, requested: Option<u32>) -> Result<&WatchedAccount, CliError> {
+        let found = match requested {
+            Some(index) => self.accounts.iter().find(|a| a.index == index),
+            None => self.accounts.first(),
+        };
+        found.ok_or_else(|| no_account(requested, self.accounts.iter().map(|a| a.index)))
+    }
+}
+
+/// The error for an account that is not in the wallet.
+fn no_account(requested: Option<u32>, indices: impl Iterator<Item = u32>) -> CliError {
+    match requested {
+        Some(index) => {
+            let list: Vec<String> = indices.map(|i| i.to_string()).collect();
+            CliError::Invalid(format!(
+                "the wallet has no account {index}; its accounts are {} (see `ember-wallet \
+                 accounts`, add one with `ember-wallet new-account`)",
+                list.join(", ")
+            ))
+        }
+        None => CliError::Invalid(
+            "the wallet has no accounts; add one with `ember-wallet new-account`".into(),
+        ),
     }
 }
 
@@ -380,22 +545,9 @@ impl Wallet {
             Some(index) => self.keystore.account(index),
             None => self.keystore.accounts().first(),
         };
-        found.cloned().ok_or_else(|| match requested {
-            Some(index) => CliError::Invalid(format!(
-                "the wallet has no account {index}; its accounts are {} (see `ember-wallet \
-                 accounts`, add one with `ember-wallet new-account`)",
-                self.account_list()
-            )),
-            None => CliError::Invalid(
-                "the wallet has no accounts; add one with `ember-wallet new-account`".into(),
-            ),
+        found.cloned().ok_or_else(|| {
+            no_account(requested, self.keystore.accounts().iter().map(|a| a.index()))
         })
-    }
-
-    fn account_list(&self) -> String {
-        let list: Vec<String> =
-            self.keystore.accounts().iter().map(|a| a.index().to_string()).collect();
-        list.join(", ")
     }
 
     /// An account's signing key.
@@ -435,6 +587,48 @@ mod tests {
             let err = node_url(bad).unwrap_err();
             assert!(err.contains(why) && err.contains("http://127.0.0.1:8545"), "{bad}: {err}");
         }
+    }
+
+    /// Runs [`retry_passphrase`] with typed answers; the right passphrase is "right".
+    fn typed(answers: &[&str]) -> (Result<Vec<u8>, CliError>, usize, Vec<u32>) {
+        let mut answers = answers.iter();
+        let mut asked = 0;
+        let mut told = Vec::new();
+        let result = retry_passphrase(
+            PROMPT_TRIES,
+            || {
+                asked += 1;
+                match answers.next() {
+                    Some(a) => Ok(Zeroizing::new(a.as_bytes().to_vec())),
+                    None => Err(CliError::Passphrase("no terminal".into())),
+                }
+            },
+            |p| match p {
+                b"right" => Ok(()),
+                b"damaged" => Err(KeystoreError::Corrupt("test".into())),
+                _ => Err(KeystoreError::WrongPassphrase),
+            },
+            |left| told.push(left),
+        );
+        (result.map(|((), p)| p.to_vec()), asked, told)
+    }
+
+    #[test]
+    fn the_prompt_takes_three_tries() {
+        let (ok, asked, told) = typed(&["right"]);
+        assert_eq!((ok.unwrap(), asked, told), (b"right".to_vec(), 1, vec![]));
+        let (ok, asked, told) = typed(&["typo", "tpyo", "right"]);
+        assert_eq!((ok.unwrap(), asked, told), (b"right".to_vec(), 3, vec![2, 1]));
+        let (err, asked, told) = typed(&["a", "b", "c", "right"]);
+        assert!(matches!(err, Err(CliError::Keystore(KeystoreError::WrongPassphrase))));
+        assert_eq!((asked, told), (3, vec![2, 1]), "a fourth passphrase is never asked");
+        // Other errors end at once: a damaged file, no terminal.
+        let (err, asked, _) = typed(&["damaged", "right"]);
+        assert!(matches!(err, Err(CliError::Keystore(KeystoreError::Corrupt(_)))));
+        assert_eq!(asked, 1);
+        let (err, asked, _) = typed(&["typo"]);
+        assert!(matches!(err, Err(CliError::Passphrase(_))));
+        assert_eq!(asked, 2);
     }
 
     #[test]
