@@ -21,26 +21,6 @@
 //! The one exception is [`hostile`]: its peer speaks the node's own async transport, on a
 //! current-thread runtime it owns and runs only inside its blocking calls.
 
-/// `eprintln!` that ignores a failed write instead of panicking: with stderr closed (e.g.
-/// `2>&1 | head -1` after `head` exits) a diagnostic nobody can read is not worth a crash.
-#[macro_export]
-macro_rules! errln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
-/// `eprint!` that ignores a failed write (see [`errln!`]).
-#[macro_export]
-macro_rules! errout {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stderr(), $($arg)*);
-        let _ = std::io::stderr().flush();
-    }};
-}
-
 pub mod attack;
 pub mod bench;
 pub mod hostile;

@@ -263,7 +263,7 @@ fn main() {
         if is_broken_pipe(&e) {
             std::process::exit(0);
         }
-        ember_testnet::errln!("error: {e:#}");
+        ember_node::errln!("error: {e:#}");
         std::process::exit(1);
     }
 }
@@ -381,7 +381,7 @@ fn bench(quick: bool, json: bool, nodes: usize, dir: Option<PathBuf>) -> Result<
     let opts = ember_testnet::bench::BenchOptions { quick, nodes, dir, stop };
     let started = Instant::now();
     let report = ember_testnet::bench::run(&opts, |step| {
-        ember_testnet::errln!("[bench {:>5.1}s] {step}", started.elapsed().as_secs_f64());
+        ember_node::errln!("[bench {:>5.1}s] {step}", started.elapsed().as_secs_f64());
     })?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
@@ -428,7 +428,7 @@ fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
     let printed = print_summary(&sup.state(), &sup.view(), stdout_width())
         .and_then(|()| outln!("Ctrl-C stops every node.\n"));
     if let Err(e) = printed {
-        ember_testnet::errln!(
+        ember_node::errln!(
             "note: cannot print to standard output ({e}); the testnet keeps running"
         );
     }
@@ -444,22 +444,22 @@ fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
             let view = sup.view();
             if tty {
                 let width = terminal_width(true).unwrap_or(80);
-                ember_testnet::errout!("\r\x1b[K{}", live_line(&view, width));
+                ember_node::errout!("\r\x1b[K{}", live_line(&view, width));
             } else {
                 let line = live_line(&view, usize::MAX);
                 if line != shown {
-                    ember_testnet::errln!("{line}");
+                    ember_node::errln!("{line}");
                     shown = line;
                 }
             }
         }
     }
     if tty {
-        ember_testnet::errln!();
+        ember_node::errln!();
     }
-    ember_testnet::errln!("[testnet] stopping every node");
+    ember_node::errln!("[testnet] stopping every node");
     sup.shutdown()?;
-    ember_testnet::errln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
+    ember_node::errln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
     Ok(())
 }
 
@@ -470,20 +470,17 @@ fn progress_bar() -> impl FnMut(Progress<'_>) {
     let mut last_step = String::new();
     move |p| {
         if !tty {
-            ember_testnet::errln!("[testnet] {p}");
+            ember_node::errln!("[testnet] {p}");
             return;
         }
         if !last_step.is_empty() && last_step != p.step {
-            ember_testnet::errln!();
+            ember_node::errln!();
         }
         last_step = p.step.to_string();
         let width = terminal_width(true).unwrap_or(80);
-        ember_testnet::errout!(
-            "\r\x1b[K{}",
-            fit(&format!("[testnet] {p}"), width.saturating_sub(1))
-        );
+        ember_node::errout!("\r\x1b[K{}", fit(&format!("[testnet] {p}"), width.saturating_sub(1)));
         if p.done == p.total && p.step == "nodes on one tip" {
-            ember_testnet::errln!();
+            ember_node::errln!();
         }
     }
 }
@@ -495,15 +492,15 @@ fn supervise(opts: &TestnetOptions, base_port: u16) -> Result<()> {
     let _ =
         signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::new(AtomicBool::new(false)));
     let sup = Supervisor::start(opts, dashboard_addr(base_port)?, |step| {
-        ember_testnet::errln!("[testnet] {step}")
+        ember_node::errln!("[testnet] {step}")
     })?;
-    ember_testnet::errln!("[testnet] up; dashboard {}", sup.state().dashboard_url);
+    ember_node::errln!("[testnet] up; dashboard {}", sup.state().dashboard_url);
     while !stop.load(Ordering::Relaxed) && !sup.shutdown_requested() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    ember_testnet::errln!("[testnet] stopping every node");
+    ember_node::errln!("[testnet] stopping every node");
     sup.shutdown()?;
-    ember_testnet::errln!("[testnet] stopped");
+    ember_node::errln!("[testnet] stopped");
     Ok(())
 }
 
@@ -560,7 +557,7 @@ fn echo_new_lines(path: &Path, from: usize) -> usize {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let upto = text[..].rfind('\n').map_or(from, |i| i + 1).max(from);
     if upto > from {
-        ember_testnet::errout!("{}", &text[from..upto]);
+        ember_node::errout!("{}", &text[from..upto]);
     }
     upto
 }
@@ -1006,8 +1003,7 @@ fn soak(
         dir.to_path_buf(),
     );
     opts.nodes = nodes;
-    let report =
-        ember_testnet::soak::soak(&opts, &mut |line| ember_testnet::errln!("[soak] {line}"))?;
+    let report = ember_testnet::soak::soak(&opts, &mut |line| ember_node::errln!("[soak] {line}"))?;
     let text = if json {
         format!("{}\n", serde_json::to_string_pretty(&report)?)
     } else {

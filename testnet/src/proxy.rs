@@ -209,7 +209,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         if let Err(e) = open_connection(&shared, client, upstream) {
-            crate::errln!("[proxy] cannot relay a connection to {target}: {e}");
+            ember_node::errln!("[proxy] cannot relay a connection to {target}: {e}");
         }
     }
 }
