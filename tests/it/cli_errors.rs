@@ -17,24 +17,11 @@ use ember_testnet::{binary, NodeProcess};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{dev_key, DevNode};
+use crate::support::{assert_no_crash, dev_key, DevNode, Out};
 
 const PASSPHRASE: &str = "pass";
 
-/// One finished run.
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 impl Out {
-    fn ok(self) -> Out {
-        assert_eq!(self.code, Some(0), "failed: {self:?}");
-        self
-    }
-
     /// Exit code `code`, and an error on stderr that is a sentence, not a crash.
     fn refused(self, code: i32) -> Out {
         assert_eq!(self.code, Some(code), "{self:?}");
@@ -44,13 +31,6 @@ impl Out {
             "{self:?}"
         );
         self
-    }
-}
-
-/// No panic, backtrace, debug dump or capitalised `Error:` in what a binary printed.
-fn assert_no_crash(stderr: &str) {
-    for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "Error:", "UnexpectedEnd", "{ "] {
-        assert!(!stderr.contains(bad), "{bad:?} in stderr: {stderr}");
     }
 }
 

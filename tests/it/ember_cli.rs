@@ -13,25 +13,12 @@ use std::time::Duration;
 use ember_testnet::{binary, NodeProcess};
 use serde_json::{json, Value};
 
-use crate::support::DevNode;
+use crate::support::{assert_no_crash, DevNode, Out};
 
 // The node's table, which ember-cli's `help` prints too.
 use ember_node::rpc::method_table::METHODS;
 
-/// One finished `ember-cli` run.
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 impl Out {
-    fn ok(self) -> Out {
-        assert_eq!(self.code, Some(0), "ember-cli failed: {self:?}");
-        self
-    }
-
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
@@ -44,12 +31,6 @@ impl Out {
         assert!(self.stdout.is_empty(), "{self:?}");
         assert_no_crash(&self.stderr);
         self
-    }
-}
-
-fn assert_no_crash(stderr: &str) {
-    for bad in ["panicked", "backtrace", "Error:", "{ "] {
-        assert!(!stderr.contains(bad), "{bad:?} in stderr: {stderr}");
     }
 }
 

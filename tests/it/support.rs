@@ -114,3 +114,26 @@ impl Drop for TestRng {
         }
     }
 }
+
+/// One finished run of a binary: its exit code and what it printed.
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts exit code 0.
+    pub fn ok(self) -> Out {
+        assert_eq!(self.code, Some(0), "failed: {self:?}");
+        self
+    }
+}
+
+/// No panic, backtrace, debug dump or capitalised `Error:` in what a binary printed.
+pub fn assert_no_crash(stderr: &str) {
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "Error:", "UnexpectedEnd", "{ "] {
+        assert!(!stderr.contains(bad), "{bad:?} in stderr: {stderr}");
+    }
+}
