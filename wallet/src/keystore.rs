@@ -1247,23 +1247,7 @@ mod tests {
 
     /// A version-1 file as Ember wrote it before version 2 (devnet, the public dev seed,
     /// dev accounts 0 and 3, test KDF costs, passphrase "v1-pass").
-    const V1_FILE: &str = r#"{
-  "version": 1,
-  "network": "devnet",
-  "kdf": {
-    "algorithm": "argon2id",
-    "m_cost": 1024,
-    "t_cost": 1,
-    "p_cost": 1,
-    "salt": "5c65380588fc0489becde75c921b7005"
-  },
-  "cipher": {
-    "algorithm": "xchacha20poly1305",
-    "nonce": "c6a2dd198e1c31b22de0b1c483860d0ee69df90a2dc2a520"
-  },
-  "ciphertext": "0b88fb007fbafaccdb279e37b0125a709c1111c90d6ff7fadb98e0e2b37edbfa911b92a92c1df4fd8ed0851da8c13678718c9628ca979649dd973bb1b947a8f66da1d618479c0cc4f2b73256a1865d103093d58debdbd78104baaf504b3e070191fe396a5860807c6e1de177575b3dfb327f6ab848f5c201fe98140fad08907736e893de8ebb7764ca"
-}
-"#;
+    const V1_FILE: &str = include_str!("../testdata/keystore_v1.json");
     const V1_PASSPHRASE: &[u8] = b"v1-pass";
     const DEV_0: &str = "edev156tr60nxqza80tsj4dwzrlm2jf9l9608fak35d50kw68wvdzgfpqgdfu7d";
     const DEV_3: &str = "edev1d50ea68qn83s2p5z8mkydlkr96t0rdn0y74vtl07jse4spzuepjs6yc2wf";
