@@ -3,7 +3,7 @@
 use super::identity::NodeId;
 use super::peer::Peer;
 use super::wire::Message;
-use super::{outbox, serve, Network};
+use super::{outbox, Network};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,17 +36,7 @@ impl Network {
     /// Handles one message from fuzzed peer `id`, as its connection task would (a
     /// `GetData` is served at once).
     pub async fn fuzz_handle(self: &Arc<Self>, id: u64, msg: Message) {
-        match msg {
-            Message::GetData(items) => {
-                let mut q = serve::Requests::default();
-                q.push(items);
-                while let Some(inv) = q.next() {
-                    self.serve_one(id, inv, &mut q).await;
-                }
-                self.finish_requests(id, &mut q);
-            }
-            msg => self.handle(id, msg).await,
-        }
+        self.handle(id, msg).await
     }
 
     /// Whether the node has punished peer `id` into a disconnect (its cancel token fired).

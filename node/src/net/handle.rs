@@ -39,8 +39,8 @@ impl Network {
             Message::Addr(list) => self.on_addr(id, list),
             Message::Inv(items) => self.on_inv(id, items).await,
             Message::GetData(items) => {
-                // Served one at a time by the peer's task (see `serve`); reaching here means
-                // a caller without a request queue: serve them in order now.
+                // A peer's task queues these itself (see `serve`); a caller without a
+                // request queue (the fuzz target) gets them served in order now.
                 let mut q = super::serve::Requests::default();
                 q.push(items);
                 while let Some(inv) = q.next() {
