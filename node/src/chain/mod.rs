@@ -761,6 +761,12 @@ impl ChainManager {
         self.index.get(&header.prev).map(|p| p.work() + block_work(header))
     }
 
+    /// For a header not yet known whose parent is: whether it would make a chain with more
+    /// work than the best header. `None` when it is known already or its parent is not.
+    pub fn would_improve_best(&self, header: &BlockHeader) -> Option<bool> {
+        self.work_if_added(header).map(|w| w > self.best_header_work())
+    }
+
     pub fn best_header_height(&self) -> u64 {
         self.index.get(&self.best_header).map_or(0, |e| e.header.height)
     }

@@ -157,14 +157,14 @@ impl Network {
             return false;
         }
         let chain = self.node.chain.lock().expect("chain lock is never poisoned");
-        let Some(work) = chain.work_if_added(header) else { return false };
+        let Some(improves) = chain.would_improve_best(header) else { return false };
         let requested = self
             .peers
             .lock()
             .expect("never poisoned")
             .get(&id)
             .is_some_and(|p| p.in_flight.contains_key(&header.id()));
-        requested || work > chain.best_header_work()
+        requested || improves
     }
 
     pub(super) async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {
@@ -184,7 +184,7 @@ impl Network {
             // held for ever. A block that loses a race is asked for again through headers
             // if its branch ever gets ahead.
             let chain = self.node.chain.lock().expect("chain lock is never poisoned");
-            if chain.work_if_added(&block.header).is_some_and(|w| w <= chain.best_header_work()) {
+            if chain.would_improve_best(&block.header) == Some(false) {
                 tracing::debug!(block = %bid, "pushed block behind the best chain; not stored");
                 return;
             }
