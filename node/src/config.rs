@@ -29,7 +29,9 @@ use std::time::Duration;
                   JSON-RPC 2.0 over HTTP (loopback by default) with GET /health and GET /metrics.",
     after_help = "Examples:\n  ember-node --network devnet                 # built-in devnet, RPC on 127.0.0.1:8545\n  \
                   ember-node --network devnet --mine --block-time 2\n  \
-                  ember-node --genesis .testnet/genesis.json --data-dir /tmp/n9   # join a local testnet\n  \
+                  ember-node --genesis .testnet/genesis.json --data-dir /tmp/n9 \\\n    \
+                  --rpc-addr 127.0.0.1:0 --p2p-addr 127.0.0.1:0 --peer $(cat .testnet/node0/p2p.addr)\n    \
+                  # join a local testnet (free ports; node 0 as the first peer)\n  \
                   ember-node check --data-dir ~/.local/share/ember/devnet\n\n\
                   Flags override EMBER_* environment variables, which override --config FILE (TOML).\n\
                   Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad command line or \

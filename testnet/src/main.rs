@@ -446,7 +446,8 @@ fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
                 let width = terminal_width(true).unwrap_or(80);
                 ember_node::errout!("\r\x1b[K{}", live_line(&view, width));
             } else {
-                let line = live_line(&view, usize::MAX);
+                // COLUMNS, when set, holds for a log or pipe too (the README's promise).
+                let line = live_line(&view, terminal_width(false).unwrap_or(usize::MAX));
                 if line != shown {
                     ember_node::errln!("{line}");
                     shown = line;

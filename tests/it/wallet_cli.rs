@@ -269,6 +269,7 @@ fn payment_is_sent_confirmed_and_the_wallet_restored() {
     assert_eq!(h["items"][0]["from"], alice.as_str());
     let text = cli.run(&bob_wallet, &["history"]).ok().stdout;
     assert!(text.contains(&txid) && text.contains("received") && text.contains(&alice), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "history fits 80 columns:\n{text}");
 
     // Offline signing: Bob signs with an explicit nonce, no node; broadcast submits it.
     let no_node = ["--node", "http://127.0.0.1:9"];

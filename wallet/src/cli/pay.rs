@@ -41,7 +41,7 @@ pub fn balance(s: &Session, account: Option<u32>) -> Result<Outcome, CliError> {
     // The height is the node's chain height now (what the confirmed balance counts up
     // to), not the block of any one payment: `tx TXID` says where a payment is.
     let mut text = format!(
-        "{} {address_text}\n  confirmed  {} (chain height {})\n",
+        "{}\n  {address_text}\n  confirmed  {} (chain height {})\n",
         account.heading(),
         Coins(state.balance),
         info.height
@@ -243,7 +243,8 @@ pub fn history(
     let address_text = address.to_bech32(network.hrp());
     let mut answer = s.node()?.history(&address, network.hrp(), page - 1, limit)?;
 
-    let mut text = format!("{} {address_text}\n", account.heading());
+    // Each line fits 80 columns: an address (63 characters) or txid (64) gets its own.
+    let mut text = format!("{}\n  {address_text}\n", account.heading());
     let pending = answer["pending"].as_array().cloned().unwrap_or_default();
     if !pending.is_empty() {
         text.push_str("Pending (waiting for a block):\n");
@@ -283,7 +284,7 @@ fn history_line(item: &Value, me: &str, height: Option<u64>) -> String {
     let place = height.map_or_else(|| "pending".to_owned(), |h| format!("block {h}"));
     let amount = field("amount");
     format!(
-        "  {place:<12} {direction:<8} {amount:>20} {:<5}  fee {:<12} {other}\n    txid {}\n",
+        "  {place:<12} {direction:<8} {amount:>20} {:<5}  fee {}\n    {other}\n    txid {}\n",
         coin_unit(&amount),
         field("fee"),
         field("txid")
