@@ -46,6 +46,22 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Write the genesis spec of a new network, for every host of it to pass as --genesis.
+    #[command(
+        long_about = "Write the genesis spec (JSON) of a new network: its rules (devnet or \
+                      testnet), its prefunded accounts and a note that makes it a network of its \
+                      own. Every node of the network is then started with --genesis FILE; nodes \
+                      with different specs refuse each other at the handshake. The genesis id \
+                      is printed on stderr to compare across hosts.",
+        after_help = "Exit codes: 0 written; 1 the file cannot be written; 2 bad arguments, or \
+                      --out names an existing file without --force.\n\n\
+                      Examples:\n  \
+                      ember-node genesis --dev-accounts --out genesis.json\n  \
+                      ember-node genesis --network testnet --alloc tmbr1...=21000 --out net.json\n  \
+                      ember-node genesis --dev-accounts | ssh host2 'cat > genesis.json'\n  \
+                      ember-node --genesis genesis.json --p2p-addr 0.0.0.0:9545 --peer host1:9545"
+    )]
+    Genesis(crate::genesis_cmd::GenesisArgs),
     /// Open a data dir read-only, replay its main chain from genesis and compare the state.
     #[command(
         long_about = "Open a stopped node's data dir read-only, replay its main chain from \
@@ -121,11 +137,22 @@ pub struct RunArgs {
     /// P2P listen address [default: 127.0.0.1:9545].
     #[arg(long, env = "EMBER_P2P_ADDR")]
     pub p2p_addr: Option<SocketAddr>,
-    /// Peer to connect to at start (repeatable): `ip:port`, or `ID@ip:port` to accept only
-    /// the node that proves node id ID (its `node_info.node_id`).
+    /// Peer to connect to at start (repeatable): `host:port` (an IP address or a DNS name,
+    /// resolved again at every dial), or `ID@host:port` to accept only the node that proves
+    /// node id ID (its `node_info.node_id`).
     #[arg(long = "peer", env = "EMBER_PEERS", value_delimiter = ',')]
     #[serde(default, rename = "peers")]
     pub peers: Vec<String>,
+    /// Address to advertise to peers (`ip:port`, or `host:port` resolved once at start)
+    /// when the P2P listen address is not reachable from outside: a public IP in front of
+    /// NAT, a published container port. Without it, peers note the address they see.
+    #[arg(long, env = "EMBER_EXTERNAL_ADDR", value_name = "HOST:PORT")]
+    pub external_addr: Option<String>,
+    /// File holding a fixed RPC admin token, accepted besides the cookie's (which is new
+    /// at every start): for tools in other containers or hosts. At least 16 characters,
+    /// surrounding whitespace ignored.
+    #[arg(long, env = "EMBER_RPC_TOKEN_FILE", value_name = "FILE")]
+    pub rpc_token_file: Option<PathBuf>,
     /// Outbound connections to keep, dialing addresses learned from peers when the --peer
     /// ones are not enough [default: 8].
     #[arg(long, env = "EMBER_OUTBOUND")]
@@ -204,6 +231,10 @@ pub struct NodeConfig {
     pub rpc_addr: SocketAddr,
     pub p2p_addr: SocketAddr,
     pub peers: Vec<String>,
+    /// What this node advertises as its address (--external-addr).
+    pub external_addr: Option<SocketAddr>,
+    /// The --rpc-token-file token, accepted besides the cookie's.
+    pub rpc_token: Option<String>,
     pub outbound: usize,
     pub max_inbound: usize,
     pub discover: bool,
@@ -229,6 +260,8 @@ impl NodeConfig {
             rpc_addr: "127.0.0.1:8545".parse().expect("valid"),
             p2p_addr: "127.0.0.1:9545".parse().expect("valid"),
             peers: Vec::new(),
+            external_addr: None,
+            rpc_token: None,
             outbound: 8,
             max_inbound: 64,
             discover: true,
@@ -318,6 +351,42 @@ pub fn other_genesis_hint(data_dir: &Path, network: &str, stored: ember_core::Bl
     }
 }
 
+/// `--external-addr`: `ip:port`, or `host:port` resolved now (the first IPv4 answer, else
+/// the first).
+fn parse_external(text: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let endpoint: crate::net::identity::Endpoint =
+        text.parse().map_err(|e| anyhow::anyhow!("--external-addr: {e}"))?;
+    let addrs: Vec<SocketAddr> = endpoint
+        .to_string()
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("--external-addr {text}: cannot resolve ({e})"))?
+        .collect();
+    let addr = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied();
+    let addr = addr.ok_or_else(|| anyhow::anyhow!("--external-addr {text}: no address"))?;
+    if addr.ip().is_unspecified() {
+        anyhow::bail!("--external-addr {text}: peers cannot dial an unspecified address");
+    }
+    Ok(addr)
+}
+
+/// The token of `--rpc-token-file`: the file's text without surrounding whitespace, at
+/// least 16 characters of printable ASCII (it travels in an HTTP header).
+fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read --rpc-token-file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "--rpc-token-file {}: the token must be at least 16 printable characters without \
+             spaces (e.g. `openssl rand -hex 32 > {}`)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(token.to_string())
+}
+
 /// Default data dir: `<user data dir>/ember/<network>`.
 pub fn default_data_dir(network: Network) -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("ember").join(network.name())
@@ -348,6 +417,8 @@ impl RunArgs {
         if self.peers.is_empty() {
             self.peers = file.peers;
         }
+        self.external_addr = self.external_addr.or(file.external_addr);
+        self.rpc_token_file = self.rpc_token_file.or(file.rpc_token_file);
         self.outbound = self.outbound.or(file.outbound);
         self.max_inbound = self.max_inbound.or(file.max_inbound);
         self.file_mine = file.file_mine;
@@ -444,12 +515,20 @@ impl RunArgs {
             }
             mempool.max_count = n;
         }
+        for peer in &args.peers {
+            peer.parse::<crate::net::identity::PeerTarget>()
+                .map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
+        }
+        let external_addr = args.external_addr.as_deref().map(parse_external).transpose()?;
+        let rpc_token = args.rpc_token_file.as_deref().map(read_token_file).transpose()?;
         let data_dir = args.data_dir.unwrap_or_else(|| default_data_dir(network));
         let defaults = NodeConfig::new(Arc::new(params), data_dir);
         Ok(NodeConfig {
             rpc_addr: args.rpc_addr.unwrap_or(defaults.rpc_addr),
             p2p_addr: args.p2p_addr.unwrap_or(defaults.p2p_addr),
             peers: args.peers,
+            external_addr,
+            rpc_token,
             outbound: args.outbound.unwrap_or(defaults.outbound),
             max_inbound: args.max_inbound.unwrap_or(defaults.max_inbound),
             discover,
@@ -483,6 +562,35 @@ mod tests {
         assert_eq!(cfg.rpc_addr.port(), 1234);
         assert_eq!(cfg.mine_threads, 2, "flags win over the file");
         assert_eq!(cfg.peers, vec!["127.0.0.1:9".to_string()]);
+    }
+
+    #[test]
+    fn peers_tokens_and_external_addresses_are_checked_when_resolving() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolve = |f: &dyn Fn(&mut RunArgs)| {
+            let mut args = RunArgs::default();
+            f(&mut args);
+            args.resolve_with_env(&|_| None)
+        };
+        let err = resolve(&|a| a.peers = vec!["127.0.0.1:9".into(), "foo".into()]).unwrap_err();
+        assert!(err.to_string().starts_with("--peer"), "{err}");
+        let cfg = resolve(&|a| a.peers = vec!["node1.ember:9545".into()]).unwrap();
+        assert_eq!(cfg.peers, vec!["node1.ember:9545".to_string()]);
+
+        let token = dir.path().join("token");
+        std::fs::write(&token, "\n  abcdefghijklmnop  \n").unwrap();
+        let cfg = resolve(&|a| a.rpc_token_file = Some(token.clone())).unwrap();
+        assert_eq!(cfg.rpc_token.as_deref(), Some("abcdefghijklmnop"));
+        std::fs::write(&token, "abc def ghi jkl mno").unwrap();
+        assert!(resolve(&|a| a.rpc_token_file = Some(token.clone())).is_err());
+
+        let cfg = resolve(&|a| a.external_addr = Some("203.0.113.7:9545".into())).unwrap();
+        assert_eq!(cfg.external_addr, Some("203.0.113.7:9545".parse().unwrap()));
+        let cfg = resolve(&|a| a.external_addr = Some("localhost:9545".into())).unwrap();
+        assert!(cfg.external_addr.unwrap().ip().is_loopback());
+        for bad in ["0.0.0.0:9545", "nowhere", "host:0"] {
+            assert!(resolve(&|a| a.external_addr = Some(bad.into())).is_err(), "{bad}");
+        }
     }
 
     /// The precedence table for booleans: a flag (either spelling) beats the environment,

@@ -34,6 +34,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Genesis(args)) => genesis(&args),
         Some(Command::Check { data_dir, network, genesis }) => {
             init_logging(LogFormat::Text);
             check(&data_dir, network.map(Into::into), genesis.as_deref())
@@ -57,6 +58,36 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `ember-node genesis`: the spec on stdout or in --out, the genesis id on stderr.
+fn genesis(args: &ember_node::genesis_cmd::GenesisArgs) -> ExitCode {
+    use ember_node::genesis_cmd;
+    let (json, id) = match genesis_cmd::build(args) {
+        Ok(built) => built,
+        Err(e) => {
+            ember_node::errln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match &args.out {
+        None => {
+            verdict(&json);
+            ember_node::errln!("genesis {id}");
+        }
+        Some(path) => {
+            if let Err(e) = genesis_cmd::write(args, path, &json) {
+                ember_node::errln!("error: {e:#}");
+                return ExitCode::from(if path.exists() && !args.force { 2 } else { 1 });
+            }
+            ember_node::errln!(
+                "wrote {} (genesis {id}); start every node of this network with --genesis {}",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Prints `check`'s verdict on stdout. A reader that went away (`| head`) is not an error:
@@ -199,7 +230,8 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
     let token = ember_node::rpc::write_cookie(&data_dir).map_err(|e| {
         anyhow::anyhow!("cannot write the RPC cookie in {}: {e}", data_dir.display())
     })?;
-    let bound = ember_node::rpc::serve(node.clone(), rpc_addr, token).await?;
+    let tokens = std::iter::once(token).chain(node.config.rpc_token.clone()).collect();
+    let bound = ember_node::rpc::serve(node.clone(), rpc_addr, tokens).await?;
     let net = ember_node::net::Network::new(node.clone());
     let p2p = net.start(node.config.p2p_addr, &node.config.peers).await.map_err(|e| {
         // The network's own message names the address and the cause; the flag that

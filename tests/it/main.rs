@@ -14,6 +14,7 @@ mod node_crash;
 mod node_rpc;
 mod p2p;
 mod p2p_secure;
+mod ready;
 mod rpc_json;
 mod soak;
 mod support;

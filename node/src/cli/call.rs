@@ -86,7 +86,52 @@ pub fn call(
 }
 
 fn call_once(endpoint: &Endpoint, method: &str, params: &Value) -> Result<Value, CallError> {
-    let (url, token) = match endpoint {
+    let (url, token) = url_and_token(endpoint)?;
+    post(&url, token.as_deref(), method, params)
+}
+
+/// `ember-cli ready`: asks `GET /ready` until it says 200 or `wait` has passed (once without
+/// `wait`). `Ok((ready, answer))` with the node's JSON (its `reason` when not ready).
+pub fn ready(endpoint: &Endpoint, wait: Option<Duration>) -> Result<(bool, Value), CallError> {
+    let deadline = wait.map(|w| Instant::now() + w);
+    loop {
+        let answer = url_and_token(endpoint).and_then(|(url, _)| get_ready(&url));
+        let again = deadline.is_some_and(|d| Instant::now() + RETRY_EVERY < d);
+        match answer {
+            Ok((false, _)) if again => std::thread::sleep(RETRY_EVERY),
+            Err(e) if again && e.is_retryable() => std::thread::sleep(RETRY_EVERY),
+            other => return other,
+        }
+    }
+}
+
+fn get_ready(base: &str) -> Result<(bool, Value), CallError> {
+    let url = format!("{}/ready", base.trim_end_matches('/'));
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
+    let (status, resp) = match agent.get(&url).call() {
+        Ok(resp) => (200, resp),
+        Err(ureq::Error::Status(code, resp)) => (code, resp),
+        Err(ureq::Error::Transport(t)) => {
+            return Err(CallError::Unreachable {
+                url,
+                reason: transport_reason(&t),
+                retry: t.kind() == ureq::ErrorKind::ConnectionFailed,
+            })
+        }
+    };
+    let text = resp
+        .into_string()
+        .map_err(|e| CallError::BadAnswer { url: url.clone(), reason: e.to_string() })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| CallError::BadAnswer {
+        url: url.clone(),
+        reason: format!("{e}: {}", text.chars().take(200).collect::<String>()),
+    })?;
+    Ok((status == 200, v))
+}
+
+/// The URL to call and the admin token to send, if any.
+fn url_and_token(endpoint: &Endpoint) -> Result<(String, Option<String>), CallError> {
+    Ok(match endpoint {
         Endpoint::Url { url, token_file } => {
             (normalise(url), token_file.as_deref().map(read_token).transpose()?)
         }
@@ -104,8 +149,7 @@ fn call_once(endpoint: &Endpoint, method: &str, params: &Value) -> Result<Value,
             };
             (normalise(&addr), token)
         }
-    };
-    post(&url, token.as_deref(), method, params)
+    })
 }
 
 /// `127.0.0.1:8545` -> `http://127.0.0.1:8545`.

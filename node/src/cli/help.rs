@@ -17,6 +17,8 @@ Examples:
   ember-cli --data-dir ~/.local/share/ember/devnet mining_generate 5
   ember-cli --data-dir /tmp/a net_ban 10.0.0.1 60
   ember-cli --wait=60 --data-dir /tmp/a node_info   # waits for the node to start
+  ember-cli ready                                  # GET /ready: exit 0 once synced
+  ember-cli --wait=120 --rpc node3:8545 ready      # wait until node3 is ready
   ember-cli help                                   # every method with its params
   ember-cli help net_ban
 
@@ -50,6 +52,10 @@ pub fn list() -> String {
         writeln!(out, "{}\n      {}", line.trim_end(), m.summary)
             .expect("writing to a String cannot fail");
     }
+    out.push_str(
+        "\nNot a JSON-RPC method:\n  ready\n      GET /ready: exit 0 when the node has a peer \
+         and is caught up, else 1 with the reason (with --wait=SECS: until it is)\n",
+    );
     out
 }
 

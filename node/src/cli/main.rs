@@ -71,6 +71,16 @@ fn main() -> ExitCode {
     if method == "help" {
         return show_help(words);
     }
+    let endpoint = match (args.data_dir, args.rpc) {
+        (Some(dir), _) => Endpoint::DataDir { dir, token_file: args.rpc_token_file },
+        (None, url) => Endpoint::Url {
+            url: url.unwrap_or_else(|| call::DEFAULT_URL.to_string()),
+            token_file: args.rpc_token_file,
+        },
+    };
+    if method == "ready" {
+        return ready(&endpoint, words, args.wait);
+    }
     let spec = table::find(method);
     if let Some(option) = words.iter().find(|w| is_our_option(w)) {
         return usage_error(&format!(
@@ -81,13 +91,6 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => return usage_error(&format!("{e}\nusage: ember-cli {}", usage_of(method))),
     };
-    let endpoint = match (args.data_dir, args.rpc) {
-        (Some(dir), _) => Endpoint::DataDir { dir, token_file: args.rpc_token_file },
-        (None, url) => Endpoint::Url {
-            url: url.unwrap_or_else(|| call::DEFAULT_URL.to_string()),
-            token_file: args.rpc_token_file,
-        },
-    };
     let wait = args.wait.map(Duration::from_secs);
     let result = call::call(&endpoint, method, &params, wait, |url| {
         let secs = args.wait.unwrap_or(0);
@@ -97,6 +100,26 @@ fn main() -> ExitCode {
         Ok(v) => print_result(&v),
         Err(e) => {
             report(&e, method, args.wait);
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
+/// `ready`: the node's `GET /ready` answer; exit 0 when it is connected and caught up,
+/// 1 otherwise (with the reason), so it serves as a container health check.
+fn ready(endpoint: &Endpoint, words: &[String], wait: Option<u64>) -> ExitCode {
+    if !words.is_empty() {
+        return usage_error("ready takes no params (use --wait=SECS before it to wait)");
+    }
+    match call::ready(endpoint, wait.map(Duration::from_secs)) {
+        Ok((true, v)) => print_result(&v),
+        Ok((false, v)) => {
+            let reason = v.get("reason").and_then(Value::as_str).unwrap_or("not ready");
+            say(&format!("not ready: {reason}"));
+            ExitCode::from(FAILED)
+        }
+        Err(e) => {
+            report(&e, "ready", wait);
             ExitCode::from(FAILED)
         }
     }
@@ -145,8 +168,9 @@ fn report(e: &CallError, method: &str, wait: Option<u64>) {
             // The codes of docs/PROTOCOL.md: bad params, admin without the token, unknown.
             match code {
                 -32602 => say(&format!("usage: ember-cli {}", usage_of(method))),
-                -32001 => say("hint: pass the node's data dir (--data-dir DIR) or its cookie \
-                     (--rpc-token-file DIR/rpc.cookie)"),
+                -32001 => say("hint: pass the node's data dir (--data-dir DIR), its cookie \
+                     (--rpc-token-file DIR/rpc.cookie, new at every node start) or the file \
+                     of the node's own --rpc-token-file"),
                 -32601 => say("hint: `ember-cli help` lists the methods"),
                 _ => {}
             }

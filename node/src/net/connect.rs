@@ -15,7 +15,7 @@
 //!   logged at most once per [`ACCEPT_LOG_EVERY`], with a count of those not logged.
 
 use super::disconnect::DisconnectReason;
-use super::identity::NodeId;
+use super::identity::{Endpoint, NodeId};
 use super::peer::{run_peer, Ended, Slot};
 use super::{transport, Network};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -227,25 +227,54 @@ impl Network {
         }
     }
 
-    /// Keeps a connection to a --peer address, reconnecting with exponential back-off.
-    pub(super) async fn outbound_loop(self: Arc<Self>, addr: SocketAddr, expected: Option<NodeId>) {
+    /// Keeps a connection to a --peer endpoint, reconnecting with exponential back-off. A
+    /// DNS name is resolved again before every dial (a restarted container may have a new
+    /// IP); a name that does not resolve is retried like an address that does not answer.
+    pub(super) async fn outbound_loop(
+        self: Arc<Self>,
+        endpoint: Endpoint,
+        expected: Option<NodeId>,
+    ) {
         let mut backoff = Duration::from_millis(250);
+        let mut warned = false;
         loop {
             if self.node.shutdown.is_cancelled() {
                 return;
             }
-            if self.is_banned(addr, Some(addr))
-                || self.is_connected_to(addr)
-                || self.self_addrs.lock().expect("never poisoned").contains(&addr)
-            {
-                // Wait out the ban, or leave the existing connection alone.
-            } else {
-                match self.dial(addr, expected).await {
-                    // Someone else holds the address: keep backing off (and logging less).
-                    Some(Ended::WrongKey) | None => {}
-                    // The address answers: retry soon (a link that was cut comes back fast).
-                    Some(Ended::Handshaked | Ended::Failed) => {
-                        backoff = Duration::from_millis(250);
+            let resolved = tokio::time::timeout(self.timings.connect, endpoint.resolve()).await;
+            let addr = match resolved {
+                Ok(Ok(addrs)) if !addrs.is_empty() => Some(addrs[0]),
+                Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {
+                    let why = match resolved {
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "the resolver did not answer in time".into(),
+                        _ => "no address".into(),
+                    };
+                    // Once at warn (a typo in --peer), then quietly while it stays so.
+                    if !warned {
+                        tracing::warn!(peer = %endpoint, error = %why, "cannot resolve peer; retrying");
+                        warned = true;
+                    } else {
+                        tracing::debug!(peer = %endpoint, error = %why, "cannot resolve peer");
+                    }
+                    None
+                }
+            };
+            if let Some(addr) = addr {
+                warned = false;
+                if self.is_banned(addr, Some(addr))
+                    || self.is_connected_to(addr)
+                    || self.self_addrs.lock().expect("never poisoned").contains(&addr)
+                {
+                    // Wait out the ban, or leave the existing connection alone.
+                } else {
+                    match self.dial(addr, expected).await {
+                        // Someone else holds the address: keep backing off (and logging less).
+                        Some(Ended::WrongKey) | None => {}
+                        // The address answers: retry soon (a link that was cut comes back fast).
+                        Some(Ended::Handshaked | Ended::Failed) => {
+                            backoff = Duration::from_millis(250);
+                        }
                     }
                 }
             }

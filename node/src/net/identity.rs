@@ -62,11 +62,80 @@ impl FromStr for NodeId {
     }
 }
 
+/// Where a peer listens: an IP address, or a DNS name resolved again at every dial (a
+/// restarted container or pod may come back with another IP).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Addr(SocketAddr),
+    /// A host name (RFC 1123 labels: letters, digits, '-', dot-separated) and a port.
+    Name {
+        host: String,
+        port: u16,
+    },
+}
+
+impl Endpoint {
+    /// The addresses it stands for now: itself, or what the resolver answers for the name
+    /// (IPv4 first). An error when the name does not resolve.
+    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        match self {
+            Endpoint::Addr(a) => Ok(vec![*a]),
+            Endpoint::Name { host, port } => {
+                let mut addrs: Vec<SocketAddr> =
+                    tokio::net::lookup_host((host.as_str(), *port)).await?.collect();
+                addrs.sort_by_key(|a| !a.is_ipv4());
+                addrs.dedup();
+                Ok(addrs)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Addr(a) => write!(f, "{a}"),
+            Endpoint::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+    /// `ip:port`, `[ipv6]:port` or `host:port`.
+    fn from_str(s: &str) -> Result<Endpoint, String> {
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(Endpoint::Addr(addr));
+        }
+        let bad = |why: &str| format!("{s:?} is not ip:port or host:port ({why})");
+        let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("no :port"))?;
+        let port: u16 = port.parse().map_err(|_| bad("the port must be 1 to 65535"))?;
+        if port == 0 {
+            return Err(bad("the port must be 1 to 65535"));
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+            return Err(bad("the host must be an IP address or a DNS name"));
+        }
+        if host.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(bad("not a valid IPv4 address"));
+        }
+        Ok(Endpoint::Name { host: host.to_ascii_lowercase(), port })
+    }
+}
+
 /// A peer to dial: `host:port`, or `ID@host:port` to also require that the peer proves the
-/// static key with that node id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// static key with that node id. The host is an IP address or a DNS name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerTarget {
-    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
     pub expected: Option<NodeId>,
 }
 
@@ -80,9 +149,10 @@ impl FromStr for PeerTarget {
         let expected = id
             .map(|id| id.parse::<NodeId>().map_err(|e| format!("peer {s:?}: {e}")))
             .transpose()?;
-        let addr =
-            addr.parse().map_err(|e| format!("peer {s:?} is not ip:port or ID@ip:port ({e})"))?;
-        Ok(PeerTarget { addr, expected })
+        let endpoint = addr.parse().map_err(|e| {
+            format!("peer {e}; give ip:port, host:port, or ID@host:port (ID: the peer's node_id)")
+        })?;
+        Ok(PeerTarget { endpoint, expected })
     }
 }
 
@@ -250,10 +320,16 @@ mod tests {
         assert!("abc".parse::<NodeId>().is_err());
 
         let plain: PeerTarget = "127.0.0.1:9545".parse().unwrap();
+        assert_eq!(plain.endpoint, Endpoint::Addr("127.0.0.1:9545".parse().unwrap()));
+        let named: PeerTarget = "Node-1.ember:9545".parse().unwrap();
+        assert_eq!(named.endpoint, Endpoint::Name { host: "node-1.ember".into(), port: 9545 });
+        for bad in ["foo", "foo:0", "foo:70000", "-x:1", "a..b:1", "a_b:1", "1.2.3:4", ":9"] {
+            assert!(bad.parse::<PeerTarget>().is_err(), "{bad} accepted");
+        }
         assert_eq!(plain.expected, None);
         let pinned: PeerTarget = format!("{id}@127.0.0.1:9545").parse().unwrap();
         assert_eq!(pinned.expected, Some(id));
-        assert_eq!(pinned.addr, plain.addr);
+        assert_eq!(pinned.endpoint, plain.endpoint);
         assert!("nothex@127.0.0.1:9545".parse::<PeerTarget>().unwrap_err().contains("64 hex"));
         assert!(format!("{id}@nowhere").parse::<PeerTarget>().is_err());
     }

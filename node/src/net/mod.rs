@@ -52,7 +52,7 @@ use addrman::AddrMan;
 use bans::{Ban, BanList};
 use disconnect::{DisconnectReason, Misbehaviour};
 use ember_core::U256;
-use identity::{NodeId, PeerTarget};
+use identity::{Endpoint, NodeId, PeerTarget};
 use peer::Peer;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -169,6 +169,8 @@ pub struct Network {
     self_addrs: Mutex<HashSet<SocketAddr>>,
     /// Addresses with a connection attempt under way (persistent --peer loops included).
     dialing: Mutex<HashSet<SocketAddr>>,
+    /// The endpoints of --peer and `net_addPeer`, each kept connected by its own loop.
+    persistent: Mutex<HashSet<Endpoint>>,
     /// Inbound connections still in the handshake (bounded; see [`connect`]).
     handshaking: Mutex<connect::Handshaking>,
     next_id: AtomicU64,
@@ -200,6 +202,7 @@ impl Network {
         } else {
             secure::FrameMode::Encrypted
         };
+        let own: HashSet<SocketAddr> = node.config.external_addr.into_iter().collect();
         Arc::new(Network {
             magic: node.params.magic,
             prologue: secure::prologue(node.params.magic, node.params.genesis_id(), mode),
@@ -213,8 +216,9 @@ impl Network {
             peers: Mutex::new(HashMap::new()),
             bans: Mutex::new(bans),
             addr_book: Mutex::new(addr_book),
-            self_addrs: Mutex::new(HashSet::new()),
+            self_addrs: Mutex::new(own),
             dialing: Mutex::new(HashSet::new()),
+            persistent: Mutex::new(HashSet::new()),
             handshaking: Mutex::new(connect::Handshaking::default()),
             next_id: AtomicU64::new(1),
             tx_queue: Mutex::new(Vec::new()),
@@ -274,15 +278,21 @@ impl Network {
         self.node.node_key.id()
     }
 
-    /// Starts a persistent outbound connection (reconnecting with back-off) to `ip:port`,
-    /// or to `ID@ip:port`, which also refuses a peer that proves another node id.
+    /// Starts a persistent outbound connection (reconnecting with back-off) to `host:port`
+    /// (an IP address or a DNS name, resolved at every dial), or to `ID@host:port`, which
+    /// also refuses a peer that proves another node id.
     pub fn add_peer(self: &Arc<Self>, target: &str) -> anyhow::Result<()> {
-        let PeerTarget { addr, expected } = target.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        if !self.dialing.lock().expect("never poisoned").insert(addr) {
-            anyhow::bail!("already connecting to {addr}");
+        let PeerTarget { endpoint, expected } =
+            target.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !self.persistent.lock().expect("never poisoned").insert(endpoint.clone()) {
+            anyhow::bail!("already connecting to {endpoint}");
+        }
+        if let Endpoint::Addr(addr) = endpoint {
+            // Discovery leaves a --peer address to its own loop.
+            self.dialing.lock().expect("never poisoned").insert(addr);
         }
         let net = self.clone();
-        tokio::spawn(async move { net.outbound_loop(addr, expected).await });
+        tokio::spawn(async move { net.outbound_loop(endpoint, expected).await });
         Ok(())
     }
 

@@ -280,6 +280,12 @@ pub async fn run_peer(
         net.send(id, m);
     }
     net.send(id, Message::GetAddr);
+    // Our reachable address, when it differs from what peers see (--external-addr): the
+    // peer keeps it (keyed by its own view of us as the source) and gossips it on, as Core
+    // advertises its local address.
+    if let Some(ext) = net.node.config.external_addr {
+        net.send(id, Message::Addr(vec![ext.to_string()]));
+    }
     // Bodies we still miss (an unfinished sync before a restart) may be this peer's to give.
     net.request_blocks(id);
 

@@ -169,7 +169,7 @@ pub const METHODS: &[MethodSpec] = &[
     method("net_bans", &[], false, "Banned addresses with their reason and expiry."),
     method(
         "net_addPeer",
-        &[req("address", Text, "ip:port or ID@ip:port")],
+        &[req("address", Text, "ip:port, host:port or ID@host:port")],
         true,
         "Connects to a peer.",
     ),

@@ -38,7 +38,7 @@ pub async fn dispatch(
     if spec.admin && !authorized {
         return Err(RpcError::new(
             codes::UNAUTHORIZED,
-            format!("{method} needs the token from <data dir>/rpc.cookie as 'Authorization: Bearer <token>'"),
+            format!("{method} needs the admin token (<data dir>/rpc.cookie, or the node's --rpc-token-file) as 'Authorization: Bearer <token>'"),
         ));
     }
     let p = Params(params);

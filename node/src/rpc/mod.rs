@@ -3,7 +3,9 @@
 //! Requests are read with a hard body limit (1 MiB) before parsing; a malformed or oversized
 //! request, an unknown method or bad params each get their precise JSON-RPC error and change
 //! nothing. Methods that change the node (mining, stop, peers, bans) need the token from the
-//! cookie file `<data dir>/rpc.cookie` as `Authorization: Bearer <token>`.
+//! cookie file `<data dir>/rpc.cookie` (rewritten at every start), or the fixed one of
+//! `--rpc-token-file`, as `Authorization: Bearer <token>`. `GET /ready` says whether the
+//! node is connected and caught up (200) or not (503, with the reason).
 
 /// The table of methods (names, params, admin or not) that the server, `ember-cli help`
 /// and the tests share.
@@ -11,7 +13,7 @@ pub mod method_table;
 mod methods;
 
 use crate::node::Node;
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +27,10 @@ use std::time::Instant;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How much of an oversized body is read and dropped before the refusal is sent.
+pub const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
+/// Longest time spent draining an oversized body.
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 /// Largest batch of requests in one body.
 pub const MAX_BATCH: usize = 100;
 
@@ -71,7 +77,8 @@ impl RpcError {
 #[derive(Clone)]
 struct AppState {
     node: Arc<Node>,
-    token: Arc<String>,
+    /// Admin tokens: the cookie's, and the --rpc-token-file one when given.
+    tokens: Arc<Vec<String>>,
 }
 
 /// Creates (or replaces) the cookie file with a fresh random token, mode 0600.
@@ -86,7 +93,11 @@ pub fn write_cookie(data_dir: &Path) -> std::io::Result<String> {
 
 /// Binds the RPC listener and serves until the node shuts down. Returns the bound address
 /// (useful with port 0) once listening.
-pub async fn serve(node: Arc<Node>, addr: SocketAddr, token: String) -> anyhow::Result<SocketAddr> {
+pub async fn serve(
+    node: Arc<Node>,
+    addr: SocketAddr,
+    tokens: Vec<String>,
+) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen for RPC on {addr}: {e}; choose another address with --rpc-addr \
@@ -94,10 +105,11 @@ pub async fn serve(node: Arc<Node>, addr: SocketAddr, token: String) -> anyhow::
         )
     })?;
     let local = listener.local_addr()?;
-    let state = AppState { node: node.clone(), token: Arc::new(token) };
+    let state = AppState { node: node.clone(), tokens: Arc::new(tokens) };
     let app = Router::new()
         .route("/", post(handle_rpc))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(state);
     let shutdown = node.shutdown.clone();
@@ -112,9 +124,72 @@ pub async fn serve(node: Arc<Node>, addr: SocketAddr, token: String) -> anyhow::
     Ok(local)
 }
 
+/// Reads a request body of at most [`MAX_BODY_BYTES`]. A longer one is refused, but only
+/// after reading (and dropping) up to [`MAX_DRAIN_BYTES`] more of it for at most
+/// [`DRAIN_TIME`]: a client that writes its whole body before reading (most do) would
+/// otherwise see its connection reset mid-write ("broken pipe") instead of the error.
+/// What the node holds stays bounded by `MAX_BODY_BYTES`; the drain costs only bandwidth.
+async fn read_body(body: Body) -> Result<axum::body::Bytes, RpcError> {
+    use futures_util::StreamExt;
+    let too_big = || {
+        RpcError::new(
+            codes::INVALID_REQUEST,
+            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| RpcError::new(codes::INVALID_REQUEST, format!("{e}")))?;
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            let mut drained = buf.len() + chunk.len();
+            let drain = async {
+                while let Some(Ok(c)) = stream.next().await {
+                    drained += c.len();
+                    if drained > MAX_BODY_BYTES + MAX_DRAIN_BYTES {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            return Err(too_big());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.into())
+}
+
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
     let height = s.node.chain.lock().expect("chain lock is never poisoned").height();
     (StatusCode::OK, axum::Json(json!({ "status": "ok", "height": height })))
+}
+
+/// `GET /ready`: 200 `{"ready":true,...}` once the node has at least one peer, holds no
+/// validated header ahead of its tip and is not below the best height a peer showed; else
+/// 503 `{"ready":false,"reason":...}`. For orchestrators (a container's health check, a
+/// Kubernetes readiness probe) and scripts that wait for a synced node.
+async fn ready(State(s): State<AppState>) -> Response {
+    let height = s.node.chain.lock().expect("chain lock is never poisoned").height();
+    let (peers, syncing, best_peer) = match s.node.net.get() {
+        Some(n) => (n.peer_count(), n.sync_status().syncing, n.best_peer_height()),
+        None => (0, false, 0),
+    };
+    let reason = if peers == 0 {
+        Some("no peers connected yet".to_string())
+    } else if syncing || height < best_peer {
+        Some(format!("syncing: height {height}, best peer at {best_peer}"))
+    } else {
+        None
+    };
+    let body = json!({
+        "ready": reason.is_none(),
+        "reason": reason,
+        "height": height,
+        "peers": peers,
+        "best_peer_height": best_peer,
+    });
+    let status = if reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_reply(status, body)
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -135,21 +210,19 @@ fn json_reply(status: StatusCode, v: Value) -> Response {
 
 async fn handle_rpc(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+    let bytes = match read_body(body).await {
         Ok(b) => b,
-        Err(_) => {
-            let e = RpcError::new(
-                codes::INVALID_REQUEST,
-                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-            );
-            return json_reply(StatusCode::PAYLOAD_TOO_LARGE, rpc_response(Value::Null, Err(e)));
+        Err(e) => {
+            return json_reply(StatusCode::PAYLOAD_TOO_LARGE, rpc_response(Value::Null, Err(e)))
         }
     };
     let authorized = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), s.token.as_bytes()));
+        .is_some_and(|t| {
+            s.tokens.iter().any(|k| constant_time_eq(t.trim().as_bytes(), k.as_bytes()))
+        });
     let parsed: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -267,7 +340,7 @@ async fn handle_one(
 /// cookie; returns the status and the response body.
 #[cfg(fuzzing)]
 pub async fn fuzz_request(node: &Arc<Node>, body: &[u8], authorized: bool) -> (u16, Vec<u8>) {
-    let state = AppState { node: node.clone(), token: Arc::new("fuzz".into()) };
+    let state = AppState { node: node.clone(), tokens: Arc::new(vec!["fuzz".into()]) };
     let mut headers = HeaderMap::new();
     if authorized {
         headers.insert(header::AUTHORIZATION, "Bearer fuzz".parse().expect("a valid header"));

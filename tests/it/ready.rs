@@ -1,0 +1,104 @@
+//! What an orchestrator relies on, on loopback: `GET /ready` (503 with the reason until the
+//! node has a peer and has caught up, never 200 while behind), a `--peer` given as a DNS
+//! name, and a fixed admin token from `--rpc-token-file` besides the cookie.
+
+use crate::support::DevNode;
+use ember_testnet::process::wait_for;
+use ember_wallet::rpc::RpcClient;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// `GET url/ready`: the HTTP status and the JSON answer.
+fn ready(url: &str) -> Option<(u16, Value)> {
+    let resp = match ureq::get(&format!("{url}/ready")).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(_) => return None,
+    };
+    let status = resp.status();
+    Some((status, serde_json::from_str(&resp.into_string().ok()?).ok()?))
+}
+
+#[test]
+fn ready_waits_for_a_peer_and_the_sync_and_peers_may_be_dns_names() {
+    let a = DevNode::start(&["--rpc-addr", "127.0.0.1:0", "--p2p-addr", "127.0.0.1:0"]);
+    a.call("mining_generate", json!([40]));
+    let (status, body) = ready(a.node.rpc_url()).expect("answers");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["reason"], "no peers connected yet");
+
+    // B dials A by name ("localhost" resolves through the system resolver, as a compose
+    // service name would) and has a fixed admin token.
+    let port = a.node.p2p_addr().rsplit(':').next().expect("port").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "  0123456789abcdef0123456789abcdef\n").unwrap();
+    let token_arg = token_file.to_str().unwrap();
+    let peer = format!("localhost:{port}");
+    let b = DevNode::start(&[
+        "--rpc-addr",
+        "127.0.0.1:0",
+        "--p2p-addr",
+        "127.0.0.1:0",
+        "--peer",
+        &peer,
+        "--rpc-token-file",
+        token_arg,
+    ]);
+    let mut not_ready = 0;
+    wait_for(Duration::from_secs(60), "B ready", || match ready(b.node.rpc_url()) {
+        Some((200, body)) => {
+            let h = body["height"].as_u64().expect("height");
+            assert!(h >= 40, "/ready said 200 at height {h}, below the peer's 40: {body}");
+            assert!(body["peers"].as_u64() >= Some(1), "{body}");
+            Some(())
+        }
+        Some((503, body)) => {
+            assert!(body["reason"].is_string(), "a 503 says why: {body}");
+            not_ready += 1;
+            None
+        }
+        other => panic!("unexpected /ready answer {other:?}"),
+    })
+    .unwrap();
+    assert_eq!(b.height(), 40);
+    assert_eq!(ready(a.node.rpc_url()).expect("answers").0, 200, "A has a peer now");
+
+    // The file's token (whitespace trimmed) is accepted, a wrong one is not, the cookie
+    // still is.
+    let with = |t: &str| RpcClient::new(b.node.rpc_url()).with_token(t);
+    with("0123456789abcdef0123456789abcdef").call("mining_generate", json!([1])).unwrap();
+    let err = with("0123456789abcdef0123456789abcdeX").call("mining_generate", json!([1]));
+    assert!(err.unwrap_err().to_string().contains("admin token"));
+    b.call("mining_generate", json!([1]));
+    assert_eq!(b.height(), 42);
+}
+
+#[test]
+fn bad_peer_token_and_external_addresses_are_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let short = dir.path().join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    let node = ember_testnet::process::binary("ember-node").unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--peer", "foo"], "--peer"),
+        (&["--peer", "node_1:9545"], "host:port"),
+        (&["--rpc-token-file", short.to_str().unwrap()], "at least 16"),
+        (&["--rpc-token-file", "/nonexistent/token"], "cannot read --rpc-token-file"),
+        (&["--external-addr", "0.0.0.0:9545"], "--external-addr"),
+    ];
+    for (args, needle) in cases {
+        let data = dir.path().join("data");
+        let out = std::process::Command::new(&node)
+            .args(["--network", "devnet", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!data.exists(), "{args:?} created the data dir");
+    }
+}
