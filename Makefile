@@ -8,7 +8,7 @@ CARGO ?= cargo
 APT_PACKAGES := clang libclang-dev chromium
 TESTNET_ARGS ?=
 
-.PHONY: all deps build run test lint fmt bench bench-net fuzz clean
+.PHONY: all deps build run test lint fmt bench bench-net fuzz clean image
 
 all: build
 
@@ -54,6 +54,15 @@ test: build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(CARGO_SEL) -- -D warnings
 	EMBER_BIN_DIR=$(abspath $(TARGET_DIR))/debug $(CARGO) test $(CARGO_SEL)
+
+## image: release build, then Ember's runtime image (docker/Dockerfile) as $(IMAGE).
+## BASE=debian:bookworm-slim where a registry is reachable; the default, ember-base:bookworm,
+## is made here from Debian's mirror with debootstrap (docker/base-image.sh).
+IMAGE ?= ember:local
+BASE ?= ember-base:bookworm
+image: deps
+	$(CARGO) build --release $(CARGO_SEL)
+	docker/build-image.sh $(TARGET_DIR)/release $(IMAGE) $(BASE)
 
 ## lint: formatting and clippy only
 lint: deps
