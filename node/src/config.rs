@@ -131,12 +131,12 @@ pub struct RunArgs {
     /// [default: <user data dir>/ember/<network>].
     #[arg(long, env = "EMBER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// JSON-RPC listen address [default: 127.0.0.1:8545].
+    /// JSON-RPC listen address, ip:port or host:port [default: 127.0.0.1:8545].
     #[arg(long, env = "EMBER_RPC_ADDR")]
-    pub rpc_addr: Option<SocketAddr>,
-    /// P2P listen address [default: 127.0.0.1:9545].
+    pub rpc_addr: Option<String>,
+    /// P2P listen address, ip:port or host:port [default: 127.0.0.1:9545].
     #[arg(long, env = "EMBER_P2P_ADDR")]
-    pub p2p_addr: Option<SocketAddr>,
+    pub p2p_addr: Option<String>,
     /// Peer to connect to at start (repeatable): `host:port` (an IP address or a DNS name,
     /// resolved again at every dial), or `ID@host:port` to accept only the node that proves
     /// node id ID (its `node_info.node_id`).
@@ -351,6 +351,30 @@ pub fn other_genesis_hint(data_dir: &Path, network: &str, stored: ember_core::Bl
     }
 }
 
+/// A listen address: `ip:port`, or `host:port` with a host this machine resolves
+/// (`localhost:0`), the first IPv4 answer preferred.
+fn listen_addr(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let hint = "give ip:port or host:port, e.g. 127.0.0.1:8545, 0.0.0.0:9545 or localhost:0";
+    let (host, port) =
+        text.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("{flag} {text:?}: no port; {hint}"))?;
+    let port: u16 =
+        port.parse().map_err(|_| anyhow::anyhow!("{flag} {text:?}: bad port; {hint}"))?;
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("{flag} {text:?}: cannot resolve {host:?} ({e}); {hint}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("{flag} {text:?}: {host:?} has no address; {hint}"))
+}
+
 /// `--external-addr`: `ip:port`, or `host:port` resolved now (the first IPv4 answer, else
 /// the first).
 fn parse_external(text: &str) -> anyhow::Result<SocketAddr> {
@@ -521,11 +545,15 @@ impl RunArgs {
         }
         let external_addr = args.external_addr.as_deref().map(parse_external).transpose()?;
         let rpc_token = args.rpc_token_file.as_deref().map(read_token_file).transpose()?;
+        let rpc_addr =
+            args.rpc_addr.as_deref().map(|a| listen_addr("--rpc-addr", a)).transpose()?;
+        let p2p_addr =
+            args.p2p_addr.as_deref().map(|a| listen_addr("--p2p-addr", a)).transpose()?;
         let data_dir = args.data_dir.unwrap_or_else(|| default_data_dir(network));
         let defaults = NodeConfig::new(Arc::new(params), data_dir);
         Ok(NodeConfig {
-            rpc_addr: args.rpc_addr.unwrap_or(defaults.rpc_addr),
-            p2p_addr: args.p2p_addr.unwrap_or(defaults.p2p_addr),
+            rpc_addr: rpc_addr.unwrap_or(defaults.rpc_addr),
+            p2p_addr: p2p_addr.unwrap_or(defaults.p2p_addr),
             peers: args.peers,
             external_addr,
             rpc_token,
@@ -574,6 +602,10 @@ mod tests {
         };
         let err = resolve(&|a| a.peers = vec!["127.0.0.1:9".into(), "foo".into()]).unwrap_err();
         assert!(err.to_string().starts_with("--peer"), "{err}");
+        let cfg = resolve(&|a| a.rpc_addr = Some("localhost:0".into())).unwrap();
+        assert!(cfg.rpc_addr.ip().is_loopback() && cfg.rpc_addr.port() == 0);
+        let err = resolve(&|a| a.p2p_addr = Some("127.0.0.1".into())).unwrap_err();
+        assert!(err.to_string().contains("--p2p-addr"), "{err}");
         let cfg = resolve(&|a| a.peers = vec!["node1.ember:9545".into()]).unwrap();
         assert_eq!(cfg.peers, vec!["node1.ember:9545".to_string()]);
 
