@@ -152,6 +152,20 @@ fn url_and_token(endpoint: &Endpoint) -> Result<(String, Option<String>), CallEr
     })
 }
 
+/// Checks a `--rpc` URL before anything is sent: `http://` or `https://` (added when no
+/// scheme is given), a host and a port that parse. The error says what is wrong.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let full = normalise(url);
+    let parsed = url::Url::parse(&full).map_err(|e| format!("--rpc {url:?} is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("--rpc {url:?}: the scheme must be http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("--rpc {url:?} has no host"));
+    }
+    Ok(())
+}
+
 /// `127.0.0.1:8545` -> `http://127.0.0.1:8545`.
 fn normalise(url: &str) -> String {
     if url.contains("://") {

@@ -78,6 +78,11 @@ fn main() -> ExitCode {
             token_file: args.rpc_token_file,
         },
     };
+    if let Endpoint::Url { url, .. } = &endpoint {
+        if let Err(e) = call::check_url(url) {
+            return usage_error(&format!("{e}; e.g. --rpc http://127.0.0.1:8545"));
+        }
+    }
     if method == "ready" {
         return ready(&endpoint, words, args.wait);
     }
