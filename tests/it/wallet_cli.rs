@@ -700,6 +700,8 @@ fn wait_without_a_block_times_out_clearly() {
     assert_eq!(err["error"]["kind"], "timeout");
     let message = err["error"]["message"].as_str().expect("message");
     assert!(message.contains("still pending"), "{message}");
+    // And why: this node neither mines nor has peers.
+    assert!(message.contains("does not mine and has no peers"), "{message}");
     assert_eq!(mempool_count(&f.node), 1, "the payment was submitted and is pending");
     let v = f.cli.balance(&f.wallet);
     assert_eq!((v["pending_count"].as_u64(), v["next_nonce"].as_u64()), (Some(1), Some(1)), "{v}");

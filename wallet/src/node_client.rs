@@ -75,6 +75,10 @@ pub struct NodeInfo {
     pub genesis: BlockId,
     /// Height of the node's best chain.
     pub height: u64,
+    /// Connected peers.
+    pub peers: u64,
+    /// Whether the node mines continuously (`None` from a node too old to say).
+    pub mining: Option<bool>,
 }
 
 /// `account_get`: an account's confirmed state and what its pending payments spend.
@@ -161,7 +165,8 @@ impl NodeClient {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| self.bad(M, missing("genesis")))?;
         let height = v["height"].as_u64().ok_or_else(|| self.bad(M, missing("height")))?;
-        Ok(NodeInfo { network, genesis, height })
+        let peers = v["peers"].as_u64().unwrap_or(0);
+        Ok(NodeInfo { network, genesis, height, peers, mining: v["mining"].as_bool() })
     }
 
     /// `account_get` for `address` (written with the network's prefix `hrp`).

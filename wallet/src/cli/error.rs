@@ -45,13 +45,15 @@ pub enum CliError {
     /// `--wait` ran out of time; the transaction is still pending.
     #[error(
         "transaction {txid} was submitted but is not confirmed after {secs} s; it is still \
-         pending and may confirm later: check with `ember-wallet tx {txid}`"
+         pending and may confirm later: check with `ember-wallet tx {txid}`{why}"
     )]
     WaitTimeout {
         /// The transaction waited for.
         txid: String,
         /// How long we waited.
         secs: u64,
+        /// Why no block took it, when the node tells (". The node ..."), else empty.
+        why: String,
     },
     /// While waiting, the node stopped knowing the transaction.
     #[error(

@@ -163,6 +163,7 @@ fn wait_for_block(s: &Session, txid: &Txid, timeout_secs: u64) -> Result<(u64, u
     spinner.set_message(format!("waiting for {short} to be included in a block"));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(timeout_secs);
+    let height_before = node.info().ok().map(|i| i.height);
     let mut unknown_since: Option<Instant> = None;
     let outcome = loop {
         match node.transaction(txid) {
@@ -183,12 +184,43 @@ fn wait_for_block(s: &Session, txid: &Txid, timeout_secs: u64) -> Result<(u64, u
             Err(e) => break Err(e.into()),
         }
         if Instant::now() >= deadline {
-            break Err(CliError::WaitTimeout { txid: txid.to_string(), secs: timeout_secs });
+            let why = stalled_reason(node.info().ok().as_ref(), height_before);
+            break Err(CliError::WaitTimeout { txid: txid.to_string(), secs: timeout_secs, why });
         }
         std::thread::sleep(POLL_INTERVAL);
     };
     spinner.finish_and_clear();
     outcome
+}
+
+/// Why no block took the payment during `--wait`, from the node's `node_info` at the end:
+/// no block at all (and whether the node mines or has peers), or blocks that left it out.
+fn stalled_reason(
+    info: Option<&ember_wallet::node_client::NodeInfo>,
+    before: Option<u64>,
+) -> String {
+    let (Some(info), Some(before)) = (info, before) else { return String::new() };
+    if info.height > before {
+        return format!(
+            ". {} block(s) came meanwhile without it (a full block, or a fee below what \
+             miners take first)",
+            info.height - before
+        );
+    }
+    match (info.mining, info.peers) {
+        (Some(false), 0) => format!(
+            ". No block was mined meanwhile (height stayed {}): the node does not mine and \
+             has no peers; start it with --mine, or mine one with `ember-cli mining_generate \
+             1` (devnet)",
+            info.height
+        ),
+        (Some(false), _) => format!(
+            ". No block was mined meanwhile (height stayed {}): the node does not mine, and \
+             none of its {} peer(s) sent a block",
+            info.height, info.peers
+        ),
+        _ => format!(". No block was mined meanwhile (height stayed {})", info.height),
+    }
 }
 
 fn payment_outcome(
