@@ -30,6 +30,12 @@ fn blocks_and_payments_relay_between_peers() {
     a.call("mining_generate", json!([3]));
     let want = tip(&a);
     wait_for(T, "b to follow a's tip", || (tip(&b) == want).then_some(())).unwrap();
+    // The miner sees its peer's height move although that peer never sends it a block:
+    // b fetched the blocks from a.
+    wait_for(T, "a to see b at height 3", || {
+        (a.call("net_peers", json!([]))[0]["height"] == 3).then_some(())
+    })
+    .unwrap();
 
     // A payment submitted to b reaches a's mempool, is mined by a, and is confirmed on b.
     let params = devnet();

@@ -25,21 +25,32 @@ impl Network {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             };
-            let push: Vec<(Inv, outbox::Payload)> = if ev.connected.len() <= 4 {
+            // (what, its message, the height a peer holds once it has the message: a
+            // pushed block extends our main chain, so the peer will hold it; an announced
+            // tip says nothing until the peer fetches it, see `serve_one`).
+            let push: Vec<(Inv, outbox::Payload, u64)> = if ev.connected.len() <= 4 {
                 ev.connected
                     .iter()
-                    .map(|b| (Inv::Block(b.id()), outbox::payload(&Message::Block((**b).clone()))))
+                    .map(|b| {
+                        let m = Message::Block((**b).clone());
+                        (Inv::Block(b.id()), outbox::payload(&m), b.header.height)
+                    })
                     .collect()
             } else {
-                vec![(Inv::Block(ev.tip), outbox::payload(&Message::Inv(vec![Inv::Block(ev.tip)])))]
+                let m = Message::Inv(vec![Inv::Block(ev.tip)]);
+                vec![(Inv::Block(ev.tip), outbox::payload(&m), 0)]
             };
             let mut slow = Vec::new();
             {
                 let mut peers = self.peers.lock().expect("never poisoned");
                 for (id, p) in peers.iter_mut() {
-                    for (inv, payload) in &push {
-                        if p.knows(*inv) && !p.outbox.gossip(payload.clone()) {
-                            slow.push(*id);
+                    for (inv, payload, height) in &push {
+                        if p.knows(*inv) {
+                            if p.outbox.gossip(payload.clone()) {
+                                p.height = p.height.max(*height);
+                            } else {
+                                slow.push(*id);
+                            }
                         }
                     }
                 }

@@ -105,12 +105,26 @@ impl Network {
                 .map(|tx| Message::Tx(*tx)),
             Inv::Block(b) => {
                 let store = self.store.clone();
-                self.blocking(move || stored_block(&store, &b)).await.map(Message::Block)
+                let block = self.blocking(move || stored_block(&store, &b)).await;
+                if let Some(block) = &block {
+                    // A peer that fetches a block from us will hold it: the best sign of
+                    // its height for a peer that only downloads (`net_peers[].height` of a
+                    // miner's peers). Bounded by our own blocks, so it cannot be inflated.
+                    self.peer_reached(id, block.header.height);
+                }
+                block.map(Message::Block)
             }
         };
         match reply {
             Some(m) => self.reply(id, m).await,
             None => q.missing.push(inv),
+        }
+    }
+
+    /// Raises peer `id`'s known height to `height` (never lowers it).
+    pub(super) fn peer_reached(&self, id: u64, height: u64) {
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.height = p.height.max(height);
         }
     }
 
@@ -130,7 +144,20 @@ impl Network {
         stop: BlockId,
     ) {
         let store = self.store.clone();
-        let headers = self.blocking(move || main_headers_after(&store, &locator, stop)).await;
+        let (headers, held) = self
+            .blocking(move || {
+                // The locator's first entry on our main chain is a block the peer holds.
+                let held = locator.iter().find_map(|b| {
+                    let e = store.header(b).ok().flatten()?;
+                    (store.main_chain_at(e.header.height).ok().flatten() == Some(*b))
+                        .then_some(e.header.height)
+                });
+                (main_headers_after(&store, &locator, stop), held)
+            })
+            .await;
+        if let Some(h) = held {
+            self.peer_reached(id, h);
+        }
         self.reply(id, Message::Headers(headers)).await;
     }
 
