@@ -5,6 +5,8 @@
 //!
 //! | module | what it owns |
 //! |---|---|
+//! | [`export`] | `ember-testnet export compose/k8s`: the same network as files for Docker Compose or Kubernetes |
+//! | [`engine`] | attaching to an exported compose network: status, faults, dashboard through docker |
 //! | [`bench`] | `ember-testnet bench`: propagation, throughput, sync, memory vs the machine |
 //! | [`hostile`] | a real peer under a test's control (handshake, then any message or none), attack material, the attack runner |
 //! | [`process`] | one real `ember-node` process: start, stop, kill, restart, RPC client |
@@ -23,6 +25,8 @@
 
 pub mod attack;
 pub mod bench;
+pub mod engine;
+pub mod export;
 pub mod hostile;
 pub mod http;
 pub mod monitor;

@@ -11,11 +11,14 @@
 //! are narrowed or left out, never wrapped.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use ember_testnet::engine::watch::Dashboard;
+use ember_testnet::engine::Engine;
+use ember_testnet::export::{self, ExportOptions};
 use ember_testnet::network::{check_partition, parse_indices, parse_partition, Progress};
 use ember_testnet::state::{pid_alive, pid_runs, TestnetState};
 use ember_testnet::supervisor::{fetch_view, send_control, Control, Supervisor};
-use ember_testnet::{TestnetOptions, Topology};
+use ember_testnet::TestnetOptions;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Read, Seek, Write};
 use std::net::SocketAddr;
@@ -34,228 +37,10 @@ macro_rules! outln {
     };
 }
 
-const EXAMPLES: &str = "Examples:
-  ember-testnet up                          # 4 nodes in a ring, node 0 mines; Ctrl-C stops
-  ember-testnet up --detach --nodes 5 --topology line --miners 0,4
-  ember-testnet status
-  ember-testnet mine 0 3                    # 3 instant blocks on node 0
-  ember-testnet partition 0,1/2,3,4         # cut every link between the two groups
-  ember-testnet heal
-  ember-testnet latency 1 2 300             # 300 ms each way on the link 1-2
-  ember-testnet kill 3 && ember-testnet start 3
-  ember-testnet logs 3 --follow
-  ember-testnet down                        # stop every node and the supervisor
-
-Every command takes --dir DIR (default .testnet; bench: a temp dir) to pick the testnet.";
-
-#[derive(Parser)]
-#[command(
-    name = "ember-testnet",
-    version,
-    about = "Start, watch and break a local multi-node Ember network on loopback.",
-    long_about = "Start, watch and break a local multi-node Ember network on loopback.\n\n\
-                  `up` starts N real ember-node processes with a fresh devnet genesis, links \
-                  them through small loopback proxies (so links can be cut, slowed and made \
-                  lossy without root) and serves a live dashboard. The other commands act on \
-                  the testnet running in --dir.",
-    after_help = EXAMPLES
-)]
-struct Cli {
-    /// Directory of the testnet: genesis, node data dirs and logs, testnet.json [default:
-    /// .testnet; for bench, a temp dir removed at the end].
-    #[arg(long, global = true, value_name = "DIR")]
-    dir: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Args, Clone)]
-struct UpArgs {
-    /// Number of nodes (1 to 50).
-    #[arg(long, default_value_t = 4)]
-    nodes: usize,
-    /// How the nodes are linked (random: a random tree plus extra links).
-    #[arg(long, value_enum, default_value = "ring")]
-    topology: Topology,
-    /// Comma-separated indices of the nodes that mine continuously ("" = none).
-    #[arg(long, default_value = "0")]
-    miners: String,
-    /// Mean seconds between blocks of each miner.
-    #[arg(long, default_value_t = 2.0)]
-    block_time: f64,
-    /// RPC of node i on BASE+i, P2P on BASE+100+i, dashboard on BASE+200 (0 = ports from
-    /// the OS).
-    #[arg(long, default_value_t = 8545)]
-    base_port: u16,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Start a fresh network (replacing what is in --dir) and show it live until Ctrl-C.
-    #[command(after_help = "Examples:
-  ember-testnet up
-  ember-testnet up --nodes 6 --topology mesh --miners 0,3 --block-time 1
-  ember-testnet up --detach --base-port 0     # in the background, ports from the OS
-  ember-testnet up --dir /tmp/tn2 --base-port 9000")]
-    Up {
-        #[command(flatten)]
-        up: UpArgs,
-        /// Run the supervisor in the background: print the table and exit once the network
-        /// is up. `ember-testnet down` stops it.
-        #[arg(long)]
-        detach: bool,
-    },
-    /// (internal) The background supervisor started by `up --detach`.
-    #[command(hide = true)]
-    Supervise {
-        #[command(flatten)]
-        up: UpArgs,
-    },
-    /// Show every node's height, tip, peers and mempool, and the links.
-    #[command(after_help = "Examples:\n  ember-testnet status\n  \
-                        ember-testnet status --json | jq '.nodes[].height'")]
-    Status {
-        /// Print the dashboard's JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Stop every node and the supervisor; nothing is left running (data and logs stay).
-    #[command(after_help = "Examples:\n  ember-testnet down\n  ember-testnet down --dir /tmp/tn2")]
-    Down,
-    /// Stop node I cleanly (SIGTERM).
-    #[command(after_help = "Examples:\n  ember-testnet stop 2")]
-    Stop {
-        /// Node index.
-        #[arg(value_name = "I")]
-        node: usize,
-    },
-    /// Start stopped node I again with its data dir, addresses and links.
-    #[command(after_help = "Examples:\n  ember-testnet kill 2 && ember-testnet start 2")]
-    Start {
-        /// Node index.
-        #[arg(value_name = "I")]
-        node: usize,
-    },
-    /// Stop node I and start it again.
-    #[command(after_help = "Examples:\n  ember-testnet restart 2")]
-    Restart {
-        /// Node index.
-        #[arg(value_name = "I")]
-        node: usize,
-    },
-    /// Kill node I with SIGKILL (no clean shutdown), to try crash recovery.
-    #[command(after_help = "Examples:\n  ember-testnet kill 2 && ember-testnet start 2")]
-    Kill {
-        /// Node index.
-        #[arg(value_name = "I")]
-        node: usize,
-    },
-    /// Cut every link between nodes of different groups, e.g. 0,1/2,3 (every node in one
-    /// group; replaces an earlier partition).
-    #[command(after_help = "Examples:\n  ember-testnet partition 0,1/2,3\n  \
-                        ember-testnet partition 0/1,2,3,4\n  ember-testnet heal")]
-    Partition {
-        /// Groups of node indices separated by '/', e.g. 0,1/2,3.
-        groups: String,
-    },
-    /// Undo any partition (latency and loss stay).
-    #[command(after_help = "Examples:\n  ember-testnet heal")]
-    Heal,
-    /// Delay every chunk on the link between I and J by MS milliseconds, both ways (0 = off).
-    #[command(
-        after_help = "Examples:\n  ember-testnet latency 0 1 250\n  ember-testnet latency 0 1 0"
-    )]
-    Latency {
-        /// Node at one end of the link (index, as in `status`).
-        #[arg(value_name = "I")]
-        a: usize,
-        /// Node at the other end; the two must be linked (`status` lists the links).
-        #[arg(value_name = "J")]
-        b: usize,
-        /// Milliseconds, each way.
-        #[arg(value_name = "MS")]
-        ms: u64,
-    },
-    /// Make PCT percent of chunks on the link between I and J late by a TCP retransmission
-    /// timeout (~200 ms): on TCP, loss shows up as delay, never as missing bytes.
-    #[command(after_help = "Examples:\n  ember-testnet loss 2 3 20\n  ember-testnet loss 2 3 0")]
-    Loss {
-        /// Node at one end of the link (index, as in `status`).
-        #[arg(value_name = "I")]
-        a: usize,
-        /// Node at the other end; the two must be linked (`status` lists the links).
-        #[arg(value_name = "J")]
-        b: usize,
-        /// Percentage of chunks, 0 to 100.
-        #[arg(value_name = "PCT")]
-        pct: f64,
-    },
-    /// Mine N devnet blocks at once on node I.
-    #[command(after_help = "Examples:\n  ember-testnet mine 0 5")]
-    Mine {
-        /// Node index.
-        #[arg(value_name = "I")]
-        node: usize,
-        /// Number of blocks (1 to 1000).
-        #[arg(value_name = "N")]
-        count: u64,
-    },
-    /// Measure the network on this machine: block and payment propagation, throughput, sync
-    /// and memory of real nodes, each against the machine's own limits (see
-    /// docs/PERFORMANCE.md). Uses a temp dir unless --dir is given.
-    #[command(after_help = "Examples:
-  cargo build --release --workspace --all-targets && target/release/ember-testnet bench
-  ember-testnet bench --quick               # under 3 minutes
-  ember-testnet bench --quick --json > bench.json")]
-    Bench {
-        /// Smaller sizes and a 10 s throughput window (under 3 minutes on 2 cores).
-        #[arg(long)]
-        quick: bool,
-        /// Print the report as JSON (progress still goes to stderr).
-        #[arg(long)]
-        json: bool,
-        /// Nodes in the line for the propagation figures (5 to 50; the 5-node figures use
-        /// its first 5).
-        #[arg(long, default_value_t = 10)]
-        nodes: usize,
-    },
-    /// Print node I's log.
-    #[command(
-        after_help = "Examples:\n  ember-testnet logs 0\n  ember-testnet logs 0 --follow\n  \
-                        ember-testnet logs 2 --lines 50"
-    )]
-    Logs {
-        /// Node index.
-        #[arg(value_name = "I")]
-        node: usize,
-        /// Keep printing new lines until Ctrl-C.
-        #[arg(long, short)]
-        follow: bool,
-        /// Only the last N lines (0 = all).
-        #[arg(long, short = 'n', default_value_t = 0)]
-        lines: usize,
-    },
-    /// Run a fresh 5-node network with miners and random payments while injecting faults
-    /// (kill -9, partitions, latency, loss, a hostile peer), checking that no coin is created
-    /// or lost, that every node converges, and that settled payments stay settled.
-    /// Exit code 1 when an invariant is violated (the report says which, and the seed).
-    #[command(after_help = "Examples:\n  ember-testnet soak --minutes 10\n  \
-                        ember-testnet soak --minutes 1 --seed 42 --dir /tmp/soak")]
-    Soak {
-        /// How long to inject faults (healing and final checks come after).
-        #[arg(long, default_value_t = 10.0)]
-        minutes: f64,
-        /// Seed of every random choice [default: from the clock, printed].
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Number of nodes (at least 2).
-        #[arg(long, default_value_t = 5)]
-        nodes: usize,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
+mod cli;
+mod render;
+use cli::{Cli, Cmd, ExportTarget, UpArgs};
+use render::*;
 
 fn main() {
     if let Err(e) = run() {
@@ -282,6 +67,13 @@ fn run() -> Result<()> {
     let dir_arg = cli.dir.unwrap_or_else(|| PathBuf::from(".testnet"));
     let dir = std::path::absolute(&dir_arg)
         .with_context(|| format!("bad --dir {}", dir_arg.display()))?;
+    // A directory written by `export compose` is attached to through docker instead of a
+    // supervisor; bench, soak and export start nothing of it.
+    if !matches!(cli.command, Cmd::Bench { .. } | Cmd::Soak { .. } | Cmd::Export { .. }) {
+        if let Some(engine) = Engine::find(&dir)? {
+            return attached(&engine, cli.command);
+        }
+    }
     match cli.command {
         Cmd::Up { up, detach } => {
             let opts = options(&up, &dir)?;
@@ -332,7 +124,145 @@ fn run() -> Result<()> {
         Cmd::Mine { node, count } => node_command(&dir, node, Control::Mine { node, count }),
         Cmd::Logs { node, follow, lines } => logs(&dir, node, follow, lines),
         Cmd::Soak { minutes, seed, nodes, json } => soak(&dir, minutes, seed, nodes, json),
+        Cmd::Export { target } => export(target),
+        Cmd::Dashboard { .. } => {
+            let state = TestnetState::load_running(&dir)?;
+            outln!("{} (served by the testnet's supervisor, pid {})", state.dashboard_url, {
+                state.supervisor_pid
+            })?;
+            Ok(())
+        }
     }
+}
+
+/// `ember-testnet export compose|k8s DIR`: writes the files and says what to run next.
+fn export(target: ExportTarget) -> Result<()> {
+    let (args, base_port, compose) = match target {
+        ExportTarget::Compose { args, base_port } => (args, base_port, true),
+        ExportTarget::K8s { args } => (args, 0, false),
+    };
+    let opts = ExportOptions {
+        nodes: args.nodes,
+        topology: args.topology,
+        miners: parse_indices(&args.miners)?,
+        block_time_secs: args.block_time,
+        image: args.image,
+        project: args.project,
+        base_port,
+        force: args.force,
+    };
+    let dir = std::path::absolute(&args.out)
+        .with_context(|| format!("bad directory {}", args.out.display()))?;
+    if !compose {
+        let out = export::export_k8s(&opts, &dir)?;
+        write!(std::io::stdout().lock(), "{}", export::k8s_next_steps(&opts, &out))?;
+        return Ok(());
+    }
+    let out = export::export_compose(&opts, &dir)?;
+    let image_here = Command::new("docker")
+        .args(["image", "inspect", &opts.image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let text = export::compose_next_steps(&opts, &out, &dir, image_here);
+    write!(std::io::stdout().lock(), "{text}")?;
+    Ok(())
+}
+
+/// A command on an exported compose network (`--dir` holds engine.json).
+fn attached(engine: &Engine, cmd: Cmd) -> Result<()> {
+    let node = |i: usize| engine.check_index(i).map(|()| i);
+    let msg = match cmd {
+        Cmd::Status { json } => return engine_status(engine, json),
+        Cmd::Dashboard { port } => return engine_dashboard(engine, port),
+        Cmd::Logs { node: i, follow, lines } => return engine.logs(node(i)?, follow, lines),
+        Cmd::Down => engine.down()?,
+        Cmd::Stop { node: i } => engine.stop(node(i)?)?,
+        Cmd::Start { node: i } => engine.start(node(i)?)?,
+        Cmd::Restart { node: i } => engine.restart(node(i)?)?,
+        Cmd::Kill { node: i } => engine.kill(node(i)?)?,
+        Cmd::Partition { groups } => {
+            let groups = parse_partition(&groups)?;
+            let refs: Vec<&[usize]> = groups.iter().map(Vec::as_slice).collect();
+            engine.partition(&refs)?
+        }
+        Cmd::Heal => engine.heal()?,
+        Cmd::Latency { a, b, ms } => engine.set_latency(a, b, ms)?,
+        Cmd::Loss { a, b, pct } => engine.set_loss(a, b, pct)?,
+        Cmd::Mine { node: i, count } => {
+            let ids = engine.mine(node(i)?, count)?;
+            format!("node {i} mined {} block(s): {}", ids.len(), ids.join(" "))
+        }
+        Cmd::Up { .. } | Cmd::Supervise { .. } => bail!(
+            "{} holds an exported compose network (engine.json): start it with `{}`, or `up` a \
+             loopback testnet in another --dir",
+            engine.dir.display(),
+            engine.up_command()
+        ),
+        Cmd::Bench { .. } | Cmd::Soak { .. } | Cmd::Export { .. } => {
+            unreachable!("run() never attaches these")
+        }
+    };
+    outln!("{msg}")?;
+    Ok(())
+}
+
+fn engine_status(engine: &Engine, as_json: bool) -> Result<()> {
+    let view = engine.view()?;
+    if as_json {
+        outln!("{}", serde_json::to_string_pretty(&view)?)?;
+        return Ok(());
+    }
+    let width = stdout_width();
+    print_table(&view, width)?;
+    print_links(&view, width)?;
+    let nodes: Vec<&Value> = view["nodes"].as_array().into_iter().flatten().collect();
+    let cell = |n: &Value, key: &str| n[key].as_str().unwrap_or("-").to_string();
+    let health: Vec<String> =
+        nodes.iter().map(|n| format!("n{}:{}", n["index"], cell(n, "health"))).collect();
+    outln!("\nHealth (GET /ready): {}", health.join("  "))?;
+    let off: Vec<String> = nodes
+        .iter()
+        .filter(|n| n["container_status"] != "missing")
+        .filter(|n| n["networks"].as_array().is_none_or(|a| a != &[json!(engine.spec.network)]))
+        .map(|n| {
+            let nets: Vec<&str> =
+                n["networks"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            format!("n{}:{}", n["index"], if nets.is_empty() { "-".into() } else { nets.join("+") })
+        })
+        .collect();
+    if !off.is_empty() {
+        outln!("Networks (others on {}): {}", engine.spec.network, off.join("  "))?;
+    }
+    if nodes.iter().all(|n| n["container_status"] == "missing") {
+        outln!("\nNo container of this network exists yet: {}", engine.up_command())?;
+    } else {
+        outln!(
+            "\nCompose project {} ({}); `ember-testnet --dir {} dashboard` shows it live.",
+            engine.spec.project,
+            engine.spec.compose_file.display(),
+            engine.dir.display()
+        )?;
+    }
+    Ok(())
+}
+
+/// Serves the dashboard of an exported network until Ctrl-C, with the live line on stderr.
+fn engine_dashboard(engine: &Engine, port: Option<u16>) -> Result<()> {
+    let stop = stop_flag(true);
+    let default =
+        (engine.spec.base_port != 0).then(|| engine.spec.base_port.checked_add(200)).flatten();
+    let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let dash = match (port, default) {
+        (Some(p), _) => Dashboard::start(engine.clone(), addr(p))?,
+        (None, Some(p)) => Dashboard::start(engine.clone(), addr(p))
+            .or_else(|_| Dashboard::start(engine.clone(), addr(0)))?,
+        (None, None) => Dashboard::start(engine.clone(), addr(0))?,
+    };
+    outln!("Dashboard: {}\nCtrl-C stops the dashboard; the containers keep running.", dash.url())?;
+    live_loop(&stop, || false, || dash.view());
+    Ok(())
 }
 
 fn options(up: &UpArgs, dir: &Path) -> Result<TestnetOptions> {
@@ -432,16 +362,25 @@ fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
             "note: cannot print to standard output ({e}); the testnet keeps running"
         );
     }
+    live_loop(&stop, || sup.shutdown_requested(), || sup.view());
+    ember_node::errln!("[testnet] stopping every node");
+    sup.shutdown()?;
+    ember_node::errln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
+    Ok(())
+}
+
+/// Shows the live line on stderr until `stop` is set or `done()` says so.
+fn live_loop(stop: &AtomicBool, done: impl Fn() -> bool, view: impl Fn() -> Value) {
     // On a terminal the live line is redrawn in place, so it must never wrap (a wrapped
     // line cannot be redrawn); elsewhere (a log file) a line is written when it changes.
     let tty = std::io::stderr().is_terminal();
     let mut shown = String::new();
     let mut last = Instant::now() - Duration::from_secs(1);
-    while !stop.load(Ordering::Relaxed) && !sup.shutdown_requested() {
+    while !stop.load(Ordering::Relaxed) && !done() {
         std::thread::sleep(Duration::from_millis(100));
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
-            let view = sup.view();
+            let view = view();
             if tty {
                 let width = terminal_width(true).unwrap_or(80);
                 ember_node::errout!("\r\x1b[K{}", live_line(&view, width));
@@ -458,10 +397,6 @@ fn up_foreground(opts: &TestnetOptions, base_port: u16) -> Result<()> {
     if tty {
         ember_node::errln!();
     }
-    ember_node::errln!("[testnet] stopping every node");
-    sup.shutdown()?;
-    ember_node::errln!("[testnet] stopped; data and logs stay in {}", opts.dir.display());
-    Ok(())
 }
 
 /// Draws the start-up progress on one terminal line, cut to the terminal's width (one line
@@ -675,292 +610,6 @@ fn logs(dir: &Path, node: usize, follow: bool, lines: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The width results on stdout must fit: `COLUMNS`, else the terminal's, else none (a
-/// pipe or a file: whole lines for scripts).
-fn stdout_width() -> Option<usize> {
-    terminal_width(std::io::stdout().is_terminal())
-}
-
-/// Columns of the terminal: `COLUMNS` when set, else what `stty size` says of the
-/// controlling terminal when `tty` (80 if it cannot say), else `None` (no limit). `stty`
-/// rather than an ioctl: no unsafe code and no extra dependency.
-fn terminal_width(tty: bool) -> Option<usize> {
-    let columns = std::env::var("COLUMNS").ok().and_then(|v| v.trim().parse::<usize>().ok());
-    if let Some(n) = columns.filter(|n| *n > 0) {
-        return Some(n);
-    }
-    if !tty {
-        return None;
-    }
-    let asked = std::fs::File::open("/dev/tty").ok().and_then(|tty| {
-        Command::new("stty").arg("size").stdin(tty).stderr(Stdio::null()).output().ok()
-    });
-    let width = asked.and_then(|out| {
-        let text = String::from_utf8(out.stdout).ok()?;
-        text.split_whitespace().nth(1)?.parse::<usize>().ok().filter(|n| *n > 0)
-    });
-    Some(width.unwrap_or(80))
-}
-
-/// `text` cut to at most `width` characters, ending in '…' when cut.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
-fn short(id: &str, len: usize) -> &str {
-    &id[..len.min(id.len())]
-}
-
-/// The live line: every node's height and tip, `[testnet] n0:12@a793e92c  n1:...`, in at
-/// most `width - 1` characters (the last column of a terminal would wrap a redrawn line):
-/// shorter tips, then heights only, then cut with '…'.
-fn live_line(view: &Value, width: usize) -> String {
-    let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
-    let line = |tip_len: Option<usize>| {
-        let parts: Vec<String> = nodes
-            .iter()
-            .map(|n| {
-                let i = n["index"].as_u64().unwrap_or(0);
-                if n["running"] == true && n["error"].is_null() {
-                    match tip_len {
-                        Some(len) => {
-                            format!(
-                                "n{i}:{}@{}",
-                                n["height"],
-                                short(n["tip"].as_str().unwrap_or(""), len)
-                            )
-                        }
-                        None => format!("n{i}:{}", n["height"]),
-                    }
-                } else {
-                    format!("n{i}:down")
-                }
-            })
-            .collect();
-        format!("[testnet] {}", parts.join("  "))
-    };
-    let room = width.saturating_sub(1);
-    [Some(8), Some(4), None]
-        .into_iter()
-        .map(line)
-        .find(|l| l.chars().count() <= room)
-        .unwrap_or_else(|| fit(&line(None), room))
-}
-
-/// The nodes table, its columns as wide as their widest cell. When wider than `width`,
-/// tips are shortened, then the p2p, mempool and peers columns are left out in that
-/// order (a last line names them), and lines are cut as a last resort: never wrapped.
-fn render_table(view: &Value, width: Option<usize>) -> String {
-    const HEADER: [&str; 8] = ["node", "state", "rpc", "p2p", "height", "tip", "peers", "mempool"];
-    const RIGHT: [bool; 8] = [false, false, false, false, true, false, true, true];
-    let nodes: Vec<&Value> = view["nodes"].as_array().into_iter().flatten().collect();
-    let rows = |tip_len: usize| -> Vec<[String; 8]> {
-        nodes
-            .iter()
-            .map(|n| {
-                let state = if n["running"] != true {
-                    "stopped"
-                } else if !n["error"].is_null() {
-                    "no answer"
-                } else if n["miner"] == true {
-                    "mining"
-                } else {
-                    "running"
-                };
-                [
-                    n["index"].to_string(),
-                    state.to_owned(),
-                    n["rpc_url"].as_str().unwrap_or("").to_owned(),
-                    n["p2p_addr"].as_str().unwrap_or("").to_owned(),
-                    n["height"].to_string(),
-                    short(n["tip"].as_str().unwrap_or(""), tip_len).to_owned(),
-                    n["peers"].to_string(),
-                    n["mempool"].to_string(),
-                ]
-            })
-            .collect()
-    };
-    let render = |rows: &[[String; 8]], hidden: &[usize]| -> String {
-        let shown: Vec<usize> = (0..8).filter(|c| !hidden.contains(c)).collect();
-        let widths: Vec<usize> = (0..8)
-            .map(|c| {
-                rows.iter()
-                    .map(|r| r[c].chars().count())
-                    .chain([HEADER[c].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: [&str; 8]| {
-            let parts: Vec<String> = shown
-                .iter()
-                .map(|&c| {
-                    if RIGHT[c] {
-                        format!("{:>w$}", cells[c], w = widths[c])
-                    } else {
-                        format!("{:<w$}", cells[c], w = widths[c])
-                    }
-                })
-                .collect();
-            parts.join(" ").trim_end().to_owned()
-        };
-        let mut out = line(HEADER);
-        for r in rows {
-            out.push('\n');
-            out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7]]));
-        }
-        out
-    };
-    let widest = |t: &str| t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-    let Some(width) = width else { return render(&rows(12), &[]) };
-    let layouts: [(usize, &[usize]); 5] =
-        [(12, &[]), (8, &[]), (8, &[3]), (8, &[3, 7]), (8, &[3, 7, 6])];
-    let note = |hidden: &[usize]| {
-        let names: Vec<&str> = hidden.iter().map(|&c| HEADER[c]).collect();
-        let names = names.join(", ");
-        let long = format!(
-            "({names} not shown: the terminal is {width} columns; `status --json` has every field)"
-        );
-        let short = format!("({names} not shown: too narrow)");
-        if long.chars().count() <= width {
-            long
-        } else {
-            fit(&short, width)
-        }
-    };
-    for (tip_len, hidden) in layouts {
-        let table = render(&rows(tip_len), hidden);
-        if widest(&table) <= width {
-            if hidden.is_empty() {
-                return table;
-            }
-            return format!("{table}\n{}", note(hidden));
-        }
-    }
-    let hidden = [3, 7, 6];
-    let table = render(&rows(8), &hidden);
-    let cut: Vec<String> = table.lines().map(|l| fit(l, width)).collect();
-    format!("{}\n{}", cut.join("\n"), note(&hidden))
-}
-
-fn print_table(view: &Value, width: Option<usize>) -> std::io::Result<()> {
-    outln!("{}", render_table(view, width))
-}
-
-/// The links, as many to a line as `width` allows.
-fn render_links(view: &Value, width: Option<usize>) -> String {
-    let links: Vec<String> = view["links"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            let mut s = format!("{}->{}", l["from"], l["to"]);
-            let mut notes = Vec::new();
-            if l["partitioned"] == true {
-                notes.push("partitioned".to_string());
-            } else if l["connected"] != true {
-                notes.push("down".to_string());
-            }
-            if l["latency_ms"].as_u64().unwrap_or(0) > 0 {
-                notes.push(format!("{}ms", l["latency_ms"]));
-            }
-            if l["loss_pct"].as_f64().unwrap_or(0.0) > 0.0 {
-                notes.push(format!("{}% loss", l["loss_pct"]));
-            }
-            if !notes.is_empty() {
-                s.push_str(&format!(" ({})", notes.join(", ")));
-            }
-            s
-        })
-        .collect();
-    let title = "Links (dialer->listener, each through a proxy):";
-    let Some(width) = width else { return format!("{title} {}", links.join("  ")) };
-    let mut out = title.to_owned();
-    let mut line = String::from(" ");
-    for link in links {
-        if line.len() > 2 && line.chars().count() + 2 + link.chars().count() > width {
-            out.push('\n');
-            out.push_str(line.trim_end());
-            line = String::from(" ");
-        }
-        line.push(' ');
-        line.push_str(&link);
-    }
-    if line.len() > 1 {
-        out.push('\n');
-        out.push_str(line.trim_end());
-    }
-    out.lines().map(|l| fit(l, width)).collect::<Vec<_>>().join("\n")
-}
-
-fn print_links(view: &Value, width: Option<usize>) -> std::io::Result<()> {
-    outln!("\n{}", render_links(view, width))
-}
-
-fn print_summary(state: &TestnetState, view: &Value, width: Option<usize>) -> std::io::Result<()> {
-    outln!()?;
-    print_table(view, width)?;
-    print_links(view, width)?;
-    let rpc0 = &state.nodes[0].rpc_url;
-    let n = state.nodes.len();
-    // From the directory holding the default .testnet, the commands need no --dir (and
-    // stay short enough for the terminal).
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let (cd, dir) = if state.dir == cwd.join(".testnet") {
-        (Some(cwd.display().to_string()), String::new())
-    } else {
-        (None, format!(" --dir {}", state.dir.display()))
-    };
-    outln!("\nDashboard: {}", state.dashboard_url)?;
-    outln!("\nIn another terminal:")?;
-    if let Some(bin_dir) = wallet_dir_off_path() {
-        outln!("  export PATH=\"{}:$PATH\"", bin_dir.display())?;
-    }
-    if let Some(cd) = &cd {
-        outln!("  cd {cd}")?;
-    }
-    let miners: Vec<String> =
-        state.nodes.iter().filter(|n| n.miner).map(|n| n.index.to_string()).collect();
-    outln!("\nSend coins (dev account 0 is prefunded with 1,000,000 coins):")?;
-    outln!("  export EMBER_NODE={rpc0}")?;
-    outln!("  ember-wallet import-dev-key --wallet dev.json")?;
-    outln!("  ember-wallet create")?;
-    outln!("  ember-wallet --wallet dev.json send --to $(ember-wallet address) \\")?;
-    outln!("      --amount 12.5 --wait")?;
-    outln!("  ember-wallet balance")?;
-    match miners.len() {
-        0 => outln!("No node mines (--miners \"\"): `ember-testnet mine I N` makes blocks.")?,
-        _ => {
-            let who = if miners.len() == 1 { "node" } else { "nodes" };
-            outln!(
-                "Mining rewards ({who} {}) go to dev account 0, so its balance grows past\n\
-                 1,000,000 with every block.",
-                miners.join(", ")
-            )?;
-        }
-    }
-    outln!("\nWatch it and break it:")?;
-    outln!("  ember-testnet{dir} status")?;
-    outln!("  ember-testnet{dir} mine 0 5")?;
-    if n >= 2 {
-        let half = n / 2;
-        let group =
-            |r: std::ops::Range<usize>| r.map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-        outln!("  ember-testnet{dir} partition {}/{}", group(0..half), group(half..n))?;
-        outln!("  ember-testnet{dir} heal")?;
-        outln!("  ember-testnet{dir} kill 1")?;
-        outln!("  ember-testnet{dir} start 1")?;
-        outln!("  ember-testnet{dir} logs 1")?;
-    }
-    outln!("  ember-testnet{dir} down")?;
-    outln!("\nData and logs: {} (node<i>/node.log).", state.dir.display())
 }
 
 /// The directory of the `ember-wallet` binary next to this one, when it is not on `PATH`.

@@ -46,6 +46,13 @@ pub struct LinkTarget {
     pub partitioned: bool,
     pub latency_ms: u64,
     pub loss_pct: f64,
+    /// Other addresses under which `from` may list `to` among its outbound peers (an
+    /// engine's nodes dial by service name and may report the resolved IP); empty for a
+    /// proxy link, where `proxy_addr` is the one.
+    pub to_addrs: Vec<String>,
+    /// Addresses under which `to` may list `from` when it was `to` that dialed (discovery
+    /// on an engine's network); empty for a proxy link.
+    pub from_addrs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -298,8 +305,14 @@ impl Monitor {
             .links
             .iter()
             .map(|l| {
-                let connected =
-                    self.nodes.get(l.from).is_some_and(|v| v.outbound.contains(&l.proxy_addr));
+                let dials = |from: usize, addrs: &[String]| {
+                    self.nodes
+                        .get(from)
+                        .is_some_and(|v| addrs.iter().any(|a| v.outbound.contains(a)))
+                };
+                let connected = dials(l.from, std::slice::from_ref(&l.proxy_addr))
+                    || dials(l.from, &l.to_addrs)
+                    || dials(l.to, &l.from_addrs);
                 json!({
                     "from": l.from,
                     "to": l.to,
@@ -486,5 +499,39 @@ mod tests {
         let v = m.to_json();
         assert_eq!(v["nodes"][1]["running"], false);
         assert_eq!(block(&v, "g")["tip_of"], json!([0]));
+    }
+
+    #[test]
+    fn an_engine_link_is_up_whichever_end_dialed_and_under_any_of_its_addresses() {
+        let link = |from: usize, to: usize| LinkTarget {
+            from,
+            to,
+            proxy_addr: format!("node{to}:9545"),
+            partitioned: false,
+            latency_ms: 0,
+            loss_pct: 0.0,
+            to_addrs: vec![format!("172.18.0.{}:9545", 10 + to)],
+            from_addrs: vec![format!("172.18.0.{}:9545", 10 + from)],
+        };
+        let with_outbound = |index: usize, peers: &[&str]| NodeSample {
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+            ..sample(index, 0, "g", &[])
+        };
+        let mut m = Monitor::new(json!({}));
+        let samples = vec![
+            // 1 dialed 0 and reports its resolved address; 2 was dialed by 3 (discovery).
+            with_outbound(0, &[]),
+            with_outbound(1, &["172.18.0.10:9545"]),
+            with_outbound(2, &[]),
+            with_outbound(3, &["172.18.0.12:9545"]),
+        ];
+        m.update(&targets(4), vec![link(1, 0), link(2, 3), link(0, 2)], samples);
+        let connected: Vec<bool> = m.to_json()["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["connected"] == true)
+            .collect();
+        assert_eq!(connected, [true, true, false]);
     }
 }

@@ -200,6 +200,8 @@ fn poll_once(inner: &Inner) {
                     partitioned: f.partitioned,
                     latency_ms: f.latency_ms,
                     loss_pct: f.loss_pct,
+                    to_addrs: Vec::new(),
+                    from_addrs: Vec::new(),
                 }
             })
             .collect();
