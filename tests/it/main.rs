@@ -4,6 +4,7 @@
 mod block_assembly;
 mod cli_errors;
 mod cli_help;
+mod containers;
 mod dashboard;
 mod ember_cli;
 mod hostile;
