@@ -18,7 +18,8 @@ pub(crate) const EXAMPLES: &str = "Examples:
   ember-testnet export compose /tmp/net     # the same network for docker-compose (or k8s);
   ember-testnet --dir /tmp/net status       #   --dir then attaches to its containers
 
-Every command takes --dir DIR (default .testnet; bench: a temp dir) to pick the testnet.";
+Every command takes --dir DIR (default .testnet; bench: a temp dir) to pick the testnet.
+Exit codes: 0 done, 1 failed (soak: also an invariant broken), 2 bad command line.";
 
 #[derive(Parser)]
 #[command(

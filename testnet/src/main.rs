@@ -49,8 +49,26 @@ fn main() {
             std::process::exit(0);
         }
         ember_node::errln!("error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(if e.downcast_ref::<Usage>().is_some() { 2 } else { 1 });
     }
+}
+
+/// A wrong command line found after parsing (a value out of range, a bad partition): exit
+/// code 2, as clap's own usage errors.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Marks `r`'s error as a usage error.
+fn usage<T>(r: Result<T>) -> Result<T> {
+    r.map_err(|e| anyhow::Error::new(Usage(format!("{e:#}"))))
 }
 
 /// Whether `e` comes from writing to a closed pipe.
@@ -77,7 +95,7 @@ fn run() -> Result<()> {
     match cli.command {
         Cmd::Up { up, detach } => {
             let opts = options(&up, &dir)?;
-            opts.validate()?;
+            usage(opts.validate())?;
             prepare_dir(&dir)?;
             if detach {
                 up_detached(&up, &opts)
@@ -95,9 +113,9 @@ fn run() -> Result<()> {
         Cmd::Kill { node } => node_command(&dir, node, Control::Kill { node }),
         Cmd::Partition { groups } => {
             let state = TestnetState::load_running(&dir)?;
-            let groups = parse_partition(&groups)?;
+            let groups = usage(parse_partition(&groups))?;
             let refs: Vec<&[usize]> = groups.iter().map(Vec::as_slice).collect();
-            check_partition(&refs, state.nodes.len())?;
+            usage(check_partition(&refs, state.nodes.len()))?;
             outln!("{}", send_control(&state, &Control::Partition { groups })?)?;
             Ok(())
         }
@@ -108,15 +126,17 @@ fn run() -> Result<()> {
         }
         Cmd::Latency { a, b, ms } => {
             let state = TestnetState::load_running(&dir)?;
-            check_link(&state, a, b)?;
+            usage(check_link(&state, a, b))?;
             outln!("{}", send_control(&state, &Control::Latency { a, b, ms })?)?;
             Ok(())
         }
         Cmd::Loss { a, b, pct } => {
             let state = TestnetState::load_running(&dir)?;
-            check_link(&state, a, b)?;
+            usage(check_link(&state, a, b))?;
             if !(0.0..=100.0).contains(&pct) {
-                bail!("loss must be a percentage between 0 and 100, not {pct}");
+                usage(Err(anyhow::anyhow!(
+                    "loss must be a percentage between 0 and 100, not {pct}"
+                )))?;
             }
             outln!("{}", send_control(&state, &Control::Loss { a, b, pct })?)?;
             Ok(())
@@ -269,7 +289,7 @@ fn options(up: &UpArgs, dir: &Path) -> Result<TestnetOptions> {
     Ok(TestnetOptions {
         nodes: up.nodes,
         topology: up.topology,
-        miners: parse_indices(&up.miners)?,
+        miners: usage(parse_indices(&up.miners))?,
         block_time_secs: up.block_time,
         dir: dir.to_path_buf(),
         base_port: up.base_port,
@@ -469,7 +489,14 @@ fn up_detached(up: &UpArgs, opts: &TestnetOptions) -> Result<()> {
     loop {
         shown = echo_new_lines(&log_path, shown);
         if let Some(status) = child.try_wait()? {
-            bail!("the supervisor exited ({status}); see {}", log_path.display());
+            // Its error is in the lines just echoed from its log: say where the rest is,
+            // not a second error.
+            echo_new_lines(&log_path, shown);
+            ember_node::errln!(
+                "the testnet did not start; the supervisor's log: {}",
+                log_path.display()
+            );
+            std::process::exit(status.code().filter(|c| *c != 0).unwrap_or(1));
         }
         if let Ok(Some(state)) = TestnetState::read(&opts.dir) {
             if state.supervisor_pid == pid {
@@ -721,6 +748,11 @@ mod tests {
                 assert!(widest(&links) <= width, "{width} columns:\n{links}");
             }
         }
+        // At 40 columns the values a user watches are still there: every node's height and
+        // the start of its tip.
+        let table = render_table(&view(6), Some(40));
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with(char::is_numeric)).collect();
+        assert!(rows.iter().all(|r| r.contains("123456") && r.contains("abababab")), "{table}");
         let table = render_table(&view(6), Some(80));
         assert!(table.contains("p2p not shown") || table.lines().next().unwrap().contains("p2p"));
         // Without a width (a pipe), nothing is left out.

@@ -20,8 +20,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How often the supervisor polls the nodes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// Blocks further than this below the best height are forgotten.
+/// Blocks further than this below the best height are forgotten, unless they are above the
+/// running nodes' fork point.
 const KEEP_DEPTH: u64 = 30;
+/// At most this many blocks are kept, however old the fork point of the nodes' tips.
+const MAX_BLOCKS: usize = 1_000;
 /// At most this many `chain_getHeader` calls per node per poll, so a poll stays short
 /// however far a node jumped.
 pub const HEADERS_PER_POLL: usize = 8;
@@ -276,8 +279,39 @@ impl Monitor {
         }
         self.links = links;
         let best = self.blocks.values().map(|b| b.height).max().unwrap_or(0);
-        self.blocks.retain(|_, b| b.height + KEEP_DEPTH >= best);
+        // Recent blocks, and every block from the nodes' fork point up (a long partition's
+        // branches stay joined in the tree), but never more than MAX_BLOCKS.
+        let fork = self.fork_height().unwrap_or(best);
+        let floor = (best.saturating_sub(KEEP_DEPTH))
+            .min(fork.saturating_sub(2))
+            .max(best.saturating_sub(MAX_BLOCKS as u64));
+        self.blocks.retain(|_, b| b.height >= floor);
         self.updated_ms = now;
+    }
+
+    /// Height of the newest block every running node's tip descends from, as far as the
+    /// kept blocks tell (`None` when their chains do not meet among them).
+    fn fork_height(&self) -> Option<u64> {
+        let tips: Vec<&str> = self
+            .nodes
+            .iter()
+            .filter(|v| v.running && v.error.is_none() && !v.tip.is_empty())
+            .map(|v| v.tip.as_str())
+            .collect();
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for tip in &tips {
+            let mut id: &str = tip;
+            // Each walk visits a kept block at most once: at most MAX_BLOCKS steps.
+            while let Some(b) = self.blocks.get(id) {
+                *count.entry(id).or_default() += 1;
+                id = &b.prev;
+            }
+        }
+        count
+            .iter()
+            .filter(|(_, n)| **n == tips.len())
+            .filter_map(|(id, _)| self.blocks.get(*id).map(|b| b.height))
+            .max()
     }
 
     /// The JSON the dashboard and `status --json` show.
@@ -464,6 +498,44 @@ mod tests {
         assert_eq!(block(&v, "b")["tip_of"], json!([0, 1, 2]));
         assert_eq!(v["blocks"][0]["id"], "b", "highest block first");
         assert_eq!(v["updated_ms"], t0 + 500);
+    }
+
+    #[test]
+    fn a_fork_deeper_than_the_kept_depth_stays_joined_to_both_branches() {
+        let mut m = Monitor::new(json!({}));
+        let t = targets(2);
+        // Both nodes at block f (height 5), then node 0 grows a branch 60 blocks long and
+        // node 1 one of 3, both from f: the fork point is 60 below the best height.
+        let names: Vec<String> = (0..=60).map(|i| format!("a{i}")).collect();
+        let f = [("f", 5, "e", None)];
+        m.update(&t, vec![], vec![sample(0, 5, "f", &f), sample(1, 5, "f", &f)]);
+        for i in 1..=60usize {
+            let prev = if i == 1 { "f" } else { names[i - 1].as_str() };
+            let h = [(names[i].as_str(), 5 + i as u64, prev, None)];
+            let b1: Vec<(&str, u64, &str, Option<u64>)> = match i {
+                1 => vec![("b1", 6, "f", None)],
+                2 => vec![("b2", 7, "b1", None)],
+                _ => vec![],
+            };
+            let tip1 = if i == 1 { "b1" } else { "b2" };
+            let h1 = if i == 1 { 6 } else { 7 };
+            m.update(
+                &t,
+                vec![],
+                vec![sample(0, 5 + i as u64, &names[i], &h), sample(1, h1, tip1, &b1)],
+            );
+        }
+        let v = m.to_json();
+        for id in ["f", "a1", "a60", "b1", "b2"] {
+            assert!(v["blocks"].as_array().unwrap().iter().any(|b| b["id"] == id), "{id} dropped");
+        }
+        // Healed: node 1 on node 0's branch; the old branch's blocks go once deep enough.
+        let h = [("a61", 66, "a60", None)];
+        for _ in 0..2 {
+            m.update(&t, vec![], vec![sample(0, 66, "a61", &h), sample(1, 66, "a61", &h)]);
+        }
+        let v = m.to_json();
+        assert!(!v["blocks"].as_array().unwrap().iter().any(|b| b["id"] == "b2"), "kept forever");
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub(crate) fn live_line(view: &Value, width: usize) -> String {
 }
 
 /// The nodes table, its columns as wide as their widest cell. When wider than `width`,
-/// tips are shortened, then the p2p, mempool and peers columns are left out in that
+/// tips are shortened, then the p2p, mempool, peers and rpc columns are left out in that
 /// order (a last line names them), and lines are cut as a last resort: never wrapped.
 pub(crate) fn render_table(view: &Value, width: Option<usize>) -> String {
     const HEADER: [&str; 8] = ["node", "state", "rpc", "p2p", "height", "tip", "peers", "mempool"];
@@ -150,8 +150,9 @@ pub(crate) fn render_table(view: &Value, width: Option<usize>) -> String {
     };
     let widest = |t: &str| t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
     let Some(width) = width else { return render(&rows(12), &[]) };
-    let layouts: [(usize, &[usize]); 5] =
-        [(12, &[]), (8, &[]), (8, &[3]), (8, &[3, 7]), (8, &[3, 7, 6])];
+    // Narrower and narrower: the values a user watches (state, height, tip) go last.
+    let layouts: [(usize, &[usize]); 6] =
+        [(12, &[]), (8, &[]), (8, &[3]), (8, &[3, 7]), (8, &[3, 7, 6]), (8, &[3, 7, 6, 2])];
     let note = |hidden: &[usize]| {
         let names: Vec<&str> = hidden.iter().map(|&c| HEADER[c]).collect();
         let names = names.join(", ");
@@ -174,7 +175,7 @@ pub(crate) fn render_table(view: &Value, width: Option<usize>) -> String {
             return format!("{table}\n{}", note(hidden));
         }
     }
-    let hidden = [3, 7, 6];
+    let hidden = [3, 7, 6, 2];
     let table = render(&rows(8), &hidden);
     let cut: Vec<String> = table.lines().map(|l| fit(l, width)).collect();
     format!("{}\n{}", cut.join("\n"), note(&hidden))
@@ -257,8 +258,11 @@ pub(crate) fn print_summary(
         (None, format!(" --dir {}", state.dir.display()))
     };
     outln!("\nDashboard: {}", state.dashboard_url)?;
-    outln!("\nIn another terminal:")?;
-    if let Some(bin_dir) = super::wallet_dir_off_path() {
+    let path = super::wallet_dir_off_path();
+    if path.is_some() || cd.is_some() {
+        outln!("\nIn another terminal:")?;
+    }
+    if let Some(bin_dir) = path {
         outln!("  export PATH=\"{}:$PATH\"", bin_dir.display())?;
     }
     if let Some(cd) = &cd {

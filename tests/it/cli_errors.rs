@@ -712,3 +712,24 @@ fn errors_on_a_closed_stderr_exit_with_their_code_not_a_panic() {
         );
     }
 }
+
+#[test]
+fn testnet_values_out_of_range_are_usage_errors_and_start_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let tn = dir.path().join("tn");
+    let tn_arg = tn.to_str().unwrap();
+    for (args, needle) in [
+        (&["up", "--nodes", "0"][..], "--nodes must be between 1 and 50"),
+        (&["up", "--nodes", "2", "--miners", "5"][..], "miner index 5 is not a node"),
+        (&["up", "--miners", "x"][..], "x"),
+        (&["up", "--detach", "--block-time", "0"][..], "--block-time"),
+    ] {
+        let mut all = vec!["--dir", tn_arg];
+        all.extend_from_slice(args);
+        let out = run("ember-testnet", &all, &[]);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert_no_crash(&out.stderr);
+        assert!(!tn.join("testnet.json").exists(), "{args:?} started something");
+    }
+}
