@@ -176,6 +176,17 @@ pub struct RunArgs {
     #[arg(long, overrides_with = "no_mine")]
     #[serde(skip)]
     pub mine: bool,
+    /// Devnet: mine a block as soon as payments are admitted (anvil's automine), besides
+    /// or instead of --mine's interval blocks. Also EMBER_AUTOMINE=true|false, or
+    /// `automine = true|false` in the config file. Switched at run time by
+    /// `mining_setAutomine`.
+    #[arg(long)]
+    #[serde(skip)]
+    pub automine: bool,
+    /// `automine = true|false` of the config file.
+    #[arg(skip)]
+    #[serde(rename = "automine")]
+    pub file_automine: Option<bool>,
     /// Do not mine: overrides EMBER_MINE and the config file.
     #[arg(long, overrides_with = "mine")]
     #[serde(skip)]
@@ -239,6 +250,8 @@ pub struct NodeConfig {
     pub max_inbound: usize,
     pub discover: bool,
     pub mine: bool,
+    /// Devnet: a block as soon as payments are admitted.
+    pub automine: bool,
     pub miner_address: Option<Address>,
     pub mine_threads: usize,
     pub block_time: Duration,
@@ -266,6 +279,7 @@ impl NodeConfig {
             max_inbound: 64,
             discover: true,
             mine: false,
+            automine: false,
             miner_address: None,
             mine_threads: 1,
             block_time: Duration::from_secs(2),
@@ -446,6 +460,7 @@ impl RunArgs {
         self.outbound = self.outbound.or(file.outbound);
         self.max_inbound = self.max_inbound.or(file.max_inbound);
         self.file_mine = file.file_mine;
+        self.file_automine = file.file_automine;
         self.file_discover = match (file.file_discover, file.file_no_discover) {
             (Some(d), Some(nd)) if d == nd => anyhow::bail!(
                 "config file {}: `discover = {d}` and `no-discover = {nd}` contradict each \
@@ -504,6 +519,14 @@ impl RunArgs {
         let mine =
             Self::boolean(args.mine, args.no_mine, env, &[("EMBER_MINE", false)], args.file_mine)?
                 .unwrap_or(false);
+        let automine = Self::boolean(
+            args.automine,
+            false,
+            env,
+            &[("EMBER_AUTOMINE", false)],
+            args.file_automine,
+        )?
+        .unwrap_or(false);
         let discover = Self::boolean(
             args.discover,
             args.no_discover,
@@ -524,6 +547,13 @@ impl RunArgs {
         let block_time = args.block_time.unwrap_or(2.0);
         if !(block_time.is_finite() && block_time > 0.0 && block_time <= 3600.0) {
             anyhow::bail!("--block-time must be between 0 and 3600 seconds, got {block_time}");
+        }
+        if automine && network != Network::Devnet {
+            anyhow::bail!(
+                "--automine is for devnet only (blocks there need no real proof of work); \
+                 use --mine on {}",
+                network.name()
+            );
         }
         if args.insecure_p2p_plaintext && network != Network::Devnet {
             anyhow::bail!(
@@ -561,6 +591,7 @@ impl RunArgs {
             max_inbound: args.max_inbound.unwrap_or(defaults.max_inbound),
             discover,
             mine: mine && mine_threads > 0,
+            automine,
             miner_address,
             mine_threads,
             block_time: Duration::from_secs_f64(block_time),

@@ -48,6 +48,7 @@ pub mod mempool;
 pub mod mempool_file;
 pub mod metrics;
 pub mod miner;
+pub mod mining_mode;
 pub mod net;
 pub mod node;
 pub mod rpc;

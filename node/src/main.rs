@@ -258,13 +258,20 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
     write_atomic(&data_dir.join("rpc.addr"), &bound.to_string())?;
     tracing::info!(rpc = %bound, p2p = %p2p, data_dir = %data_dir.display(), "node started");
 
-    if node.config.mine {
-        let miner = node
-            .config
-            .miner_address
-            .or_else(|| node.params.allocations().first().map(|(a, _)| *a))
-            .ok_or_else(|| anyhow::anyhow!("--mine needs --miner-address on this network"))?;
-        tokio::spawn(ember_node::miner::run(node.clone(), miner));
+    let devnet = !node.params.retarget;
+    match node.default_miner() {
+        // Devnet: one miner task follows the mining mode (interval, automine), which RPC
+        // may change at any time.
+        Some(miner) if devnet => {
+            tokio::spawn(ember_node::mining_mode::run(node.clone(), miner));
+        }
+        Some(miner) if node.config.mine => {
+            tokio::spawn(ember_node::miner::run(node.clone(), miner));
+        }
+        None if node.config.mine || node.config.automine => {
+            anyhow::bail!("--mine needs --miner-address on this network")
+        }
+        _ => {}
     }
     {
         let node = node.clone();

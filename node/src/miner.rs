@@ -2,9 +2,8 @@
 //! threads, restart when the tip moves.
 //!
 //! On devnet the target is so easy that a block is found in a couple of hashes, so
-//! `mining_generate` mines N blocks at once, and `--mine` paces blocks at exponentially
-//! distributed intervals around `--block-time` (as real proof of work would), so that
-//! independent devnet miners still race and occasionally fork.
+//! `mining_generate` mines N blocks at once, and [`crate::mining_mode`] decides when a
+//! block is due (intervals around `--block-time`, or automine).
 
 use crate::node::Node;
 use ember_core::block::{max_txs_for, merkle_root, BLOCK_VERSION};
@@ -123,21 +122,11 @@ pub fn mine_one(node: &Node, miner: Address, stop: &AtomicBool) -> Option<Block>
     }
 }
 
-/// The `--mine` loop. Devnet: wait an exponentially distributed time around the block time,
-/// then mine one (instant) block. Testnet: mine continuously, restarting on a new tip.
+/// The `--mine` loop of a network with real proof of work: mine continuously, restarting
+/// on a new tip. (Devnet's paced and automatic mining is [`crate::mining_mode::run`].)
 pub async fn run(node: Arc<Node>, miner: Address) {
     let stop = Arc::new(AtomicBool::new(false));
-    let devnet = !node.params.retarget;
     loop {
-        if devnet {
-            let mean = node.config.block_time.as_secs_f64();
-            let u: f64 = rand::thread_rng().gen_range(f64::EPSILON..1.0);
-            let wait = Duration::from_secs_f64((-u.ln() * mean).min(mean * 20.0));
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = node.shutdown.cancelled() => return,
-            }
-        }
         let (n, s) = (node.clone(), stop.clone());
         let stopper = {
             let s = stop.clone();

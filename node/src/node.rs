@@ -72,6 +72,8 @@ pub struct Node {
     pub new_txs: broadcast::Sender<Txid>,
     /// The P2P side, once started.
     pub net: std::sync::OnceLock<Arc<crate::net::Network>>,
+    /// How a devnet node mines (interval, automine); see [`crate::mining_mode`].
+    pub mining: crate::mining_mode::MiningControl,
 }
 
 /// Opens the node's RocksDB store under `data_dir/chain`, refusing a foreign data dir and
@@ -119,6 +121,11 @@ impl Node {
         let mempool_events = chain.subscribe();
         let (events, _) = broadcast::channel(1024);
         let mempool = Mempool::new(params.clone(), config.mempool);
+        let devnet = !params.retarget;
+        let mining = crate::mining_mode::MiningMode {
+            automine: config.automine,
+            interval: (devnet && config.mine).then_some(config.block_time),
+        };
         tracing::info!(
             network = %params.network,
             genesis = %params.genesis_id(),
@@ -142,7 +149,14 @@ impl Node {
             events,
             new_txs: broadcast::channel(8192).0,
             net: std::sync::OnceLock::new(),
+            mining: crate::mining_mode::MiningControl::new(mining),
         }))
+    }
+
+    /// The address mined blocks pay when none is given: `--miner-address`, else the
+    /// genesis's first prefunded account (dev account 0 on devnet).
+    pub fn default_miner(&self) -> Option<ember_core::Address> {
+        self.config.miner_address.or_else(|| self.params.allocations().first().map(|(a, _)| *a))
     }
 
     /// Accepts a block from anywhere and brings the mempool up to date before returning.

@@ -6,6 +6,7 @@ mod cli_errors;
 mod cli_help;
 mod containers;
 mod dashboard;
+mod devnet_controls;
 mod ember_cli;
 mod hostile;
 mod incoming_pending;

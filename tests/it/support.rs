@@ -22,6 +22,14 @@ impl DevNode {
         DevNode { node, _dir: dir }
     }
 
+    /// A node with exactly these arguments (no `--network devnet` added).
+    pub fn start_with(args: &[&str]) -> DevNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let node = NodeProcess::start(&dir.path().join("node"), &args).expect("node starts");
+        DevNode { node, _dir: dir }
+    }
+
     pub fn call(&self, method: &str, params: Value) -> Value {
         self.node
             .client()

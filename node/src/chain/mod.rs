@@ -17,6 +17,7 @@
 
 mod orphans;
 pub mod sigcache;
+pub mod tips;
 
 use crate::store::{Batch, BlockStatus, ChainStore, HeaderEntry, StoreError, TxLocation};
 use ember_core::state::StateHasher;

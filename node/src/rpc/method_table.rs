@@ -48,6 +48,10 @@ pub enum ParamType {
     Block,
     /// A non-negative integer.
     U64,
+    /// A non-negative decimal number (seconds, say).
+    Number,
+    /// `true` or `false`.
+    Bool,
     /// Free text.
     Text,
 }
@@ -61,6 +65,8 @@ impl ParamType {
             ParamType::Hex => "hex",
             ParamType::Block => "height|id",
             ParamType::U64 => "u64",
+            ParamType::Number => "number",
+            ParamType::Bool => "bool",
             ParamType::Text => "string",
         }
     }
@@ -93,7 +99,7 @@ const fn method(
     MethodSpec { name, params, admin, summary }
 }
 
-use ParamType::{Address, Block, Hex, Text, Txid, U64};
+use ParamType::{Address, Block, Bool, Hex, Number, Text, Txid, U64};
 
 /// Every method the node serves, in the order `help` lists them.
 pub const METHODS: &[MethodSpec] = &[
@@ -164,6 +170,30 @@ pub const METHODS: &[MethodSpec] = &[
         ],
         true,
         "Mines blocks now (devnet only); returns their ids.",
+    ),
+    method(
+        "mining_getMode",
+        &[],
+        false,
+        "How the node mines: automine, the interval blocks' mean seconds, mining.",
+    ),
+    method(
+        "mining_setAutomine",
+        &[req("enabled", Bool, "a block as soon as payments are admitted")],
+        true,
+        "Switches automine on or off (devnet only); returns the new mode.",
+    ),
+    method(
+        "mining_setInterval",
+        &[req("seconds", Number, "mean seconds between blocks, 0 = off, at most 3600")],
+        true,
+        "Sets interval mining (devnet only); returns the new mode.",
+    ),
+    method(
+        "chain_getTips",
+        &[],
+        false,
+        "Every known branch tip: height, id, work, branch length, status (Core's getchaintips).",
     ),
     method("net_peers", &[], false, "Connected peers with their ids, heights and traffic."),
     method("net_bans", &[], false, "Banned addresses with their reason and expiry."),

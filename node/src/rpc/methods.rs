@@ -21,6 +21,8 @@ const MAX_PENDING_RECEIVED: usize = 500;
 
 use super::method_table as table;
 
+mod devnet;
+
 /// Runs one method. `submitted` is the outcome of a `tx_submit` already admitted with the
 /// rest of its batch ([`submit_parsed`]); the method then only reports it.
 pub async fn dispatch(
@@ -53,6 +55,10 @@ pub async fn dispatch(
         "mempool_info" => mempool_info(node),
         "mempool_list" => mempool_list(node, &p),
         "mining_generate" => mining_generate(node, &p).await,
+        "mining_getMode" => devnet::get_mode(node, &p),
+        "mining_setAutomine" => devnet::set_automine(node, &p),
+        "mining_setInterval" => devnet::set_interval(node, &p),
+        "chain_getTips" => devnet::chain_tips(node, &p),
         "state_digest" => state_digest(node),
         "net_peers" | "net_addPeer" | "net_disconnect" | "net_ban" | "net_unban" | "net_bans" => {
             net_method(node, method, &p)
@@ -67,7 +73,7 @@ pub async fn dispatch(
 }
 
 /// Access to positional-or-named params.
-struct Params<'a>(&'a Value);
+pub(super) struct Params<'a>(&'a Value);
 
 impl Params<'_> {
     fn get(&self, index: usize, name: &str) -> Option<&Value> {
@@ -194,8 +200,10 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "sync": node.net.get().map(|n| n.sync_status()),
         "known_addresses": node.net.get().map_or(0, |n| n.known_addresses().len()),
         "known_headers": chain.known_headers(),
-        // The resolved --mine / --discover settings (flags, then environment, then file).
-        "mining": node.config.mine,
+        // The mining mode now (--mine / --automine, or as mining_set* changed it) and the
+        // resolved --discover setting (flags, then environment, then file).
+        "mining": devnet::mode_json(node)["mining"],
+        "automine": devnet::mode_json(node)["automine"],
         "discover": node.config.discover,
         "rpc_addr": node.config.rpc_addr.to_string(),
         "p2p_addr": node.config.p2p_addr.to_string(),

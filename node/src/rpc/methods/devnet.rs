@@ -1,0 +1,94 @@
+//! Devnet controls and the chain's tips: `mining_getMode`, `mining_setAutomine`,
+//! `mining_setInterval` (devnet only: `-32020` elsewhere), `chain_getTips`.
+
+use super::{Params, RpcError};
+use crate::mining_mode::{MiningMode, MAX_INTERVAL};
+use crate::node::Node;
+use crate::rpc::codes;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The mode as `mining_getMode` and the setters answer it.
+pub fn mode_json(node: &Node) -> Value {
+    let devnet = !node.params.retarget;
+    let MiningMode { automine, interval } = node.mining.get();
+    json!({
+        "automine": devnet && automine,
+        "interval_secs": if devnet { interval.map(|d| d.as_secs_f64()) } else { None },
+        // Blocks come without anyone asking: interval mining, or --mine on other networks.
+        "mining": if devnet { interval.is_some() } else { node.config.mine },
+    })
+}
+
+pub fn get_mode(node: &Node, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(0)?;
+    Ok(mode_json(node))
+}
+
+/// Refuses the setters off devnet, and on a node with no address to mine to.
+fn devnet_miner(node: &Node, method: &str) -> Result<(), RpcError> {
+    if node.params.retarget {
+        return Err(RpcError::new(
+            codes::UNSUPPORTED,
+            format!(
+                "{method} is for devnet only; on {} mining is --mine (real proof of work)",
+                node.params.network.name()
+            ),
+        ));
+    }
+    if node.default_miner().is_none() {
+        return Err(RpcError::new(
+            codes::UNSUPPORTED,
+            format!(
+                "{method}: this node has no address to mine to; restart it with --miner-address"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn set_automine(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let on = p
+        .required(0, "enabled")?
+        .as_bool()
+        .ok_or_else(|| RpcError::params("parameter \"enabled\" must be true or false"))?;
+    devnet_miner(node, "mining_setAutomine")?;
+    node.mining.set_automine(on);
+    tracing::info!(automine = on, "mining mode changed over RPC");
+    Ok(mode_json(node))
+}
+
+pub fn set_interval(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let secs = p.required(0, "seconds")?.as_f64().filter(|s| s.is_finite() && *s >= 0.0);
+    let max = MAX_INTERVAL.as_secs_f64();
+    let secs = secs.filter(|s| *s <= max).ok_or_else(|| {
+        RpcError::params(format!(
+            "parameter \"seconds\" must be a number from 0 (off) to {max}, e.g. 2 or 0.5"
+        ))
+    })?;
+    devnet_miner(node, "mining_setInterval")?;
+    node.mining.set_interval(Some(Duration::from_secs_f64(secs)));
+    tracing::info!(interval_secs = secs, "mining mode changed over RPC");
+    Ok(mode_json(node))
+}
+
+pub fn chain_tips(node: &Node, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(0)?;
+    let tips = node.chain.lock().expect("chain lock is never poisoned").tips();
+    Ok(Value::Array(
+        tips.into_iter()
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "height": t.height,
+                    "work": format!("{:x}", t.work),
+                    "branch_len": t.branch_len,
+                    "status": t.status.name(),
+                })
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,144 @@
+//! Devnet controls as anvil users know them (issue 17): automine confirms a `send --wait`
+//! at once and batches what was admitted together, interval mining switched at run time,
+//! `mining_getMode`, the controls refused off devnet, and `chain_getTips` after a reorg.
+
+use crate::support::{dev_key, devnet, payment_hex, DevNode};
+use ember_core::Keypair;
+use ember_testnet::process::wait_for;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+/// `ember-wallet` with a dev wallet in `dir`, against `node`.
+fn wallet(dir: &std::path::Path, node: &DevNode, args: &[&str]) -> std::process::Output {
+    let bin = ember_testnet::process::binary("ember-wallet").unwrap();
+    Command::new(bin)
+        .arg("--wallet")
+        .arg(dir.join("dev.json"))
+        .args(["--node", node.node.rpc_url()])
+        .args(args)
+        .env("EMBER_WALLET_PASSPHRASE", "devnet controls")
+        .env("EMBER_WALLET_KDF", "test")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn automine_confirms_a_payment_at_once_and_batches_what_came_together() {
+    let n = DevNode::start(&["--automine"]);
+    let mode = n.call("mining_getMode", json!([]));
+    assert_eq!(mode, json!({"automine": true, "interval_secs": null, "mining": false}));
+    assert_eq!(n.call("node_info", json!([]))["automine"], true);
+
+    // The wallet's `send --wait` returns confirmed: the payment made its own block.
+    let dir = tempfile::tempdir().unwrap();
+    let out = wallet(dir.path(), &n, &["import-dev-key"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let to = Keypair::generate().address().to_bech32("edev");
+    let out = wallet(
+        dir.path(),
+        &n,
+        &["--json", "send", "--to", &to, "--amount", "3", "--wait", "--timeout", "5"],
+    );
+    assert!(out.status.success(), "send --wait: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(n.height(), 1, "exactly one block, for the one payment");
+    assert_eq!(n.call("account_get", json!([to]))["balance"], "3");
+
+    // Two payments in one batch request: one block takes both.
+    let params = devnet();
+    let bob = Keypair::generate();
+    let batch: Vec<Value> = (0..2)
+        .map(|i| {
+            let tx = payment_hex(&params, &dev_key(1), bob.address(), 10 + i, 1, i);
+            json!({"jsonrpc": "2.0", "id": i, "method": "tx_submit", "params": [tx]})
+        })
+        .collect();
+    let answers: Value = ureq::post(n.node.rpc_url())
+        .set("Content-Type", "application/json")
+        .send_string(&Value::Array(batch).to_string())
+        .map(|r| serde_json::from_str(&r.into_string().unwrap()).unwrap())
+        .unwrap_or_else(|e| panic!("batch: {e}"));
+    assert!(answers.as_array().unwrap().iter().all(|a| a["result"].is_string()), "{answers}");
+    wait_for(T, "both payments confirmed", || {
+        (n.call("mempool_info", json!([]))["count"] == 0).then_some(())
+    })
+    .unwrap();
+    let height = n.height();
+    let mut txs = 0;
+    for h in 2..=height {
+        txs += n.call("chain_getBlock", json!([h]))["txs"].as_array().unwrap().len();
+    }
+    assert_eq!(txs, 2);
+    assert!(height <= 3, "at most a block per admission: height {height}");
+
+    // Switched off, a payment stays pending.
+    let mode = n.call("mining_setAutomine", json!([false]));
+    assert_eq!(mode["automine"], false);
+    let tx = payment_hex(&params, &dev_key(1), bob.address(), 5, 1, 2);
+    n.call("tx_submit", json!([tx]));
+    // A block mined on demand takes it: the miner is idle, not gone.
+    n.call("mining_generate", json!([1]));
+    assert_eq!(n.call("mempool_info", json!([]))["count"], 0);
+    assert_eq!(n.height(), height + 1);
+}
+
+#[test]
+fn interval_mining_is_switched_at_run_time_and_refused_off_devnet() {
+    let n = DevNode::start(&[]);
+    assert_eq!(n.call("mining_getMode", json!([]))["mining"], false);
+    let mode = n.call("mining_setInterval", json!([0.05]));
+    assert_eq!(
+        (mode["mining"].as_bool(), mode["interval_secs"].as_f64()),
+        (Some(true), Some(0.05))
+    );
+    wait_for(T, "interval blocks", || (n.height() >= 5).then_some(())).unwrap();
+    let mode = n.call("mining_setInterval", json!([0]));
+    assert_eq!(mode, json!({"automine": false, "interval_secs": null, "mining": false}));
+    let client = n.node.client();
+    for bad in [json!([-1]), json!([3601]), json!(["fast"]), json!([])] {
+        let e = client.call("mining_setInterval", bad.clone()).unwrap_err();
+        assert!(e.to_string().contains("seconds"), "{bad}: {e}");
+    }
+    let e = client.call("mining_setAutomine", json!(["yes"])).unwrap_err();
+    assert!(e.to_string().contains("true or false"), "{e}");
+
+    let t = DevNode::start_with(&["--network", "testnet"]);
+    for (method, params) in
+        [("mining_setAutomine", json!([true])), ("mining_setInterval", json!([1]))]
+    {
+        let e = t.node.client().call(method, params).unwrap_err();
+        assert!(e.to_string().contains("devnet only"), "{method}: {e}");
+    }
+    assert_eq!(t.call("mining_getMode", json!([]))["automine"], false);
+}
+
+#[test]
+fn chain_tips_show_the_active_chain_and_the_branch_a_reorg_left() {
+    let a = DevNode::start(&[]);
+    let b = DevNode::start(&[]);
+    let miner = |i: u32| dev_key(i).address().to_bech32("edev");
+    a.call("mining_generate", json!([3, miner(1)]));
+    b.call("mining_generate", json!([5, miner(2)]));
+    let a_tip = a.call("node_info", json!([]))["tip"].clone();
+    a.call("net_addPeer", json!([b.node.p2p_addr()]));
+    let b_tip = b.call("node_info", json!([]))["tip"].clone();
+    wait_for(T, "a on b's longer chain", || {
+        (a.call("node_info", json!([]))["tip"] == b_tip).then_some(())
+    })
+    .unwrap();
+    let tips = a.call("chain_getTips", json!([]));
+    let tips = tips.as_array().unwrap();
+    assert_eq!(tips.len(), 2, "{tips:?}");
+    assert_eq!(
+        (&tips[0]["id"], tips[0]["height"].as_u64(), tips[0]["branch_len"].as_u64()),
+        (&b_tip, Some(5), Some(0))
+    );
+    assert_eq!(tips[0]["status"], "active");
+    assert_eq!((&tips[1]["id"], tips[1]["height"].as_u64()), (&a_tip, Some(3)));
+    assert_eq!(
+        (tips[1]["branch_len"].as_u64(), &tips[1]["status"]),
+        (Some(3), &json!("valid-fork"))
+    );
+}
