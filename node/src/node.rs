@@ -176,6 +176,29 @@ impl Node {
         result
     }
 
+    /// `chain_invalidateBlock`: see [`ChainManager::invalidate`]. Payments of the blocks
+    /// that left the main chain go back to the mempool. Returns the new height.
+    pub fn invalidate_block(
+        &self,
+        id: &ember_core::BlockId,
+    ) -> Result<u64, crate::chain::ManualError> {
+        let mut chain = self.chain.lock().expect("chain lock is never poisoned");
+        let result = chain.invalidate(id);
+        self.drain_events(&chain);
+        result
+    }
+
+    /// `chain_reconsiderBlock`: see [`ChainManager::reconsider`]. Returns the new height.
+    pub fn reconsider_block(
+        &self,
+        id: &ember_core::BlockId,
+    ) -> Result<u64, crate::chain::ManualError> {
+        let mut chain = self.chain.lock().expect("chain lock is never poisoned");
+        let result = chain.reconsider(id);
+        self.drain_events(&chain);
+        result
+    }
+
     /// Whether a block with this header would be validated now: not known yet, its parent
     /// known (not an orphan), and its proof of work valid.
     pub fn can_connect(&self, header: &ember_core::BlockHeader) -> bool {

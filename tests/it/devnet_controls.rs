@@ -142,3 +142,43 @@ fn chain_tips_show_the_active_chain_and_the_branch_a_reorg_left() {
         (Some(3), &json!("valid-fork"))
     );
 }
+
+#[test]
+fn invalidating_a_block_rewinds_returns_its_payments_and_reconsidering_restores_it() {
+    let n = DevNode::start(&[]);
+    let params = devnet();
+    n.call("mining_generate", json!([3]));
+    let tx = payment_hex(&params, &dev_key(1), Keypair::generate().address(), 7, 1, 0);
+    let txid = n.call("tx_submit", json!([tx]));
+    n.call("mining_generate", json!([2]));
+    let (tip5, digest5) = (n.call("node_info", json!([]))["tip"].clone(), n.digest());
+    assert_eq!(n.call("chain_getTransaction", json!([txid]))["height"], 4);
+
+    // Off the main chain from height 4: back to 3, the payment pending again.
+    let r = n.call("chain_invalidateBlock", json!([4]));
+    assert_eq!(r["height"], 3);
+    assert_eq!(n.height(), 3);
+    assert_eq!(n.call("chain_getTransaction", json!([txid]))["status"], "pending");
+    let tips = n.call("chain_getTips", json!([]));
+    let invalid: Vec<&Value> =
+        tips.as_array().unwrap().iter().filter(|t| t["status"] == "invalid").collect();
+    assert_eq!(invalid.len(), 1, "{tips}");
+    assert_eq!((&invalid[0]["id"], invalid[0]["branch_len"].as_u64()), (&tip5, Some(2)));
+
+    // Reconsidered: the same chain and state again.
+    let r = n.call("chain_reconsiderBlock", json!([invalid[0]["id"]]));
+    assert_eq!(r["tip"], tip5);
+    assert_eq!(n.digest(), digest5);
+    assert_eq!(n.call("mempool_info", json!([]))["count"], 0);
+
+    // Refusals: unknown block, genesis, no token.
+    let c = n.node.client();
+    let e = c.call("chain_invalidateBlock", json!(["00".repeat(32)])).unwrap_err();
+    assert!(e.to_string().contains("not known"), "{e}");
+    let e = c.call("chain_invalidateBlock", json!([0])).unwrap_err();
+    assert!(e.to_string().contains("genesis"), "{e}");
+    let open = ember_wallet::rpc::RpcClient::new(n.node.rpc_url());
+    let e = open.call("chain_invalidateBlock", json!([1])).unwrap_err();
+    assert!(e.to_string().contains("admin token"), "{e}");
+    assert_eq!(n.digest(), digest5, "refusals change nothing");
+}

@@ -15,6 +15,7 @@
 //! Every change of tip is published as a [`ChainEvent`] on a broadcast channel, for the
 //! mempool, miner, RPC and network.
 
+mod manual;
 mod orphans;
 pub mod sigcache;
 pub mod tips;
@@ -26,6 +27,7 @@ use ember_core::{
     Account, Address, Block, BlockError, BlockHeader, BlockId, ChainParams, Digest32, StateView,
     U256,
 };
+pub use manual::ManualError;
 use orphans::OrphanPool;
 pub use sigcache::SigCache;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -516,9 +518,19 @@ impl ChainManager {
     /// [`ChainManager::best_candidate_through`]), which spares a scan of the whole index
     /// per block during a sync.
     fn activate_best_chain(&mut self, stored: Option<BlockId>) -> Result<Option<u64>, ChainError> {
-        let start_tip = self.tip;
+        self.activate_from(stored, self.tip, Vec::new())
+    }
+
+    /// [`ChainManager::activate_best_chain`] after the tip already moved from `start_tip`
+    /// by disconnecting `already_disconnected` (tip first): one event reports it all.
+    fn activate_from(
+        &mut self,
+        stored: Option<BlockId>,
+        start_tip: BlockId,
+        already_disconnected: Vec<Arc<Block>>,
+    ) -> Result<Option<u64>, ChainError> {
         let mut all_connected = Vec::new();
-        let mut all_disconnected = Vec::new();
+        let mut all_disconnected = already_disconnected;
         let mut hint = stored;
         while let Some(target) = match hint.take() {
             Some(id) => self.best_candidate_through(id),

@@ -195,6 +195,18 @@ pub const METHODS: &[MethodSpec] = &[
         false,
         "Every known branch tip: height, id, work, branch length, status (Core's getchaintips).",
     ),
+    method(
+        "chain_invalidateBlock",
+        &[req("block", Block, "")],
+        true,
+        "Marks a block and its descendants invalid and leaves their branch (Core's invalidateblock).",
+    ),
+    method(
+        "chain_reconsiderBlock",
+        &[req("block", Block, "")],
+        true,
+        "Clears a hand-made invalid mark and takes the best branch again (Core's reconsiderblock).",
+    ),
     method("net_peers", &[], false, "Connected peers with their ids, heights and traffic."),
     method("net_bans", &[], false, "Banned addresses with their reason and expiry."),
     method(

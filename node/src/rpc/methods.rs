@@ -21,7 +21,7 @@ const MAX_PENDING_RECEIVED: usize = 500;
 
 use super::method_table as table;
 
-mod devnet;
+mod controls;
 
 /// Runs one method. `submitted` is the outcome of a `tx_submit` already admitted with the
 /// rest of its batch ([`submit_parsed`]); the method then only reports it.
@@ -55,10 +55,12 @@ pub async fn dispatch(
         "mempool_info" => mempool_info(node),
         "mempool_list" => mempool_list(node, &p),
         "mining_generate" => mining_generate(node, &p).await,
-        "mining_getMode" => devnet::get_mode(node, &p),
-        "mining_setAutomine" => devnet::set_automine(node, &p),
-        "mining_setInterval" => devnet::set_interval(node, &p),
-        "chain_getTips" => devnet::chain_tips(node, &p),
+        "mining_getMode" => controls::get_mode(node, &p),
+        "mining_setAutomine" => controls::set_automine(node, &p),
+        "mining_setInterval" => controls::set_interval(node, &p),
+        "chain_getTips" => controls::chain_tips(node, &p),
+        "chain_invalidateBlock" => controls::invalidate(node, &p).await,
+        "chain_reconsiderBlock" => controls::reconsider(node, &p).await,
         "state_digest" => state_digest(node),
         "net_peers" | "net_addPeer" | "net_disconnect" | "net_ban" | "net_unban" | "net_bans" => {
             net_method(node, method, &p)
@@ -202,8 +204,8 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "known_headers": chain.known_headers(),
         // The mining mode now (--mine / --automine, or as mining_set* changed it) and the
         // resolved --discover setting (flags, then environment, then file).
-        "mining": devnet::mode_json(node)["mining"],
-        "automine": devnet::mode_json(node)["automine"],
+        "mining": controls::mode_json(node)["mining"],
+        "automine": controls::mode_json(node)["automine"],
         "discover": node.config.discover,
         "rpc_addr": node.config.rpc_addr.to_string(),
         "p2p_addr": node.config.p2p_addr.to_string(),

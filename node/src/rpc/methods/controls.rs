@@ -1,5 +1,6 @@
-//! Devnet controls and the chain's tips: `mining_getMode`, `mining_setAutomine`,
-//! `mining_setInterval` (devnet only: `-32020` elsewhere), `chain_getTips`.
+//! Controls a developer reaches for: `mining_getMode`, `mining_setAutomine`,
+//! `mining_setInterval` (devnet only: `-32020` elsewhere), `chain_getTips`,
+//! `chain_invalidateBlock` and `chain_reconsiderBlock` (any network, admin).
 
 use super::{Params, RpcError};
 use crate::mining_mode::{MiningMode, MAX_INTERVAL};
@@ -91,4 +92,57 @@ pub fn chain_tips(node: &Node, p: &Params<'_>) -> Result<Value, RpcError> {
             })
             .collect(),
     ))
+}
+
+/// The block a param names: an id (64 hex) or a main-chain height.
+fn block_param(node: &Node, p: &Params<'_>) -> Result<ember_core::BlockId, RpcError> {
+    let v = p.required(0, "block")?;
+    if let Some(h) = v.as_u64() {
+        let chain = node.chain.lock().expect("chain lock is never poisoned");
+        return chain
+            .main_id_at(h)
+            .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?
+            .ok_or_else(|| {
+                RpcError::not_found(format!("no block at height {h} on the main chain"))
+            });
+    }
+    v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+        RpcError::params("parameter \"block\" must be a height or a 64-hex block id")
+    })
+}
+
+fn manual_result(
+    node: &Node,
+    r: Result<u64, crate::chain::ManualError>,
+) -> Result<Value, RpcError> {
+    use crate::chain::ManualError;
+    match r {
+        Ok(height) => {
+            let tip = node.chain.lock().expect("chain lock is never poisoned").tip();
+            Ok(json!({ "height": height, "tip": tip }))
+        }
+        Err(e @ ManualError::Unknown(_)) => Err(RpcError::not_found(e.to_string())),
+        Err(e @ ManualError::Genesis) => Err(RpcError::params(e.to_string())),
+        Err(e) => Err(RpcError::new(codes::INTERNAL, e.to_string())),
+    }
+}
+
+pub async fn invalidate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let id = block_param(node, p)?;
+    let n = node.clone();
+    let r = tokio::task::spawn_blocking(move || n.invalidate_block(&id))
+        .await
+        .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
+    manual_result(node, r)
+}
+
+pub async fn reconsider(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    let id = block_param(node, p)?;
+    let n = node.clone();
+    let r = tokio::task::spawn_blocking(move || n.reconsider_block(&id))
+        .await
+        .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
+    manual_result(node, r)
 }

@@ -1,0 +1,87 @@
+//! Invalidating and reconsidering a block by hand, as Bitcoin Core's `invalidateblock` and
+//! `reconsiderblock`: to rehearse a reorganisation on one node.
+//!
+//! `invalidate` takes the block (and every descendant) off the main chain if it is on it,
+//! marks them invalid (kept in the store, so it survives a restart) and moves to the best
+//! remaining branch. `reconsider` clears the mark from the block, its descendants and its
+//! ancestors, for every one whose body is stored (a body is only stored after the header
+//! and the body's structure passed; a block that fails when connected again is marked
+//! again), then moves to the best branch. Headers without a body below an invalidated
+//! block stay invalid.
+
+use super::{ChainError, ChainManager};
+use crate::store::{Batch, BlockStatus};
+use ember_core::BlockId;
+use std::sync::Arc;
+
+/// Why a block could not be invalidated or reconsidered.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    #[error("block {0} is not known to this node")]
+    Unknown(BlockId),
+    #[error("the genesis block cannot be invalidated")]
+    Genesis,
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+impl ChainManager {
+    /// Marks `id` and its descendants invalid and leaves their branch (see the module doc).
+    /// Returns the new height.
+    pub fn invalidate(&mut self, id: &BlockId) -> Result<u64, ManualError> {
+        let Some(entry) = self.index.get(id) else { return Err(ManualError::Unknown(*id)) };
+        if entry.header.height == 0 {
+            return Err(ManualError::Genesis);
+        }
+        let start_tip = self.tip;
+        let mut disconnected = Vec::new();
+        while self.is_main(id).map_err(ChainError::from)? {
+            disconnected.push(Arc::new(self.disconnect_tip()?));
+        }
+        self.mark_invalid_tree(id).map_err(ChainError::from)?;
+        tracing::info!(block = %id, disconnected = disconnected.len(), "block invalidated by hand");
+        self.activate_from(None, start_tip, disconnected)?;
+        Ok(self.height())
+    }
+
+    /// Clears the invalid mark of `id`, its descendants and its ancestors where their body
+    /// is stored, then moves to the best branch. Returns the new height.
+    pub fn reconsider(&mut self, id: &BlockId) -> Result<u64, ManualError> {
+        if !self.index.contains_key(id) {
+            return Err(ManualError::Unknown(*id));
+        }
+        let mut todo: Vec<BlockId> = Vec::new();
+        let mut stack = vec![*id];
+        while let Some(cur) = stack.pop() {
+            todo.push(cur);
+            stack.extend(self.children.get(&cur).into_iter().flatten().copied());
+        }
+        let mut cur = self.index[id].header.prev;
+        while let Some(e) = self.index.get(&cur) {
+            if e.status == BlockStatus::Invalid {
+                todo.push(cur);
+            }
+            if e.header.height == 0 {
+                break;
+            }
+            cur = e.header.prev;
+        }
+        let mut b = Batch::new();
+        let mut cleared = 0;
+        for cur in todo {
+            let invalid = self.index.get(&cur).is_some_and(|e| e.status == BlockStatus::Invalid);
+            if !invalid || self.store.body(&cur).map_err(ChainError::from)?.is_none() {
+                continue;
+            }
+            let e = self.index.get_mut(&cur).expect("checked above");
+            e.status = BlockStatus::BodyStored;
+            b.put_header(&cur, e);
+            cleared += 1;
+        }
+        self.store.write(b).map_err(ChainError::from)?;
+        self.best_header = super::best_header_of(&self.index);
+        tracing::info!(block = %id, cleared, "block reconsidered by hand");
+        self.activate_best_chain(None)?;
+        Ok(self.height())
+    }
+}
