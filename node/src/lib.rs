@@ -43,6 +43,7 @@ macro_rules! errout {
 pub mod atomic_file;
 pub mod chain;
 pub mod config;
+pub mod dev_snapshot;
 pub mod genesis_cmd;
 pub mod mempool;
 pub mod mempool_file;

@@ -74,6 +74,8 @@ pub struct Node {
     pub net: std::sync::OnceLock<Arc<crate::net::Network>>,
     /// How a devnet node mines (interval, automine); see [`crate::mining_mode`].
     pub mining: crate::mining_mode::MiningControl,
+    /// `dev_snapshot`s taken (devnet).
+    pub snapshots: Mutex<crate::dev_snapshot::Snapshots>,
 }
 
 /// Opens the node's RocksDB store under `data_dir/chain`, refusing a foreign data dir and
@@ -150,6 +152,7 @@ impl Node {
             new_txs: broadcast::channel(8192).0,
             net: std::sync::OnceLock::new(),
             mining: crate::mining_mode::MiningControl::new(mining),
+            snapshots: Mutex::new(Default::default()),
         }))
     }
 
@@ -212,7 +215,7 @@ impl Node {
     }
 
     /// Applies pending chain events to the mempool; the caller holds the chain lock.
-    fn drain_events(&self, chain: &ChainManager) {
+    pub(crate) fn drain_events(&self, chain: &ChainManager) {
         let mut rx = self.mempool_events.lock().expect("event lock is never poisoned");
         loop {
             match rx.try_recv() {

@@ -182,3 +182,41 @@ fn invalidating_a_block_rewinds_returns_its_payments_and_reconsidering_restores_
     assert!(e.to_string().contains("admin token"), "{e}");
     assert_eq!(n.digest(), digest5, "refusals change nothing");
 }
+
+#[test]
+fn revert_to_a_snapshot_restores_the_state_digest_and_the_pending_payments() {
+    let n = DevNode::start(&[]);
+    let params = devnet();
+    n.call("mining_generate", json!([2]));
+    let snap = n.call("dev_snapshot", json!([]));
+    let (digest, tip) = (n.digest(), n.call("node_info", json!([]))["tip"].clone());
+    assert_eq!(snap["tip"], tip);
+
+    let bob = Keypair::generate();
+    for nonce in 0..3 {
+        let tx = payment_hex(&params, &dev_key(2), bob.address(), 100, 1, nonce);
+        n.call("tx_submit", json!([tx]));
+        n.call("mining_generate", json!([1]));
+    }
+    let later = n.call("dev_snapshot", json!([]));
+    assert_ne!(n.digest(), digest);
+
+    let r = n.call("dev_revert", json!([snap["id"]]));
+    assert_eq!((r["height"].as_u64(), &r["tip"]), (Some(2), &tip));
+    assert_eq!(n.digest(), digest, "the snapshot's state again");
+    assert_eq!(n.call("mempool_info", json!([]))["count"], 3, "the payments are pending again");
+    assert_eq!(n.call("account_get", json!([bob.address().to_bech32("edev")]))["balance"], "0");
+
+    // Consumed, with every later snapshot; mining goes on from the snapshot's tip.
+    for id in [&snap["id"], &later["id"]] {
+        let e = n.node.client().call("dev_revert", json!([id])).unwrap_err();
+        assert!(e.to_string().contains("no snapshot"), "{e}");
+    }
+    n.call("mining_generate", json!([1]));
+    assert_eq!(n.height(), 3);
+    assert_eq!(
+        n.call("account_get", json!([bob.address().to_bech32("edev")]))["balance"],
+        "0.000003",
+        "300 base units"
+    );
+}

@@ -207,6 +207,18 @@ pub const METHODS: &[MethodSpec] = &[
         true,
         "Clears a hand-made invalid mark and takes the best branch again (Core's reconsiderblock).",
     ),
+    method(
+        "dev_snapshot",
+        &[],
+        true,
+        "Remembers the main tip (devnet only); returns the snapshot's id (anvil's evm_snapshot).",
+    ),
+    method(
+        "dev_revert",
+        &[req("id", U64, "a dev_snapshot id")],
+        true,
+        "Takes every later block off the main chain, back to the snapshot (anvil's evm_revert).",
+    ),
     method("net_peers", &[], false, "Connected peers with their ids, heights and traffic."),
     method("net_bans", &[], false, "Banned addresses with their reason and expiry."),
     method(

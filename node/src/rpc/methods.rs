@@ -61,6 +61,8 @@ pub async fn dispatch(
         "chain_getTips" => controls::chain_tips(node, &p),
         "chain_invalidateBlock" => controls::invalidate(node, &p).await,
         "chain_reconsiderBlock" => controls::reconsider(node, &p).await,
+        "dev_snapshot" => controls::snapshot(node, &p),
+        "dev_revert" => controls::revert(node, &p).await,
         "state_digest" => state_digest(node),
         "net_peers" | "net_addPeer" | "net_disconnect" | "net_ban" | "net_unban" | "net_bans" => {
             net_method(node, method, &p)

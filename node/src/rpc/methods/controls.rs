@@ -1,6 +1,7 @@
 //! Controls a developer reaches for: `mining_getMode`, `mining_setAutomine`,
 //! `mining_setInterval` (devnet only: `-32020` elsewhere), `chain_getTips`,
-//! `chain_invalidateBlock` and `chain_reconsiderBlock` (any network, admin).
+//! `chain_invalidateBlock` and `chain_reconsiderBlock` (any network, admin),
+//! `dev_snapshot` and `dev_revert` (devnet, admin).
 
 use super::{Params, RpcError};
 use crate::mining_mode::{MiningMode, MAX_INTERVAL};
@@ -25,6 +26,17 @@ pub fn mode_json(node: &Node) -> Value {
 pub fn get_mode(node: &Node, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(0)?;
     Ok(mode_json(node))
+}
+
+/// Refuses a devnet control on another network.
+fn devnet_only(node: &Node, method: &str) -> Result<(), RpcError> {
+    if node.params.retarget {
+        return Err(RpcError::new(
+            codes::UNSUPPORTED,
+            format!("{method} is for devnet only, not {}", node.params.network.name()),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses the setters off devnet, and on a node with no address to mine to.
@@ -145,4 +157,35 @@ pub async fn reconsider(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcEr
         .await
         .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
     manual_result(node, r)
+}
+
+pub fn snapshot(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(0)?;
+    devnet_only(node, "dev_snapshot")?;
+    let id = node.snapshot();
+    let tip = node.chain.lock().expect("chain lock is never poisoned").tip();
+    Ok(json!({ "id": id, "tip": tip }))
+}
+
+pub async fn revert(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+    p.no_more(1)?;
+    devnet_only(node, "dev_revert")?;
+    let id = p.opt_u64(0, "id")?.ok_or_else(|| RpcError::params("missing parameter \"id\""))?;
+    let n = node.clone();
+    let r = tokio::task::spawn_blocking(move || n.revert(id))
+        .await
+        .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
+    match r {
+        Ok(height) => {
+            let tip = node.chain.lock().expect("chain lock is never poisoned").tip();
+            Ok(json!({ "height": height, "tip": tip }))
+        }
+        Err(e @ crate::dev_snapshot::RevertError::Unknown(_)) => {
+            Err(RpcError::not_found(e.to_string()))
+        }
+        Err(e @ crate::dev_snapshot::RevertError::Invalidated(_)) => {
+            Err(RpcError::params(e.to_string()))
+        }
+        Err(e) => Err(RpcError::new(codes::INTERNAL, e.to_string())),
+    }
 }
