@@ -220,3 +220,28 @@ fn revert_to_a_snapshot_restores_the_state_digest_and_the_pending_payments() {
         "300 base units"
     );
 }
+
+#[test]
+fn a_peer_on_a_branch_invalidated_by_hand_is_not_punished_even_after_a_restart() {
+    let a = DevNode::start(&[]);
+    let mut b = DevNode::start(&["--peer", &a.node.p2p_addr()]);
+    a.call("mining_generate", json!([3]));
+    wait_for(T, "b at a's height", || (b.height() == 3).then_some(())).unwrap();
+    b.call("chain_invalidateBlock", json!([2]));
+    assert_eq!(b.height(), 1);
+    b.node.restart().unwrap();
+    assert_eq!(b.height(), 1, "the mark survives a restart");
+    // a keeps building on the branch b refuses, and sends it.
+    a.call("mining_generate", json!([2]));
+    wait_for(T, "b to hear of a's new blocks", || {
+        let peers = b.call("net_peers", json!([]));
+        (peers[0]["height"].as_u64() >= Some(5)).then_some(())
+    })
+    .unwrap();
+    assert_eq!(b.height(), 1);
+    assert_eq!(b.call("net_bans", json!([])), json!([]), "a did nothing wrong");
+    assert_eq!(a.call("net_bans", json!([])), json!([]));
+    // Reconsidered, b follows a again.
+    b.call("chain_reconsiderBlock", json!([a.call("chain_getBlock", json!([2]))["id"]]));
+    wait_for(T, "b back on a's chain", || (b.height() == 5).then_some(())).unwrap();
+}

@@ -6,8 +6,13 @@
 //! remaining branch. `reconsider` clears the mark from the block, its descendants and its
 //! ancestors, for every one whose body is stored (a body is only stored after the header
 //! and the body's structure passed; a block that fails when connected again is marked
-//! again), then moves to the best branch. Headers without a body below an invalidated
-//! block stay invalid.
+//! again), then moves to the best branch. Headers that arrive below a block invalidated
+//! by hand are refused without being recorded, so they are welcome once it is
+//! reconsidered (the RPC then asks every peer for headers again).
+//!
+//! The blocks invalidated by hand are kept (store meta `manual_invalid`): a peer that
+//! sends one of them, or a descendant, gets [`ChainError::InvalidatedByHand`] and is not
+//! punished; it did nothing wrong.
 
 use super::{ChainError, ChainManager};
 use crate::store::{Batch, BlockStatus};
@@ -26,6 +31,30 @@ pub enum ManualError {
 }
 
 impl ChainManager {
+    /// The error for a block known invalid: [`ChainError::InvalidatedByHand`] when it is,
+    /// or descends from, a block invalidated by hand (a walk down its invalid ancestors).
+    pub(super) fn known_invalid(&self, id: BlockId) -> ChainError {
+        let mut cur = id;
+        while let Some(e) = self.index.get(&cur) {
+            if self.manual.contains(&cur) {
+                return ChainError::InvalidatedByHand(id);
+            }
+            if e.status != BlockStatus::Invalid || e.header.height == 0 {
+                break;
+            }
+            cur = e.header.prev;
+        }
+        ChainError::KnownInvalid(id)
+    }
+
+    fn save_manual(&self) -> Result<(), ChainError> {
+        let mut ids: Vec<BlockId> = self.manual.iter().copied().collect();
+        ids.sort();
+        let mut b = Batch::new();
+        b.set_manual_invalid(&ids);
+        Ok(self.store.write(b)?)
+    }
+
     /// Marks `id` and its descendants invalid and leaves their branch (see the module doc).
     /// Returns the new height.
     pub fn invalidate(&mut self, id: &BlockId) -> Result<u64, ManualError> {
@@ -39,6 +68,8 @@ impl ChainManager {
             disconnected.push(Arc::new(self.disconnect_tip()?));
         }
         self.mark_invalid_tree(id).map_err(ChainError::from)?;
+        self.manual.insert(*id);
+        self.save_manual()?;
         tracing::info!(block = %id, disconnected = disconnected.len(), "block invalidated by hand");
         self.activate_from(None, start_tip, disconnected)?;
         Ok(self.height())
@@ -79,6 +110,8 @@ impl ChainManager {
             cleared += 1;
         }
         self.store.write(b).map_err(ChainError::from)?;
+        self.manual.retain(|m| self.index.get(m).is_some_and(|e| e.status == BlockStatus::Invalid));
+        self.save_manual()?;
         self.best_header = super::best_header_of(&self.index);
         tracing::info!(block = %id, cleared, "block reconsidered by hand");
         self.activate_best_chain(None)?;

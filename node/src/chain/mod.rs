@@ -71,6 +71,10 @@ pub enum ChainError {
     BadCopy { id: BlockId, error: Box<BlockError> },
     #[error("block {0} is known to be invalid")]
     KnownInvalid(BlockId),
+    /// On a branch this node's operator invalidated by hand (`chain_invalidateBlock`): not
+    /// the sender's fault, so not punished.
+    #[error("block {0} is on a branch invalidated by hand")]
+    InvalidatedByHand(BlockId),
     /// A header whose parent is unknown (headers must arrive in order).
     #[error("parent {0} of the header is unknown")]
     UnknownParent(BlockId),
@@ -89,6 +93,7 @@ impl ChainError {
             ChainError::Invalid { .. } => "invalid",
             ChainError::BadCopy { .. } => "bad_copy",
             ChainError::KnownInvalid(_) => "known_invalid",
+            ChainError::InvalidatedByHand(_) => "invalidated_by_hand",
             ChainError::UnknownParent(_) => "unknown_parent",
             ChainError::TooLittleWork(_) => "too_little_work",
             ChainError::Store(_) => "store",
@@ -137,6 +142,8 @@ pub struct ChainManager {
     stored_at: (HashMap<BlockId, u64>, VecDeque<BlockId>),
     /// The clock `stored_at` is read from (unix µs): the system clock, or a test's.
     unix_us: fn() -> u64,
+    /// Blocks invalidated by hand (kept in the store's meta), see [`manual`].
+    manual: HashSet<BlockId>,
 }
 
 /// The system clock in unix µs (0 before 1970).
@@ -184,6 +191,7 @@ impl ChainManager {
         }
         let (events, _) = broadcast::channel(1024);
         let best_header = best_header_of(&index);
+        let manual = store.manual_invalid()?.into_iter().collect();
         let mut cm = ChainManager {
             params,
             store,
@@ -198,6 +206,7 @@ impl ChainManager {
             stats: ChainStats::default(),
             stored_at: Default::default(),
             unix_us: system_unix_us,
+            manual,
         };
         cm.activate_best_chain(None)?;
         Ok(cm)
@@ -312,9 +321,7 @@ impl ChainManager {
     pub fn accept_header(&mut self, header: &BlockHeader, now_ms: u64) -> Result<bool, ChainError> {
         let id = header.id();
         match self.index.get(&id) {
-            Some(e) if e.status == BlockStatus::Invalid => {
-                return Err(ChainError::KnownInvalid(id))
-            }
+            Some(e) if e.status == BlockStatus::Invalid => return Err(self.known_invalid(id)),
             Some(_) => return Ok(false),
             None => {}
         }
@@ -349,8 +356,13 @@ impl ChainManager {
             .map_err(|error| ChainError::Invalid { id: *id, error: Box::new(error) })?;
         let parent = match self.index.get(&header.prev) {
             Some(p) if p.status == BlockStatus::Invalid => {
-                self.mark_invalid_new(id, header)?;
-                return Err(ChainError::KnownInvalid(header.prev));
+                // Below a block invalidated by hand the header is not recorded: once the
+                // block is reconsidered, it is welcome again.
+                let err = self.known_invalid(header.prev);
+                if !matches!(err, ChainError::InvalidatedByHand(_)) {
+                    self.mark_invalid_new(id, header)?;
+                }
+                return Err(err);
             }
             Some(p) => *p,
             None => return Err(ChainError::UnknownParent(header.prev)),
@@ -427,9 +439,7 @@ impl ChainManager {
         let id = block.id();
         let known = self.index.get(&id).copied();
         match known {
-            Some(e) if e.status == BlockStatus::Invalid => {
-                return Err(ChainError::KnownInvalid(id))
-            }
+            Some(e) if e.status == BlockStatus::Invalid => return Err(self.known_invalid(id)),
             Some(e) if e.status == BlockStatus::BodyStored => return Ok(Accepted::Duplicate),
             _ => {}
         }
@@ -495,7 +505,7 @@ impl ChainManager {
             return Ok(Accepted::NewTip { height: result.unwrap_or(self.height()) });
         }
         if self.index[&id].status == BlockStatus::Invalid {
-            return Err(ChainError::KnownInvalid(id));
+            return Err(self.known_invalid(id));
         }
         Ok(Accepted::SideChain)
     }

@@ -70,6 +70,16 @@ impl Network {
         Message::GetHeaders { locator, stop: BlockId::ZERO }
     }
 
+    /// Asks every peer for the headers after our main chain, as after a handshake: for when
+    /// the node may now take branches it refused before (`chain_reconsiderBlock`).
+    pub fn resync(&self) {
+        let m = self.locator_message();
+        let ids: Vec<u64> = self.peers.lock().expect("never poisoned").keys().copied().collect();
+        for id in ids {
+            self.send(id, m.clone());
+        }
+    }
+
     /// A locator that continues from `last` (the last header received).
     fn locator_after(&self, last: BlockId) -> Message {
         let mut m = self.locator_message();
@@ -189,6 +199,8 @@ impl Network {
                         Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
                             return Stored::Invalid(e.to_string())
                         }
+                        // Our operator's choice, not the peer's fault: stop, no blame.
+                        Err(ChainError::InvalidatedByHand(_)) => return Stored::Early,
                         Err(e) => return Stored::Failed(e.to_string()),
                     }
                 }
@@ -218,7 +230,10 @@ impl Network {
                     self.send(id, m);
                 }
             }
-            Stored::Early => tracing::debug!(peer = id, "headers too far in the future; stopped"),
+            Stored::Early => tracing::debug!(
+                peer = id,
+                "headers not taken now (too far in the future, or on a branch invalidated by hand)"
+            ),
             Stored::Invalid(reason) => self.punish(id, Misbehaviour::InvalidHeaders(reason)),
             Stored::Failed(e) => tracing::warn!(peer = id, error = %e, "headers not stored"),
         }

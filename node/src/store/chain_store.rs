@@ -19,6 +19,8 @@ const META_SCHEMA: &[u8] = b"schema_version";
 const META_GENESIS: &[u8] = b"genesis";
 const META_NETWORK: &[u8] = b"network";
 const META_TIP: &[u8] = b"tip";
+/// Blocks invalidated by hand (`chain_invalidateBlock`), as a list of ids.
+const META_MANUAL_INVALID: &[u8] = b"manual_invalid";
 
 /// Validation status of a known block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
@@ -180,6 +182,16 @@ impl ChainStore {
             .transpose()
     }
 
+    /// The blocks invalidated by hand (`chain_invalidateBlock`) and not reconsidered.
+    pub fn manual_invalid(&self) -> Result<Vec<BlockId>, StoreError> {
+        Ok(self
+            .kv
+            .get(Column::Meta, META_MANUAL_INVALID)?
+            .map(|v| decode(&v, v.len().max(8)).map_err(|e| corrupt("manual_invalid", e)))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
     /// Every stored header entry (loaded into the chain manager's index at start).
     pub fn all_headers(&self) -> Result<Vec<(BlockId, HeaderEntry)>, StoreError> {
         let mut out = Vec::new();
@@ -299,6 +311,9 @@ impl Batch {
         key.extend_from_slice(&height.to_be_bytes());
         key.extend_from_slice(&pos.to_be_bytes());
         self.ops.push((Column::AddrIndex, key, txid.map(|t| t.as_bytes().to_vec())));
+    }
+    pub fn set_manual_invalid(&mut self, ids: &Vec<BlockId>) {
+        self.ops.push((Column::Meta, META_MANUAL_INVALID.to_vec(), Some(encode(ids))));
     }
     pub fn set_tip(&mut self, id: &BlockId) {
         self.ops.push((Column::Meta, META_TIP.to_vec(), Some(encode(id))));

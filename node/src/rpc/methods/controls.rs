@@ -156,6 +156,12 @@ pub async fn reconsider(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcEr
     let r = tokio::task::spawn_blocking(move || n.reconsider_block(&id))
         .await
         .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
+    if r.is_ok() {
+        // Peers' blocks on the reconsidered branch were refused, not kept: ask again.
+        if let Some(net) = node.net.get() {
+            net.resync();
+        }
+    }
     manual_result(node, r)
 }
 
