@@ -3,6 +3,7 @@
 //! name, and a fixed admin token from `--rpc-token-file` besides the cookie.
 
 use crate::support::DevNode;
+use ember_testnet::hostile::{HostileOptions, HostilePeer};
 use ember_testnet::process::wait_for;
 use ember_wallet::rpc::RpcClient;
 use serde_json::{json, Value};
@@ -21,9 +22,14 @@ fn ready(url: &str) -> Option<(u16, Value)> {
 
 #[test]
 fn ready_waits_for_a_peer_and_the_sync_and_peers_may_be_dns_names() {
-    let a = DevNode::start(&["--rpc-addr", "127.0.0.1:0", "--p2p-addr", "127.0.0.1:0"]);
+    // Alone by design (no --peer, no address known): ready, as the first node of a network.
+    let a = DevNode::start(&[]);
     a.call("mining_generate", json!([40]));
     let (status, body) = ready(a.node.rpc_url()).expect("answers");
+    assert_eq!(status, 200, "{body}");
+    // Told of a peer it cannot reach: not ready, and says why.
+    let lonely = DevNode::start(&["--peer", "127.0.0.1:1"]);
+    let (status, body) = ready(lonely.node.rpc_url()).expect("answers");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["ready"], false);
     assert_eq!(body["reason"], "no peers connected yet");
@@ -64,6 +70,19 @@ fn ready_waits_for_a_peer_and_the_sync_and_peers_may_be_dns_names() {
     .unwrap();
     assert_eq!(b.height(), 40);
     assert_eq!(ready(a.node.rpc_url()).expect("answers").0, 200, "A has a peer now");
+
+    // A stranger that claims a huge height (and answers nothing) cannot make B unready: a
+    // claim is not a proof.
+    let port: u16 = b.node.p2p_addr().rsplit(':').next().unwrap().parse().unwrap();
+    let opts =
+        HostileOptions { best_height: (1 << 53) - 1, best_work: [0xff; 32], ..Default::default() };
+    let liar =
+        HostilePeer::connect(([127, 0, 0, 1], port).into(), &crate::support::devnet(), &opts)
+            .expect("handshake");
+    let (status, body) = ready(b.node.rpc_url()).expect("answers");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["peers"], 2, "{body}");
+    drop(liar);
 
     // The file's token (whitespace trimmed) is accepted, a wrong one is not, the cookie
     // still is.

@@ -173,7 +173,7 @@ impl Network {
         let requested = match self.peers.lock().expect("never poisoned").get_mut(&id) {
             Some(p) => {
                 p.knows(Inv::Block(bid));
-                p.height = p.height.max(height);
+                p.reached(height);
                 p.in_flight.remove(&bid).is_some()
             }
             None => false,

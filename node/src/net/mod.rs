@@ -128,6 +128,17 @@ pub struct SyncStatus {
     pub stalled_requests: u64,
 }
 
+/// How long `GET /ready` waits for an outbound peer's answer to the locator sent at connect.
+pub const READY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// See [`Network::readiness`].
+#[derive(Debug, Clone, Copy)]
+pub struct Readiness {
+    pub peers: usize,
+    pub proven_height: u64,
+    pub awaiting_headers: bool,
+}
+
 /// What `net_peers` shows of a peer.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerView {
@@ -389,6 +400,22 @@ impl Network {
 
     pub fn peer_count(&self) -> usize {
         self.peers.lock().expect("never poisoned").len()
+    }
+
+    /// What `GET /ready` weighs: connected peers, the best height a peer has proven (by
+    /// headers or blocks, never by its handshake claim), and whether an outbound peer that
+    /// claimed more work has not answered our locator yet (for less than [`READY_GRACE`]:
+    /// a peer that never answers cannot hold readiness back longer; an inbound one, which
+    /// anyone can open, not at all).
+    pub fn readiness(&self) -> Readiness {
+        let peers = self.peers.lock().expect("never poisoned");
+        Readiness {
+            peers: peers.len(),
+            proven_height: peers.values().map(|p| p.proven).max().unwrap_or(0),
+            awaiting_headers: peers
+                .values()
+                .any(|p| p.awaiting_headers.is_some_and(|t| t.elapsed() < READY_GRACE)),
+        }
     }
 
     /// Best height any peer showed.

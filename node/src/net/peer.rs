@@ -43,6 +43,12 @@ pub(super) struct Peer {
     pub(super) user_agent: String,
     /// The best height the peer has shown (by its handshake claim, headers, blocks).
     pub(super) height: u64,
+    /// The best height it has proven: by headers or blocks it sent, or blocks it fetched
+    /// from us (never by its claim). What readiness compares against.
+    pub(super) proven: u64,
+    /// Since when we wait for its answer to the locator sent at connect (an outbound peer
+    /// that claimed more work than ours); `None` once any `Headers` came.
+    pub(super) awaiting_headers: Option<Instant>,
     pub(super) work: U256,
     pub(super) outbox: Outbox,
     pub(super) cancel: CancellationToken,
@@ -69,6 +75,12 @@ pub(super) struct Peer {
 }
 
 impl Peer {
+    /// The peer has proven it holds a block at `height`.
+    pub(super) fn reached(&mut self, height: u64) {
+        self.height = self.height.max(height);
+        self.proven = self.proven.max(height);
+    }
+
     /// A peer just connected, with nothing learned of it yet beyond its key.
     pub(super) fn new(
         addr: SocketAddr,
@@ -84,6 +96,8 @@ impl Peer {
             inbound,
             user_agent: String::new(),
             height: 0,
+            proven: 0,
+            awaiting_headers: None,
             work: U256::zero(),
             outbox,
             cancel,
@@ -277,6 +291,11 @@ pub async fn run_peer(
     let our_work = net.node.chain.lock().expect("chain lock is never poisoned").tip_work();
     if their_work > our_work {
         let m = net.locator_message();
+        if !inbound {
+            if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
+                p.awaiting_headers = Some(Instant::now());
+            }
+        }
         net.send(id, m);
     }
     net.send(id, Message::GetAddr);

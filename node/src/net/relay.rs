@@ -47,7 +47,7 @@ impl Network {
                     for (inv, payload, height) in &push {
                         if p.knows(*inv) {
                             if p.outbox.gossip(payload.clone()) {
-                                p.height = p.height.max(*height);
+                                p.reached(*height);
                             } else {
                                 slow.push(*id);
                             }

@@ -124,7 +124,7 @@ impl Network {
     /// Raises peer `id`'s known height to `height` (never lowers it).
     pub(super) fn peer_reached(&self, id: u64, height: u64) {
         if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
-            p.height = p.height.max(height);
+            p.reached(height);
         }
     }
 

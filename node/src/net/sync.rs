@@ -91,6 +91,9 @@ impl Network {
     }
 
     pub(super) async fn on_headers(self: &Arc<Self>, id: u64, headers: Vec<BlockHeader>) {
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.awaiting_headers = None;
+        }
         let Some(first) = headers.first().copied() else {
             // Nothing more on its side: a presync still counting ends here.
             if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
@@ -219,7 +222,7 @@ impl Network {
                 if let (Some(h), Some(p)) =
                     (last_height, self.peers.lock().expect("never poisoned").get_mut(&id))
                 {
-                    p.height = p.height.max(h);
+                    p.reached(h);
                 }
                 // This peer first, then every other peer that has the blocks: bodies come
                 // from several peers at once.

@@ -164,20 +164,32 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
     (StatusCode::OK, axum::Json(json!({ "status": "ok", "height": height })))
 }
 
-/// `GET /ready`: 200 `{"ready":true,...}` once the node has at least one peer, holds no
-/// validated header ahead of its tip and is not below the best height a peer showed; else
-/// 503 `{"ready":false,"reason":...}`. For orchestrators (a container's health check, a
-/// Kubernetes readiness probe) and scripts that wait for a synced node.
+/// `GET /ready`: 200 `{"ready":true,...}` when the node is caught up with its peers: a
+/// peer connected (unless the node is alone by design: no `--peer` and no address known),
+/// no validated header ahead of its tip, no outbound peer's first answer still due, and a
+/// height no lower than any peer has *proven* (by headers or blocks; a handshake claim
+/// cannot hold readiness back). Else 503 `{"ready":false,"reason":...}`. For
+/// orchestrators (a container's health check, a Kubernetes readiness probe) and scripts.
 async fn ready(State(s): State<AppState>) -> Response {
     let height = s.node.chain.lock().expect("chain lock is never poisoned").height();
-    let (peers, syncing, best_peer) = match s.node.net.get() {
-        Some(n) => (n.peer_count(), n.sync_status().syncing, n.best_peer_height()),
-        None => (0, false, 0),
+    let (r, syncing, alone) = match s.node.net.get() {
+        Some(n) => (
+            n.readiness(),
+            n.sync_status().syncing,
+            s.node.config.peers.is_empty() && n.known_addresses().is_empty(),
+        ),
+        None => (
+            crate::net::Readiness { peers: 0, proven_height: 0, awaiting_headers: false },
+            false,
+            false,
+        ),
     };
-    let reason = if peers == 0 {
+    let reason = if r.peers == 0 && !alone {
         Some("no peers connected yet".to_string())
-    } else if syncing || height < best_peer {
-        Some(format!("syncing: height {height}, best peer at {best_peer}"))
+    } else if syncing || height < r.proven_height {
+        Some(format!("syncing: height {height}, a peer has {}", r.proven_height.max(height)))
+    } else if r.awaiting_headers {
+        Some("waiting for a peer's headers".to_string())
     } else {
         None
     };
@@ -185,8 +197,8 @@ async fn ready(State(s): State<AppState>) -> Response {
         "ready": reason.is_none(),
         "reason": reason,
         "height": height,
-        "peers": peers,
-        "best_peer_height": best_peer,
+        "peers": r.peers,
+        "best_peer_height": r.proven_height,
     });
     let status = if reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_reply(status, body)
