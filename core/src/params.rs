@@ -97,7 +97,13 @@ pub enum GenesisError {
     Overflow,
     #[error("genesis notes are limited to 256 bytes")]
     NoteTooLong,
+    #[error("genesis time {0} ms is after the year 9999; give unix milliseconds")]
+    TimeTooLate(u64),
 }
+
+/// Latest genesis time accepted: the last millisecond of the year 9999 (a later one leaves
+/// no time for any block after it, and sums with it could overflow).
+pub const MAX_GENESIS_TIME_MS: u64 = 253_402_300_799_999;
 
 /// Domain tag of the genesis commitment.
 const GENESIS_DOMAIN: &[u8] = b"ember/genesis/v1";
@@ -146,6 +152,9 @@ impl ChainParams {
         let hrp = spec.network.hrp();
         if spec.note.len() > 256 {
             return Err(GenesisError::NoteTooLong);
+        }
+        if spec.time_ms > MAX_GENESIS_TIME_MS {
+            return Err(GenesisError::TimeTooLate(spec.time_ms));
         }
         let mut allocations = Vec::with_capacity(spec.allocations.len());
         let mut seen = std::collections::BTreeSet::new();

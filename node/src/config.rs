@@ -32,7 +32,11 @@ use std::time::Duration;
                   ember-node --genesis .testnet/genesis.json --data-dir /tmp/n9 \\\n    \
                   --rpc-addr 127.0.0.1:0 --p2p-addr 127.0.0.1:0 --peer $(cat .testnet/node0/p2p.addr)\n    \
                   # join a local testnet (free ports; node 0 as the first peer)\n  \
-                  ember-node check --data-dir ~/.local/share/ember/devnet\n\n\
+                  ember-node check --data-dir ~/.local/share/ember/devnet\n  \
+                  ember-node --genesis genesis.json --p2p-addr 0.0.0.0:9545 --peer node1.example:9545 \\\n    \
+                  --external-addr 203.0.113.7:9545 --rpc-token-file /run/secrets/rpc_token\n    \
+                  # one host of a network across machines (see `ember-node genesis --help`)\n  \
+                  ember-node --network devnet --automine      # a block per submitted payment\n\n\
                   Flags override EMBER_* environment variables, which override --config FILE (TOML).\n\
                   Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad command line or \
                   configuration."
@@ -365,6 +369,28 @@ pub fn other_genesis_hint(data_dir: &Path, network: &str, stored: ember_core::Bl
     }
 }
 
+/// The `--peer` list checked and without repeats: one entry per endpoint, the pinned
+/// (`ID@`) form kept when both are given; two different ids for one endpoint are refused.
+fn dedup_peers(peers: &[String]) -> anyhow::Result<Vec<String>> {
+    use crate::net::identity::PeerTarget;
+    let mut out: Vec<(PeerTarget, String)> = Vec::new();
+    for text in peers {
+        let t: PeerTarget = text.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
+        match out.iter_mut().find(|(o, _)| o.endpoint == t.endpoint) {
+            None => out.push((t, text.clone())),
+            Some((o, kept)) => match (o.expected, t.expected) {
+                (Some(a), Some(b)) if a != b => anyhow::bail!(
+                    "--peer {} is given with two node ids ({a} and {b}); keep the right one",
+                    t.endpoint
+                ),
+                (None, Some(_)) => (*o, *kept) = (t, text.clone()),
+                _ => {}
+            },
+        }
+    }
+    Ok(out.into_iter().map(|(_, text)| text).collect())
+}
+
 /// A listen address: `ip:port`, or `host:port` with a host this machine resolves
 /// (`localhost:0`), the first IPv4 answer preferred.
 fn listen_addr(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
@@ -402,8 +428,8 @@ fn parse_external(text: &str) -> anyhow::Result<SocketAddr> {
         .collect();
     let addr = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied();
     let addr = addr.ok_or_else(|| anyhow::anyhow!("--external-addr {text}: no address"))?;
-    if addr.ip().is_unspecified() {
-        anyhow::bail!("--external-addr {text}: peers cannot dial an unspecified address");
+    if addr.ip().is_unspecified() || addr.port() == 0 {
+        anyhow::bail!("--external-addr {text}: peers cannot dial an unspecified address or port 0");
     }
     Ok(addr)
 }
@@ -569,9 +595,12 @@ impl RunArgs {
             }
             mempool.max_count = n;
         }
-        for peer in &args.peers {
-            peer.parse::<crate::net::identity::PeerTarget>()
-                .map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
+        let peers = dedup_peers(&args.peers)?;
+        if (mine || automine) && miner_address.is_none() && params.allocations().is_empty() {
+            anyhow::bail!(
+                "--mine and --automine need --miner-address on a network whose genesis funds \
+                 no account (mined blocks pay that address)"
+            );
         }
         let external_addr = args.external_addr.as_deref().map(parse_external).transpose()?;
         let rpc_token = args.rpc_token_file.as_deref().map(read_token_file).transpose()?;
@@ -584,7 +613,7 @@ impl RunArgs {
         Ok(NodeConfig {
             rpc_addr: rpc_addr.unwrap_or(defaults.rpc_addr),
             p2p_addr: p2p_addr.unwrap_or(defaults.p2p_addr),
-            peers: args.peers,
+            peers,
             external_addr,
             rpc_token,
             outbound: args.outbound.unwrap_or(defaults.outbound),
@@ -852,5 +881,20 @@ mod tests {
         let err =
             RunArgs { miner_address: Some(addr), ..Default::default() }.resolve().unwrap_err();
         assert!(err.to_string().contains("--miner-address"));
+    }
+
+    #[test]
+    fn repeated_peers_are_kept_once_and_conflicting_ids_refused() {
+        let id = "11".repeat(32);
+        let peers = |p: &[&str]| {
+            RunArgs { peers: p.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+                .resolve_with_env(&|_| None)
+                .map(|c| c.peers)
+        };
+        assert_eq!(peers(&["a:1", "a:1"]).unwrap(), vec!["a:1"]);
+        let pinned = format!("{id}@a:1");
+        assert_eq!(peers(&["a:1", &pinned]).unwrap(), vec![pinned.clone()]);
+        let other = format!("{}@a:1", "22".repeat(32));
+        assert!(peers(&[&pinned, &other]).unwrap_err().to_string().contains("two node ids"));
     }
 }

@@ -58,16 +58,28 @@ pub fn build(args: &GenesisArgs) -> anyhow::Result<(String, ember_core::BlockId)
                 network.hrp()
             )
         })?;
+        if amount.trim().parse::<ember_core::Amount>().is_ok_and(|a| a == ember_core::Amount::ZERO)
+        {
+            bail!("--alloc {a:?}: a prefunded amount must be more than 0");
+        }
         allocations
             .push(AllocationSpec { address: address.trim().into(), amount: amount.trim().into() });
     }
-    let time_ms = match args.time_ms {
-        Some(t) => t,
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .context("the system clock is before 1970")?
-            .as_millis() as u64,
-    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_millis() as u64;
+    let time_ms = args.time_ms.unwrap_or(now);
+    // No block may be more than max_future_ms ahead of a node's clock, nor older than the
+    // genesis: a genesis in the future stops every miner until then.
+    let max_future = ChainParams::devnet().max_future_ms.min(ChainParams::testnet().max_future_ms);
+    if time_ms > now.saturating_add(max_future) {
+        bail!(
+            "--time-ms {time_ms} is {} s in the future: no block could follow it until then; \
+             leave --time-ms out (now) or give a past time",
+            (time_ms - now) / 1000
+        );
+    }
     let note = args.note.clone().unwrap_or_else(|| {
         let mut tag = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut tag);
@@ -91,4 +103,47 @@ pub fn write(args: &GenesisArgs, path: &std::path::Path, json: &str) -> anyhow::
     }
     crate::atomic_file::write(path, format!("{json}\n").as_bytes(), 0o644)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> GenesisArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            g: GenesisArgs,
+        }
+        let mut all = vec!["genesis"];
+        all.extend_from_slice(extra);
+        Wrap::parse_from(all).g
+    }
+
+    #[test]
+    fn a_spec_is_checked_before_it_is_written() {
+        let (json, id) =
+            build(&args(&["--dev-accounts", "--note", "t", "--time-ms", "1"])).unwrap();
+        let spec = GenesisSpec::from_json(&json).unwrap();
+        assert_eq!(ChainParams::from_spec(&spec).unwrap().genesis_id(), id);
+        assert_eq!(spec.allocations.len(), 10);
+        for (bad, why) in [
+            (&["--time-ms", "18446744073709551615"][..], "in the future"),
+            (&["--alloc", "nonsense"][..], "ADDRESS=COINS"),
+            (&["--network", "testnet", "--dev-accounts"][..], "devnet only"),
+            (&["--note", &"x".repeat(300)][..], "256 bytes"),
+        ] {
+            let e = build(&args(bad)).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let zero = format!("{}=0", ember_wallet_free_address());
+        let e = build(&args(&["--alloc", &zero])).unwrap_err().to_string();
+        assert!(e.contains("more than 0"), "{e}");
+    }
+
+    /// Dev account 0's devnet address, from the built-in genesis.
+    fn ember_wallet_free_address() -> String {
+        GenesisSpec::from_json(DEVNET_GENESIS_JSON).unwrap().allocations[0].address.clone()
+    }
 }

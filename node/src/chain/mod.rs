@@ -314,7 +314,7 @@ impl ChainManager {
     pub fn next_block_rules(&self) -> (ember_core::pow::CompactTarget, u64) {
         let tip = self.tip_entry().header;
         let median = validate::median_time(&self.recent_times(&self.tip));
-        (self.params.next_target(&tip), median + 1)
+        (self.params.next_target(&tip), median.saturating_add(1))
     }
 
     /// Validates and stores a header without its body (header-first sync).
