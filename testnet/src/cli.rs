@@ -18,7 +18,9 @@ pub(crate) const EXAMPLES: &str = "Examples:
   ember-testnet export compose /tmp/net     # the same network for docker-compose (or k8s);
   ember-testnet --dir /tmp/net status       #   --dir then attaches to its containers
 
-Every command takes --dir DIR (default .testnet; bench: a temp dir) to pick the testnet.
+Every command takes --dir DIR (default .testnet; bench: a temp dir) to pick the testnet;
+on a directory written by `export compose`, status, kill, start, stop, restart, partition,
+heal, latency, loss, mine, logs, dashboard and down act on its containers through Docker.
 Exit codes: 0 done, 1 failed (soak: also an invariant broken), 2 bad command line.";
 
 #[derive(Parser)]
@@ -93,7 +95,12 @@ pub(crate) enum Cmd {
         json: bool,
     },
     /// Stop every node and the supervisor; nothing is left running (data and logs stay).
-    #[command(after_help = "Examples:\n  ember-testnet down\n  ember-testnet down --dir /tmp/tn2")]
+    /// On a compose export (--dir holding engine.json): its containers, networks and volumes
+    /// are removed (the chain data with them).
+    #[command(
+        after_help = "Examples:\n  ember-testnet down\n  ember-testnet down --dir /tmp/tn2\n  \
+                        ember-testnet --dir /tmp/net down      # a compose export"
+    )]
     Down,
     /// Stop node I cleanly (SIGTERM).
     #[command(after_help = "Examples:\n  ember-testnet stop 2")]
@@ -280,7 +287,8 @@ pub(crate) struct ExportArgs {
     /// Compose project name, or prefix of every Kubernetes object (lowercase, digits, '-').
     #[arg(long, default_value = "ember")]
     pub(crate) project: String,
-    /// Replace an earlier export in DIR (remove its containers first).
+    /// Replace an earlier export in DIR (a compose one's containers, networks and volumes
+    /// are taken down first), or write into a directory that is not empty.
     #[arg(long)]
     pub(crate) force: bool,
 }

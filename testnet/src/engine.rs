@@ -385,6 +385,9 @@ impl Engine {
         if lines > 0 {
             cmd.args(["--tail", &lines.to_string()]);
         }
+        // The node logs to stderr, which `docker logs` replays on its stderr: both go to our
+        // stdout, so `logs 2 | grep ...` works as with a loopback testnet's log file.
+        cmd.stderr(Stdio::from(std::io::stdout()));
         let status = cmd.arg(self.container(i)).status().map_err(docker_missing)?;
         // Ctrl-C during --follow ends `docker logs` too: that is how following stops.
         if !status.success() && !follow {

@@ -111,6 +111,26 @@ pub struct Exported {
 
 /// Writes `DIR/compose.yaml`, the genesis, the token and `DIR/engine.json`.
 pub fn export_compose(opts: &ExportOptions, dir: &Path) -> Result<Exported> {
+    // Another export's containers under the same names would be taken over by this one's
+    // `up` (and its `down` would remove them).
+    let own = crate::engine::Engine::find(dir)
+        .ok()
+        .flatten()
+        .is_some_and(|e| e.spec.project == opts.project);
+    let first = format!("{}-node0", opts.project);
+    let taken = std::process::Command::new("docker")
+        .args(["inspect", "--type", "container", &first])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if taken && !own {
+        bail!(
+            "a container {first} already exists (another export with --project {}?): pick \
+             another --project, or take that network down first",
+            opts.project
+        );
+    }
     let out = prepare(opts, dir, COMPOSE_FILE)?;
     write(&out.manifest, &compose_yaml(opts, &out.links))?;
     let spec = EngineSpec {
@@ -233,12 +253,25 @@ fn prepare(opts: &ExportOptions, dir: &Path, manifest: &str) -> Result<Exported>
     let earlier = [ENGINE_FILE, COMPOSE_FILE, K8S_FILE].iter().find(|f| dir.join(f).exists());
     if let (Some(f), false) = (earlier, opts.force) {
         bail!(
-            "{} already holds an export ({f}); its containers would not match a new genesis. \
-             Remove them first (`ember-testnet --dir {} down` for compose), then pass --force \
-             or pick another directory",
-            dir.display(),
+            "{} already holds an export ({f}); its containers would not match a new genesis: \
+             pass --force to take them down and replace it, or pick another directory",
             dir.display()
         );
+    }
+    let other_files = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if earlier.is_none() && other_files && !opts.force {
+        bail!(
+            "{} is not empty and holds no export: its genesis.json and rpc_token would be \
+             replaced; pick a new or empty directory (or pass --force)",
+            dir.display()
+        );
+    }
+    // --force over a compose export: its containers, networks and volumes go first, or
+    // they would keep running on the old genesis under the same names.
+    if opts.force {
+        if let Some(old) = crate::engine::Engine::find(dir)? {
+            old.down()?;
+        }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The token file must be readable by the container's user (uid 10001): compose v1 mounts

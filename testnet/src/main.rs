@@ -164,13 +164,14 @@ fn export(target: ExportTarget) -> Result<()> {
     let opts = ExportOptions {
         nodes: args.nodes,
         topology: args.topology,
-        miners: parse_indices(&args.miners)?,
+        miners: usage(parse_indices(&args.miners))?,
         block_time_secs: args.block_time,
         image: args.image,
         project: args.project,
         base_port,
         force: args.force,
     };
+    usage(opts.validate())?;
     let dir = std::path::absolute(&args.out)
         .with_context(|| format!("bad directory {}", args.out.display()))?;
     if !compose {
@@ -192,7 +193,7 @@ fn export(target: ExportTarget) -> Result<()> {
 
 /// A command on an exported compose network (`--dir` holds engine.json).
 fn attached(engine: &Engine, cmd: Cmd) -> Result<()> {
-    let node = |i: usize| engine.check_index(i).map(|()| i);
+    let node = |i: usize| usage(engine.check_index(i).map(|()| i));
     let msg = match cmd {
         Cmd::Status { json } => return engine_status(engine, json),
         Cmd::Dashboard { port } => return engine_dashboard(engine, port),
@@ -203,13 +204,27 @@ fn attached(engine: &Engine, cmd: Cmd) -> Result<()> {
         Cmd::Restart { node: i } => engine.restart(node(i)?)?,
         Cmd::Kill { node: i } => engine.kill(node(i)?)?,
         Cmd::Partition { groups } => {
-            let groups = parse_partition(&groups)?;
+            let groups = usage(parse_partition(&groups))?;
             let refs: Vec<&[usize]> = groups.iter().map(Vec::as_slice).collect();
+            usage(check_partition(&refs, engine.len()))?;
             engine.partition(&refs)?
         }
         Cmd::Heal => engine.heal()?,
-        Cmd::Latency { a, b, ms } => engine.set_latency(a, b, ms)?,
-        Cmd::Loss { a, b, pct } => engine.set_loss(a, b, pct)?,
+        Cmd::Latency { a, b, ms } => {
+            node(a)?;
+            node(b)?;
+            engine.set_latency(a, b, ms)?
+        }
+        Cmd::Loss { a, b, pct } => {
+            node(a)?;
+            node(b)?;
+            if !(0.0..=100.0).contains(&pct) {
+                usage(Err(anyhow::anyhow!(
+                    "loss must be a percentage between 0 and 100, not {pct}"
+                )))?;
+            }
+            engine.set_loss(a, b, pct)?
+        }
         Cmd::Mine { node: i, count } => {
             let ids = engine.mine(node(i)?, count)?;
             format!("node {i} mined {} block(s): {}", ids.len(), ids.join(" "))

@@ -113,6 +113,13 @@ fn bad_options_are_refused_before_anything_is_written() {
         assert!(err.contains(want), "{err}");
         assert!(!dir.exists(), "nothing written for {want}");
     }
+    // A directory with other files (a real network's genesis.json, say) is not written into.
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("genesis.json"), "precious").unwrap();
+    let err = export_compose(&opts(4, Topology::Ring), &busy).unwrap_err().to_string();
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(std::fs::read_to_string(busy.join("genesis.json")).unwrap(), "precious");
 }
 
 /// `docker-compose config -q` (the installed docker-compose, 1.29 here) accepts the file

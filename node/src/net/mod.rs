@@ -315,6 +315,16 @@ impl Network {
             .any(|p| p.addr == addr || p.listen_addr == Some(addr))
     }
 
+    /// Whether node `id` is already connected at `addr` (as dialed, or as its listening
+    /// address).
+    fn is_connected_to_node(&self, addr: SocketAddr, id: NodeId) -> bool {
+        self.peers
+            .lock()
+            .expect("never poisoned")
+            .values()
+            .any(|p| p.node_id == id && (p.addr == addr || p.listen_addr == Some(addr)))
+    }
+
     /// Whether a connection from `addr` (listening at `listen`, once known) is banned.
     fn is_banned(&self, addr: SocketAddr, listen: Option<SocketAddr>) -> bool {
         let keys = bans::keys_for(addr, listen);

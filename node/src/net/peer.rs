@@ -253,7 +253,10 @@ pub async fn run_peer(
     let listen_addr =
         (version.listen_port != 0).then(|| SocketAddr::new(addr.ip(), version.listen_port));
     if let Some(la) = listen_addr {
-        if inbound && net.is_connected_to(la) {
+        // The same node already connected (both dialed each other): keep one connection.
+        // Another node at that address (an IP handed to a new container while the old
+        // connection lingers) is welcome.
+        if inbound && net.is_connected_to_node(la, node_id) {
             return Ended::Failed;
         }
         net.addr_book.lock().expect("never poisoned").add(&[la], addr.ip(), now_ms());

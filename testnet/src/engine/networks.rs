@@ -14,9 +14,11 @@
 //! is and where it should be, so a partition replaces an earlier one, and heal is the plan
 //! that puts everyone in group 0 and removes every partition network.
 
-use super::{docker, docker_output, Engine};
+use super::{docker, docker_output, ContainerState, Engine};
 use crate::network::check_partition;
 use anyhow::{bail, Result};
+use serde_json::{json, Value};
+use std::collections::HashMap;
 
 /// The label that marks a partition network as belonging to a project.
 pub const PART_LABEL: &str = "ember.partition-of";
@@ -129,7 +131,9 @@ pub fn part_networks(engine: &Engine) -> Result<Vec<String>> {
 /// before anything changes.
 pub fn partition(engine: &Engine, groups: &[&[usize]]) -> Result<String> {
     let group_of = check_partition(groups, engine.len())?;
+    let before = engine.containers()?;
     move_nodes(engine, &group_of)?;
+    cut_across(engine, &before, &group_of);
     let spec: Vec<String> = groups
         .iter()
         .map(|g| g.iter().map(usize::to_string).collect::<Vec<_>>().join(","))
@@ -140,6 +144,28 @@ pub fn partition(engine: &Engine, groups: &[&[usize]]) -> Result<String> {
         engine.spec.network,
         engine.spec.project
     ))
+}
+
+/// Closes, on each running node, the connections to nodes now on another side. Moved off a
+/// network, a container's TCP connections are not closed, only silent: each side would
+/// keep them until its peer-silence timeout (about a minute), still counting the peers and
+/// answering `/ready` as if connected. `before` holds the addresses they had.
+fn cut_across(engine: &Engine, before: &[ContainerState], group_of: &[usize]) {
+    let ip_group: HashMap<&str, usize> = before
+        .iter()
+        .zip(group_of)
+        .flat_map(|(s, g)| s.networks.iter().map(move |(_, ip)| (ip.as_str(), *g)))
+        .collect();
+    for (i, g) in group_of.iter().enumerate() {
+        let Ok(client) = engine.client(i) else { continue };
+        let Ok(Value::Array(peers)) = client.call("net_peers", json!([])) else { continue };
+        for p in peers {
+            let ip = p["address"].as_str().and_then(|a| a.rsplit_once(':')).map(|(ip, _)| ip);
+            if ip.and_then(|ip| ip_group.get(ip)).is_some_and(|pg| pg != g) {
+                let _ = client.call("net_disconnect", json!([p["id"].to_string()]));
+            }
+        }
+    }
 }
 
 /// Puts every node back on the project's network and removes the partition networks.
