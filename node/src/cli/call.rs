@@ -157,8 +157,14 @@ fn url_and_token(endpoint: &Endpoint) -> Result<(String, Option<String>), CallEr
 pub fn check_url(url: &str) -> Result<(), String> {
     let full = normalise(url);
     let parsed = url::Url::parse(&full).map_err(|e| format!("--rpc {url:?} is not a URL ({e})"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("--rpc {url:?}: the scheme must be http or https"));
+    if parsed.scheme() != "http" {
+        return Err(format!(
+            "--rpc {url:?}: ember-node serves plain http only; reach a remote node over an \
+             SSH tunnel or a VPN"
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() || parsed.path() != "/" {
+        return Err(format!("--rpc {url:?}: give only http://HOST:PORT, without a path or query"));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("--rpc {url:?} has no host"));
@@ -176,9 +182,14 @@ fn normalise(url: &str) -> String {
 }
 
 fn read_token(path: &Path) -> Result<String, CallError> {
-    std::fs::read_to_string(path)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| CallError::Token { path: path.to_path_buf(), reason: e.to_string() })
+    let bad = |reason: String| CallError::Token { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let token = text.trim();
+    // It travels in an HTTP header: one line of printable characters.
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("a token is one line of printable characters without spaces".into()));
+    }
+    Ok(token.to_string())
 }
 
 fn post(url: &str, token: Option<&str>, method: &str, params: &Value) -> Result<Value, CallError> {

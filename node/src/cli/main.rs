@@ -134,6 +134,12 @@ fn ready(endpoint: &Endpoint, words: &[String], wait: Option<u64>) -> ExitCode {
 fn show_help(words: &[String]) -> ExitCode {
     match words {
         [] => print_text(&help::list()),
+        [name] if name == "ready" => print_text(
+            "ready\n    GET /ready: exit 0 when the node has a peer (or is alone by design) and \
+             is caught up, else 1 with the reason on stderr. With --wait=SECS: until it is, or \
+             SECS pass.\n\nExamples:\n  ember-cli ready\n  ember-cli --wait=120 --rpc \
+             http://node3:8545 ready\n",
+        ),
         [name] => match table::find(name) {
             Some(spec) => print_text(&help::one(spec)),
             None => {
