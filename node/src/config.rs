@@ -157,6 +157,11 @@ pub struct RunArgs {
     /// surrounding whitespace ignored.
     #[arg(long, env = "EMBER_RPC_TOKEN_FILE", value_name = "FILE")]
     pub rpc_token_file: Option<PathBuf>,
+    /// Run CMD (with `sh -c`) whenever the main chain's tip changes, `%s` replaced by the
+    /// new tip's id (Bitcoin Core's -blocknotify). At most 4 run at once; a change that
+    /// finds 4 still running is skipped with a warning.
+    #[arg(long, env = "EMBER_BLOCK_NOTIFY", value_name = "CMD")]
+    pub block_notify: Option<String>,
     /// Outbound connections to keep, dialing addresses learned from peers when the --peer
     /// ones are not enough [default: 8].
     #[arg(long, env = "EMBER_OUTBOUND")]
@@ -250,6 +255,8 @@ pub struct NodeConfig {
     pub external_addr: Option<SocketAddr>,
     /// The --rpc-token-file token, accepted besides the cookie's.
     pub rpc_token: Option<String>,
+    /// `--block-notify CMD`.
+    pub block_notify: Option<String>,
     pub outbound: usize,
     pub max_inbound: usize,
     pub discover: bool,
@@ -279,6 +286,7 @@ impl NodeConfig {
             peers: Vec::new(),
             external_addr: None,
             rpc_token: None,
+            block_notify: None,
             outbound: 8,
             max_inbound: 64,
             discover: true,
@@ -483,6 +491,7 @@ impl RunArgs {
         }
         self.external_addr = self.external_addr.or(file.external_addr);
         self.rpc_token_file = self.rpc_token_file.or(file.rpc_token_file);
+        self.block_notify = self.block_notify.or(file.block_notify);
         self.outbound = self.outbound.or(file.outbound);
         self.max_inbound = self.max_inbound.or(file.max_inbound);
         self.file_mine = file.file_mine;
@@ -616,6 +625,7 @@ impl RunArgs {
             peers,
             external_addr,
             rpc_token,
+            block_notify: args.block_notify.filter(|c| !c.trim().is_empty()),
             outbound: args.outbound.unwrap_or(defaults.outbound),
             max_inbound: args.max_inbound.unwrap_or(defaults.max_inbound),
             discover,

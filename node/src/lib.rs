@@ -41,6 +41,7 @@ macro_rules! errout {
 }
 
 pub mod atomic_file;
+pub mod block_notify;
 pub mod chain;
 pub mod config;
 pub mod dev_snapshot;

@@ -258,6 +258,9 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
     write_atomic(&data_dir.join("rpc.addr"), &bound.to_string())?;
     tracing::info!(rpc = %bound, p2p = %p2p, data_dir = %data_dir.display(), "node started");
 
+    if let Some(cmd) = node.config.block_notify.clone() {
+        tokio::spawn(ember_node::block_notify::run(node.clone(), cmd));
+    }
     let devnet = !node.params.retarget;
     match node.default_miner() {
         // Devnet: one miner task follows the mining mode (interval, automine), which RPC

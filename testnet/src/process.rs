@@ -176,6 +176,11 @@ impl NodeProcess {
     }
 
     /// Adds (`on`) or removes a boolean flag for the next start.
+    /// Adds arguments for the next start (e.g. `--peer ADDR`).
+    pub fn add_args(&mut self, args: &[&str]) {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+    }
+
     pub fn set_flag(&mut self, flag: &str, on: bool) {
         self.args.retain(|a| a != flag);
         if on {

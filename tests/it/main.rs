@@ -19,6 +19,7 @@ mod p2p_secure;
 mod ready;
 mod rpc_json;
 mod soak;
+mod subscriptions;
 mod support;
 mod testnet;
 mod wallet_cli;

@@ -85,3 +85,23 @@ fn pending_payments_survive_a_clean_restart_and_a_corrupt_file_is_set_aside() {
     n.call("mining_generate", json!([1]));
     assert_eq!(n.call("chain_getTransaction", json!([txid]))["status"], "confirmed");
 }
+
+/// Restored payments reach the network: the restarted node announces its pool to the peers
+/// it dials (they fetch what they lack), so a payment saved in mempool.dat while the node
+/// had no peer is not stuck on it.
+#[test]
+fn restored_payments_are_announced_to_the_peers_the_node_dials() {
+    let mut a = DevNode::start(&[]);
+    let params = devnet();
+    let tx = payment_hex(&params, &dev_key(1), dev_key(6).address(), 77, 10_000, 0);
+    let txid = a.call("tx_submit", json!([tx]));
+    a.node.stop().unwrap();
+    let b = DevNode::start(&[]);
+    a.node.add_args(&["--peer", &b.node.p2p_addr()]);
+    a.node.restart().unwrap();
+    wait_for(Duration::from_secs(30), "b to hold the restored payment", || {
+        let v = b.node.client().call("chain_getTransaction", json!([txid])).ok()?;
+        (v["status"] == "pending").then_some(())
+    })
+    .unwrap();
+}

@@ -302,6 +302,24 @@ pub async fn run_peer(
         net.send(id, m);
     }
     net.send(id, Message::GetAddr);
+    // Our pending payments, to a peer we chose: what a restart restored from mempool.dat,
+    // or what arrived while we had no peer, reaches the network (each peer fetches what it
+    // lacks). At most the mempool's bound, in `MAX_INV` chunks; inbound peers, which anyone
+    // can open, get only what is admitted from now on.
+    if !inbound {
+        let txids: Vec<Inv> = {
+            let mp = net.node.mempool.lock().expect("mempool lock is never poisoned");
+            mp.txids().map(Inv::Tx).collect()
+        };
+        if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
+            for i in &txids {
+                p.knows(*i);
+            }
+        }
+        for chunk in txids.chunks(wire::MAX_INV) {
+            net.send(id, Message::Inv(chunk.to_vec()));
+        }
+    }
     // Our reachable address, when it differs from what peers see (--external-addr): the
     // peer keeps it (keyed by its own view of us as the source) and gossips it on, as Core
     // advertises its local address.

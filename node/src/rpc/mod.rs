@@ -11,6 +11,7 @@
 /// and the tests share.
 pub mod method_table;
 mod methods;
+mod ws;
 
 use crate::node::Node;
 use axum::body::Body;
@@ -79,6 +80,8 @@ struct AppState {
     node: Arc<Node>,
     /// Admin tokens: the cookie's, and the --rpc-token-file one when given.
     tokens: Arc<Vec<String>>,
+    /// WebSocket connections still allowed ([`ws::MAX_CONNECTIONS`]).
+    ws_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Creates (or replaces) the cookie file with a fresh random token, mode 0600.
@@ -105,11 +108,13 @@ pub async fn serve(
         )
     })?;
     let local = listener.local_addr()?;
-    let state = AppState { node: node.clone(), tokens: Arc::new(tokens) };
+    let state =
+        AppState { node: node.clone(), tokens: Arc::new(tokens), ws_slots: ws::connection_slots() };
     let app = Router::new()
         .route("/", post(handle_rpc))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/ws", get(ws_upgrade))
         .route("/metrics", get(metrics))
         .with_state(state);
     let shutdown = node.shutdown.clone();
@@ -202,6 +207,22 @@ async fn ready(State(s): State<AppState>) -> Response {
     });
     let status = if reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_reply(status, body)
+}
+
+/// `GET /ws`: live subscriptions (see [`ws`]); 503 when [`ws::MAX_CONNECTIONS`] are open.
+async fn ws_upgrade(
+    State(s): State<AppState>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    match s.ws_slots.clone().try_acquire_owned() {
+        Ok(slot) => upgrade
+            .max_message_size(ws::MAX_REQUEST_BYTES)
+            .on_upgrade(move |socket| ws::serve(s.node.clone(), socket, slot)),
+        Err(_) => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "error": format!("at most {} WebSocket connections", ws::MAX_CONNECTIONS) }),
+        ),
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -352,7 +373,11 @@ async fn handle_one(
 /// cookie; returns the status and the response body.
 #[cfg(fuzzing)]
 pub async fn fuzz_request(node: &Arc<Node>, body: &[u8], authorized: bool) -> (u16, Vec<u8>) {
-    let state = AppState { node: node.clone(), tokens: Arc::new(vec!["fuzz".into()]) };
+    let state = AppState {
+        node: node.clone(),
+        tokens: Arc::new(vec!["fuzz".into()]),
+        ws_slots: ws::connection_slots(),
+    };
     let mut headers = HeaderMap::new();
     if authorized {
         headers.insert(header::AUTHORIZATION, "Bearer fuzz".parse().expect("a valid header"));
