@@ -79,9 +79,13 @@ fn ready_waits_for_a_peer_and_the_sync_and_peers_may_be_dns_names() {
     let liar =
         HostilePeer::connect(([127, 0, 0, 1], port).into(), &crate::support::devnet(), &opts)
             .expect("handshake");
-    let (status, body) = ready(b.node.rpc_url()).expect("answers");
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["peers"], 2, "{body}");
+    // Until the node lists it, and once it does: ready all along.
+    wait_for(Duration::from_secs(30), "the liar among B's peers", || {
+        let (status, body) = ready(b.node.rpc_url()).expect("answers");
+        assert_eq!(status, 200, "{body}");
+        (body["peers"] == 2).then_some(())
+    })
+    .unwrap();
     drop(liar);
 
     // The file's token (whitespace trimmed) is accepted, a wrong one is not, the cookie
