@@ -44,12 +44,14 @@ pub(crate) struct Cli {
     pub(crate) command: Cmd,
 }
 
+/// The network's shape, the same for `up` and `export`.
 #[derive(Args, Clone)]
-pub(crate) struct UpArgs {
+pub(crate) struct Shape {
     /// Number of nodes (1 to 50).
     #[arg(long, default_value_t = 4)]
     pub(crate) nodes: usize,
-    /// How the nodes are linked (random: a random tree plus extra links).
+    /// How the nodes are linked (random: a random tree plus extra links; in an export each
+    /// link is dialed by its first node and discovery stays on).
     #[arg(long, value_enum, default_value = "ring")]
     pub(crate) topology: Topology,
     /// Comma-separated indices of the nodes that mine continuously ("" = none).
@@ -58,6 +60,12 @@ pub(crate) struct UpArgs {
     /// Mean seconds between blocks of each miner.
     #[arg(long, default_value_t = 2.0)]
     pub(crate) block_time: f64,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    pub(crate) shape: Shape,
     /// RPC of node i on BASE+i, P2P on BASE+100+i, dashboard on BASE+200 (0 = ports from
     /// the OS).
     #[arg(long, default_value_t = 8545)]
@@ -268,19 +276,8 @@ pub(crate) struct ExportArgs {
     /// Directory to write into (created, then made private: mode 0700).
     #[arg(value_name = "DIR")]
     pub(crate) out: PathBuf,
-    /// Number of nodes (1 to 50).
-    #[arg(long, default_value_t = 4)]
-    pub(crate) nodes: usize,
-    /// How the nodes are linked (each link dialed by its first node; discovery stays on,
-    /// so nodes also connect beyond it; random is drawn once, here).
-    #[arg(long, value_enum, default_value = "ring")]
-    pub(crate) topology: Topology,
-    /// Comma-separated indices of the nodes that mine continuously ("" = none).
-    #[arg(long, default_value = "0")]
-    pub(crate) miners: String,
-    /// Mean seconds between blocks of each miner.
-    #[arg(long, default_value_t = 2.0)]
-    pub(crate) block_time: f64,
+    #[command(flatten)]
+    pub(crate) shape: Shape,
     /// Image every node runs (`make image` builds ember:local).
     #[arg(long, default_value = "ember:local")]
     pub(crate) image: String,

@@ -162,10 +162,10 @@ fn export(target: ExportTarget) -> Result<()> {
         ExportTarget::K8s { args } => (args, 0, false),
     };
     let opts = ExportOptions {
-        nodes: args.nodes,
-        topology: args.topology,
-        miners: usage(parse_indices(&args.miners))?,
-        block_time_secs: args.block_time,
+        nodes: args.shape.nodes,
+        topology: args.shape.topology,
+        miners: usage(parse_indices(&args.shape.miners))?,
+        block_time_secs: args.shape.block_time,
         image: args.image,
         project: args.project,
         base_port,
@@ -302,10 +302,10 @@ fn engine_dashboard(engine: &Engine, port: Option<u16>) -> Result<()> {
 
 fn options(up: &UpArgs, dir: &Path) -> Result<TestnetOptions> {
     Ok(TestnetOptions {
-        nodes: up.nodes,
-        topology: up.topology,
-        miners: usage(parse_indices(&up.miners))?,
-        block_time_secs: up.block_time,
+        nodes: up.shape.nodes,
+        topology: up.shape.topology,
+        miners: usage(parse_indices(&up.shape.miners))?,
+        block_time_secs: up.shape.block_time,
         dir: dir.to_path_buf(),
         base_port: up.base_port,
     })
@@ -486,10 +486,10 @@ fn up_detached(up: &UpArgs, opts: &TestnetOptions) -> Result<()> {
         .arg("--dir")
         .arg(&opts.dir)
         .arg("supervise")
-        .args(["--nodes", &up.nodes.to_string()])
+        .args(["--nodes", &up.shape.nodes.to_string()])
         .args(["--topology", opts.topology.name()])
-        .args(["--miners", &up.miners])
-        .args(["--block-time", &up.block_time.to_string()])
+        .args(["--miners", &up.shape.miners])
+        .args(["--block-time", &up.shape.block_time.to_string()])
         .args(["--base-port", &up.base_port.to_string()])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

@@ -139,23 +139,28 @@ fn manual_result(
     }
 }
 
+/// Runs `f` (a chain switch: connects and disconnects blocks) on the blocking pool.
+async fn on_blocking_pool<T: Send + 'static>(
+    node: &Arc<Node>,
+    f: impl FnOnce(&Node) -> T + Send + 'static,
+) -> Result<T, RpcError> {
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || f(&n))
+        .await
+        .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))
+}
+
 pub async fn invalidate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
     let id = block_param(node, p)?;
-    let n = node.clone();
-    let r = tokio::task::spawn_blocking(move || n.invalidate_block(&id))
-        .await
-        .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
+    let r = on_blocking_pool(node, move |n| n.invalidate_block(&id)).await?;
     manual_result(node, r)
 }
 
 pub async fn reconsider(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
     let id = block_param(node, p)?;
-    let n = node.clone();
-    let r = tokio::task::spawn_blocking(move || n.reconsider_block(&id))
-        .await
-        .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
+    let r = on_blocking_pool(node, move |n| n.reconsider_block(&id)).await?;
     if r.is_ok() {
         // Peers' blocks on the reconsidered branch were refused, not kept: ask again.
         if let Some(net) = node.net.get() {
@@ -177,10 +182,7 @@ pub async fn revert(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError>
     p.no_more(1)?;
     devnet_only(node, "dev_revert")?;
     let id = p.opt_u64(0, "id")?.ok_or_else(|| RpcError::params("missing parameter \"id\""))?;
-    let n = node.clone();
-    let r = tokio::task::spawn_blocking(move || n.revert(id))
-        .await
-        .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
+    let r = on_blocking_pool(node, move |n| n.revert(id)).await?;
     match r {
         Ok(height) => {
             let tip = node.chain.lock().expect("chain lock is never poisoned").tip();
