@@ -109,8 +109,13 @@ pub async fn run(node: Arc<Node>, miner: Address) {
         match mined {
             Ok(Some(b)) => {
                 tracing::info!(height = b.header.height, id = %b.id(), txs = b.txs.len(), "mined block");
-                // Admitted while mining, so not in this block: they get the next one.
-                more = !matches!(admitted.try_recv(), Err(broadcast::error::TryRecvError::Empty));
+                // Admitted while mining and not in this block: they get the next one (a
+                // payment admitted meanwhile may have made it into this one: then the pool
+                // is empty, and no empty block follows).
+                let notified =
+                    !matches!(admitted.try_recv(), Err(broadcast::error::TryRecvError::Empty));
+                more = notified
+                    && !node.mempool.lock().expect("mempool lock is never poisoned").is_empty();
             }
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "miner task failed"),
