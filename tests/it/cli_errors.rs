@@ -733,3 +733,33 @@ fn testnet_values_out_of_range_are_usage_errors_and_start_nothing() {
         assert!(!tn.join("testnet.json").exists(), "{args:?} started something");
     }
 }
+
+/// `--node` pointing at something that answers HTTP but is no ember-node (a web server, a
+/// node's /health path): the wallet says so and what to check, never a JSON parser's words.
+#[test]
+fn wallet_names_a_server_that_is_not_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dev_wallet(dir.path());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let body = "<!DOCTYPE html><html><body>It works</body></html>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let out = wallet(&w, &url, &["balance"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("not JSON-RPC"), "{}", out.stderr);
+    assert!(out.stderr.contains("http://HOST:PORT"), "{}", out.stderr);
+    for raw in ["EOF while parsing", "expected value", "<!DOCTYPE"] {
+        assert!(!out.stderr.contains(raw), "{raw:?} in {}", out.stderr);
+    }
+}

@@ -113,19 +113,19 @@ impl RpcClient {
         if let Some(t) = &self.token {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
-        let text = match req.send_string(&body.to_string()) {
-            Ok(resp) => resp.into_string(),
+        let (status, text) = match req.send_string(&body.to_string()) {
+            Ok(resp) => (resp.status(), resp.into_string()),
             // Non-2xx answers still carry a JSON-RPC error body (e.g. 413 for oversized).
-            Err(ureq::Error::Status(_, resp)) => resp.into_string(),
+            Err(ureq::Error::Status(code, resp)) => (code, resp.into_string()),
             Err(ureq::Error::Transport(t)) => {
                 return Err(RpcClientError::Unreachable {
                     url: self.url.clone(),
                     reason: transport_reason(&t),
                 })
             }
-        }
-        .map_err(|e| self.bad(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| self.bad(format!("{e}: {}", excerpt(&text))))
+        };
+        let text = text.map_err(|e| self.bad(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|_| self.bad(not_json_rpc(status, &text)))
     }
 
     /// One JSON-RPC response object: its `result`, or its `error` as [`RpcClientError::Rpc`].
@@ -177,6 +177,23 @@ fn transport_reason(t: &ureq::Transport) -> String {
 }
 
 /// The first 200 characters of an answer, for error messages.
+/// Why an answer is not from an ember-node's JSON-RPC, and what to check: the status, what
+/// the body looks like (empty, a web page, or its first words), never a parser's message.
+fn not_json_rpc(status: u16, text: &str) -> String {
+    let body = text.trim_start();
+    let looks = if body.is_empty() {
+        "an empty body".to_string()
+    } else if body.starts_with('<') {
+        "a web page".to_string()
+    } else {
+        format!("a body starting {:?}", body.chars().take(60).collect::<String>())
+    };
+    format!(
+        "HTTP {status} with {looks}, not JSON-RPC; is this an ember-node's RPC address (http://HOST:PORT, \
+         no path)?"
+    )
+}
+
 fn excerpt(text: &str) -> String {
     text.chars().take(200).collect()
 }
