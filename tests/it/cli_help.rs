@@ -64,6 +64,10 @@ fn subcommands(help: &str) -> Vec<String> {
             inside = true;
         } else if inside {
             let Some(entry) = line.strip_prefix("  ") else { break };
+            // A description wrapped onto the next line is indented further.
+            if entry.starts_with(' ') {
+                continue;
+            }
             let name = entry.split_whitespace().next().unwrap_or("");
             if !name.is_empty() && name != "help" {
                 names.push(name.to_string());
