@@ -32,7 +32,8 @@ fn automine_confirms_a_payment_at_once_and_batches_what_came_together() {
     assert_eq!(mode, json!({"automine": true, "interval_secs": null, "mining": false}));
     assert_eq!(n.call("node_info", json!([]))["automine"], true);
 
-    // The wallet's `send --wait` returns confirmed: the payment made its own block.
+    // The wallet's `send --wait --timeout 1` returns confirmed: the payment made its own
+    // block within the second.
     let dir = tempfile::tempdir().unwrap();
     let out = wallet(dir.path(), &n, &["import-dev-key"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -40,7 +41,7 @@ fn automine_confirms_a_payment_at_once_and_batches_what_came_together() {
     let out = wallet(
         dir.path(),
         &n,
-        &["--json", "send", "--to", &to, "--amount", "3", "--wait", "--timeout", "5"],
+        &["--json", "send", "--to", &to, "--amount", "3", "--wait", "--timeout", "1"],
     );
     assert!(out.status.success(), "send --wait: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(n.height(), 1, "exactly one block, for the one payment");
