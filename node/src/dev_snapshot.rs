@@ -25,7 +25,10 @@ pub struct Snapshots {
 /// Why a revert failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RevertError {
-    #[error("no snapshot {0} (taken ids are kept until a revert to them or an earlier one)")]
+    #[error(
+        "no snapshot {0}: a revert uses up its snapshot and every later one, and only the \
+         newest 1,000 are kept"
+    )]
     Unknown(u64),
     #[error("the snapshot's block {0} is no longer known")]
     Gone(BlockId),

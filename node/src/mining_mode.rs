@@ -22,6 +22,8 @@ use tokio::sync::{broadcast, watch};
 
 /// The longest mean interval `mining_setInterval` takes (an hour, as `--block-time`).
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// The shortest one (a millisecond); 0 switches interval mining off.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How a devnet node mines.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -68,54 +70,46 @@ fn next_wait(mean: Duration) -> Duration {
     Duration::from_secs_f64((-u.ln() * mean.as_secs_f64()).min(mean.as_secs_f64() * 20.0))
 }
 
-/// The devnet miner: waits for the next interval block, an admitted payment (automine), a
-/// change of mode or the shutdown, and mines one block at a time on the blocking pool.
+/// The devnet miner: waits for the next interval block, a freshly admitted payment
+/// (automine), a change of mode or the shutdown, and mines one block at a time on the
+/// blocking pool. Automine mines only while payments are pending: the notifications of
+/// payments a block already took wake it for nothing, and payments a reorganisation, an
+/// invalidation or a revert gave back (not on `fresh_txs`) wait for a new payment or an
+/// interval block, so `dev_revert` leaves the snapshot's state in place.
 pub async fn run(node: Arc<Node>, miner: Address) {
     let mut mode_rx = node.mining.subscribe();
-    let mut admitted = node.new_txs.subscribe();
+    let mut admitted = node.fresh_txs.subscribe();
     let stop = Arc::new(AtomicBool::new(false));
-    // Set when payments were admitted while a block was being mined: mine again at once.
-    let mut more = false;
     loop {
         let mode = *mode_rx.borrow_and_update();
         let wait = mode.interval.map(next_wait);
-        let mine = if more && mode.automine {
-            true
-        } else {
-            tokio::select! {
-                _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => true,
-                r = admitted.recv(), if mode.automine => match r {
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => true,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                changed = mode_rx.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    false
+        let mine = tokio::select! {
+            _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => true,
+            r = admitted.recv(), if mode.automine => match r {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Every notification up to now: this block takes their payments.
+                    while admitted.try_recv().is_ok() {}
+                    !node.mempool.lock().expect("mempool lock is never poisoned").is_empty()
                 }
-                _ = node.shutdown.cancelled() => return,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            changed = mode_rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                false
             }
+            _ = node.shutdown.cancelled() => return,
         };
-        more = false;
         if !mine {
             continue;
         }
-        // Notifications of payments admitted up to now: this block takes them.
-        while admitted.try_recv().is_ok() {}
         let (n, s) = (node.clone(), stop.clone());
         let mined =
             tokio::task::spawn_blocking(move || crate::miner::mine_one(&n, miner, &s)).await;
         match mined {
             Ok(Some(b)) => {
-                tracing::info!(height = b.header.height, id = %b.id(), txs = b.txs.len(), "mined block");
-                // Admitted while mining and not in this block: they get the next one (a
-                // payment admitted meanwhile may have made it into this one: then the pool
-                // is empty, and no empty block follows).
-                let notified =
-                    !matches!(admitted.try_recv(), Err(broadcast::error::TryRecvError::Empty));
-                more = notified
-                    && !node.mempool.lock().expect("mempool lock is never poisoned").is_empty();
+                tracing::info!(height = b.header.height, id = %b.id(), txs = b.txs.len(), "mined block")
             }
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "miner task failed"),

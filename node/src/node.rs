@@ -68,8 +68,11 @@ pub struct Node {
     mempool_events: Mutex<broadcast::Receiver<ChainEvent>>,
     /// Chain events for everyone else (RPC waiters, network).
     pub events: broadcast::Sender<ChainEvent>,
-    /// Txids admitted to the mempool, for relay.
+    /// Txids admitted to the mempool, for relay and subscriptions (fresh admissions and
+    /// payments a reorganisation returned).
     pub new_txs: broadcast::Sender<Txid>,
+    /// Txids of fresh admissions only (RPC, peers): what automine mines.
+    pub fresh_txs: broadcast::Sender<Txid>,
     /// The P2P side, once started.
     pub net: std::sync::OnceLock<Arc<crate::net::Network>>,
     /// How a devnet node mines (interval, automine); see [`crate::mining_mode`].
@@ -150,6 +153,7 @@ impl Node {
             mempool_events: Mutex::new(mempool_events),
             events,
             new_txs: broadcast::channel(8192).0,
+            fresh_txs: broadcast::channel(8192).0,
             net: std::sync::OnceLock::new(),
             mining: crate::mining_mode::MiningControl::new(mining),
             snapshots: Mutex::new(Default::default()),
@@ -220,7 +224,7 @@ impl Node {
         loop {
             match rx.try_recv() {
                 Ok(ev) => {
-                    {
+                    let readmitted = {
                         let state = chain.state();
                         let mut mp = self.mempool.lock().expect("mempool lock is never poisoned");
                         for b in &ev.connected {
@@ -228,16 +232,32 @@ impl Node {
                         }
                         let back: Vec<Transaction> =
                             ev.disconnected.iter().flat_map(|b| b.txs.iter().copied()).collect();
-                        if !back.is_empty() {
-                            // Announce them again: peers on the winning branch never saw
-                            // payments confirmed only on the losing one.
-                            for txid in mp.readmit_reorged(back, &state, now_ms()) {
-                                let _ = self.new_txs.send(txid);
-                            }
+                        let returned = back.len();
+                        let again = if back.is_empty() {
+                            Vec::new()
+                        } else {
+                            mp.readmit_reorged(back, &state, now_ms())
+                        };
+                        if again.len() < returned {
+                            tracing::warn!(
+                                returned,
+                                readmitted = again.len(),
+                                "payments of disconnected blocks that no longer fit the mempool's \
+                                 rules (nonce gap, size, fee) were dropped"
+                            );
                         }
-                    }
+                        again
+                    };
                     self.tip_generation.fetch_add(1, Ordering::Relaxed);
+                    // The chain event first, then the payments it returned: a subscriber sees
+                    // a payment disconnected, then pending again.
                     let _ = self.events.send(ev);
+                    // Announce them again: peers on the winning branch never saw payments
+                    // confirmed only on the losing one. Not on `fresh_txs`: automine does not
+                    // re-mine what a reorg, an invalidation or a revert gave back.
+                    for txid in readmitted {
+                        let _ = self.new_txs.send(txid);
+                    }
                 }
                 Err(broadcast::error::TryRecvError::Lagged(n)) => {
                     // Cannot happen while every accept drains (capacity 1024); if it does,
@@ -268,6 +288,7 @@ impl Node {
             Ok(txid) => {
                 self.metrics.txs_accepted.fetch_add(1, Ordering::Relaxed);
                 let _ = self.new_txs.send(*txid);
+                let _ = self.fresh_txs.send(*txid);
             }
             Err(e) => self.metrics.tx_refused(e.reason()),
         }

@@ -186,7 +186,8 @@ fn invalidating_a_block_rewinds_returns_its_payments_and_reconsidering_restores_
 
 #[test]
 fn revert_to_a_snapshot_restores_the_state_digest_and_the_pending_payments() {
-    let n = DevNode::start(&[]);
+    // With automine on, as anvil is usually run.
+    let n = DevNode::start(&["--automine"]);
     let params = devnet();
     n.call("mining_generate", json!([2]));
     let snap = n.call("dev_snapshot", json!([]));
@@ -197,7 +198,7 @@ fn revert_to_a_snapshot_restores_the_state_digest_and_the_pending_payments() {
     for nonce in 0..3 {
         let tx = payment_hex(&params, &dev_key(2), bob.address(), 100, 1, nonce);
         n.call("tx_submit", json!([tx]));
-        n.call("mining_generate", json!([1]));
+        wait_for(T, "the payment automined", || (n.height() == 3 + nonce).then_some(())).unwrap();
     }
     let later = n.call("dev_snapshot", json!([]));
     assert_ne!(n.digest(), digest);
@@ -213,12 +214,20 @@ fn revert_to_a_snapshot_restores_the_state_digest_and_the_pending_payments() {
         let e = n.node.client().call("dev_revert", json!([id])).unwrap_err();
         assert!(e.to_string().contains("no snapshot"), "{e}");
     }
-    n.call("mining_generate", json!([1]));
-    assert_eq!(n.height(), 3);
+    // Automine did not re-mine what the revert gave back; the next payment takes them all
+    // into one block.
+    let tx = payment_hex(&params, &dev_key(3), bob.address(), 100, 1, 0);
+    n.call("tx_submit", json!([tx]));
+    wait_for(T, "the next block", || {
+        (n.call("mempool_info", json!([]))["count"] == 0).then_some(())
+    })
+    .unwrap();
+    assert_eq!(n.height(), 3, "one block for the four payments");
+    assert_eq!(n.call("chain_getBlock", json!([3]))["txs"].as_array().unwrap().len(), 4);
     assert_eq!(
         n.call("account_get", json!([bob.address().to_bech32("edev")]))["balance"],
-        "0.000003",
-        "300 base units"
+        "0.000004",
+        "400 base units"
     );
 }
 

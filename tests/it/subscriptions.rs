@@ -97,6 +97,9 @@ fn heads_reorgs_and_an_address_payments_arrive_as_they_happen() {
     assert_eq!(head["disconnected"], json!([{"id": ids[0], "height": 3}]));
     let gone = notified(&mut ws, &addr);
     assert_eq!((&gone["status"], &gone["txid"]), (&json!("disconnected"), &txid));
+    // Then pending again: the order a wallet must see to end with the right state.
+    let again = notified(&mut ws, &addr);
+    assert_eq!((&again["status"], &again["txid"]), (&json!("pending"), &txid));
 
     // Unsubscribed: no more heads; bad requests answered with their errors.
     assert_eq!(request(&mut ws, 3, "unsubscribe", json!([heads]))["result"], true);

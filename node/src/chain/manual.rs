@@ -47,6 +47,16 @@ impl ChainManager {
         ChainError::KnownInvalid(id)
     }
 
+    /// A block invalidated by hand at `height` (the lowest id when several are), so that
+    /// `chain_reconsiderBlock HEIGHT` finds what `chain_invalidateBlock HEIGHT` took off.
+    pub fn invalidated_at(&self, height: u64) -> Option<BlockId> {
+        self.manual
+            .iter()
+            .filter(|id| self.index.get(*id).is_some_and(|e| e.header.height == height))
+            .min()
+            .copied()
+    }
+
     fn save_manual(&self) -> Result<(), ChainError> {
         let mut ids: Vec<BlockId> = self.manual.iter().copied().collect();
         ids.sort();

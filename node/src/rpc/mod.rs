@@ -216,7 +216,8 @@ async fn ws_upgrade(
 ) -> Response {
     match s.ws_slots.clone().try_acquire_owned() {
         Ok(slot) => upgrade
-            .max_message_size(ws::MAX_REQUEST_BYTES)
+            .max_message_size(ws::MAX_FRAME_BYTES)
+            .max_frame_size(ws::MAX_FRAME_BYTES)
             .on_upgrade(move |socket| ws::serve(s.node.clone(), socket, slot)),
         Err(_) => json_reply(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -26,7 +26,9 @@ use ember_core::{Address, Block, Transaction, Txid};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::time::Instant;
 
 /// Most WebSocket connections at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -36,6 +38,18 @@ pub const MAX_SUBSCRIPTIONS: usize = 16;
 pub const QUEUE: usize = 1024;
 /// Largest request frame.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Largest frame read at all (a larger one closes the connection; between the two, the
+/// request is refused with `-32600`).
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// How often the node pings; a connection that sent nothing (not even a pong) for three
+/// of these is closed.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// A connection with no subscription that sent nothing for this long is closed.
+pub const IDLE: Duration = Duration::from_secs(30);
+/// Blocks listed in one `newHeads` notification's `connected` and `disconnected` each
+/// (the counts say how many there were); payments notified per event to one `address`
+/// subscription, after which one `{"status":"truncated","count":N}` says how many more.
+pub const MAX_LISTED: usize = 100;
 
 /// What a subscription follows.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +67,7 @@ pub fn connection_slots() -> Arc<Semaphore> {
 /// Serves one WebSocket until the client leaves, falls [`QUEUE`] notifications behind, or
 /// the node stops.
 pub async fn serve(node: Arc<Node>, socket: WebSocket, _slot: tokio::sync::OwnedSemaphorePermit) {
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(QUEUE);
     let mut subs: BTreeMap<u64, Kind> = BTreeMap::new();
     let mut next_id = 1u64;
     let mut events = node.events.subscribe();
@@ -64,19 +78,28 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, _slot: tokio::sync::Owned
     };
     let writer = tokio::spawn(async move {
         use futures_util::SinkExt;
-        while let Some(text) = out_rx.recv().await {
-            if sink.send(Message::Text(text.into())).await.is_err() {
+        while let Some(msg) = out_rx.recv().await {
+            if sink.send(msg).await.is_err() {
                 break;
             }
         }
         let _ = sink.close().await;
     });
     // Queues a message; false when the client is too slow (or gone): drop it.
-    let push = |text: String| out_tx.try_send(text).is_ok();
+    let push = |text: String| out_tx.try_send(Message::Text(text.into())).is_ok();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut heard = Instant::now();
     loop {
         use futures_util::StreamExt;
         let ok = tokio::select! {
-            msg = stream.next() => match msg {
+            _ = ping.tick() => {
+                let silent = heard.elapsed();
+                !(silent > PING_EVERY * 3 || (subs.is_empty() && silent > IDLE))
+                    && out_tx.try_send(Message::Ping(Vec::new().into())).is_ok()
+            }
+            msg = stream.next() => {
+                heard = Instant::now();
+                match msg {
                 Some(Ok(Message::Text(t))) => {
                     let reply = if t.len() > MAX_REQUEST_BYTES {
                         error_reply(Value::Null, RpcError::new(
@@ -93,7 +116,8 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, _slot: tokio::sync::Owned
                 ),
                 Some(Ok(_)) => true, // ping/pong are answered by the library
                 Some(Err(_)) | None => false,
-            },
+                }
+            }
             ev = events.recv() => match ev {
                 Ok(ev) => notify_chain(&node, &ev, &subs, &push),
                 // Fell behind the node's own event queue: the client missed events.
@@ -232,27 +256,43 @@ fn notify_chain(
                 json!({
                     "tip": ev.tip,
                     "height": ev.height,
-                    "connected": ev.connected.iter().map(|b| brief(b)).collect::<Vec<_>>(),
-                    "disconnected": ev.disconnected.iter().map(|b| brief(b)).collect::<Vec<_>>(),
+                    // The newest connected ones, the first disconnected (the newest).
+                    "connected": ev.connected.iter().rev().take(MAX_LISTED).rev()
+                        .map(|b| brief(b)).collect::<Vec<_>>(),
+                    "connected_count": ev.connected.len(),
+                    "disconnected": ev.disconnected.iter().take(MAX_LISTED)
+                        .map(|b| brief(b)).collect::<Vec<_>>(),
+                    "disconnected_count": ev.disconnected.len(),
                 }),
             )),
             Kind::PendingPayments => true,
             Kind::Address(a) => {
-                let mut ok = true;
-                for b in &ev.disconnected {
-                    for tx in b.txs.iter().filter(|t| touches(t, a)) {
+                let gone = ev.disconnected.iter().flat_map(|b| {
+                    b.txs.iter().filter(|t| touches(t, a)).map(move |tx| {
                         let mut v = payment(node, tx, "disconnected");
                         v["block"] = json!(b.id());
-                        ok &= push(notification(*sid, v));
-                    }
-                }
-                for b in &ev.connected {
-                    for tx in b.txs.iter().filter(|t| touches(t, a)) {
+                        v
+                    })
+                });
+                let came = ev.connected.iter().flat_map(|b| {
+                    b.txs.iter().filter(|t| touches(t, a)).map(move |tx| {
                         let mut v = payment(node, tx, "confirmed");
                         v["block"] = json!(b.id());
                         v["height"] = json!(b.header.height);
+                        v
+                    })
+                });
+                let mut ok = true;
+                let mut more = 0usize;
+                for (i, v) in gone.chain(came).enumerate() {
+                    if i < MAX_LISTED {
                         ok &= push(notification(*sid, v));
+                    } else {
+                        more += 1;
                     }
+                }
+                if more > 0 {
+                    ok &= push(notification(*sid, json!({ "status": "truncated", "count": more })));
                 }
                 ok
             }

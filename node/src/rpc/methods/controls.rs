@@ -4,7 +4,7 @@
 //! `dev_snapshot` and `dev_revert` (devnet, admin).
 
 use super::{Params, RpcError};
-use crate::mining_mode::{MiningMode, MAX_INTERVAL};
+use crate::mining_mode::{MiningMode, MAX_INTERVAL, MIN_INTERVAL};
 use crate::node::Node;
 use crate::rpc::codes;
 use serde_json::{json, Value};
@@ -76,10 +76,10 @@ pub fn set_automine(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError>
 pub fn set_interval(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
     let secs = p.required(0, "seconds")?.as_f64().filter(|s| s.is_finite() && *s >= 0.0);
-    let max = MAX_INTERVAL.as_secs_f64();
-    let secs = secs.filter(|s| *s <= max).ok_or_else(|| {
+    let (min, max) = (MIN_INTERVAL.as_secs_f64(), MAX_INTERVAL.as_secs_f64());
+    let secs = secs.filter(|s| *s == 0.0 || (min..=max).contains(s)).ok_or_else(|| {
         RpcError::params(format!(
-            "parameter \"seconds\" must be a number from 0 (off) to {max}, e.g. 2 or 0.5"
+            "parameter \"seconds\" must be 0 (off) or a number from {min} to {max}, e.g. 2 or 0.5"
         ))
     })?;
     devnet_miner(node, "mining_setInterval")?;
@@ -106,17 +106,22 @@ pub fn chain_tips(node: &Node, p: &Params<'_>) -> Result<Value, RpcError> {
     ))
 }
 
-/// The block a param names: an id (64 hex) or a main-chain height.
-fn block_param(node: &Node, p: &Params<'_>) -> Result<ember_core::BlockId, RpcError> {
+/// The block a param names: an id (64 hex) or a height: the main chain's block there, or
+/// (for reconsider) the block invalidated by hand there.
+fn block_param(
+    node: &Node,
+    p: &Params<'_>,
+    invalidated: bool,
+) -> Result<ember_core::BlockId, RpcError> {
     let v = p.required(0, "block")?;
     if let Some(h) = v.as_u64() {
         let chain = node.chain.lock().expect("chain lock is never poisoned");
-        return chain
-            .main_id_at(h)
-            .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?
-            .ok_or_else(|| {
-                RpcError::not_found(format!("no block at height {h} on the main chain"))
-            });
+        let main =
+            chain.main_id_at(h).map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?;
+        let found = if invalidated { chain.invalidated_at(h).or(main) } else { main };
+        return found.ok_or_else(|| {
+            RpcError::not_found(format!("no block at height {h} on the main chain"))
+        });
     }
     v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
         RpcError::params("parameter \"block\" must be a height or a 64-hex block id")
@@ -152,14 +157,14 @@ async fn on_blocking_pool<T: Send + 'static>(
 
 pub async fn invalidate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
-    let id = block_param(node, p)?;
+    let id = block_param(node, p, false)?;
     let r = on_blocking_pool(node, move |n| n.invalidate_block(&id)).await?;
     manual_result(node, r)
 }
 
 pub async fn reconsider(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
-    let id = block_param(node, p)?;
+    let id = block_param(node, p, true)?;
     let r = on_blocking_pool(node, move |n| n.reconsider_block(&id)).await?;
     if r.is_ok() {
         // Peers' blocks on the reconsidered branch were refused, not kept: ask again.
