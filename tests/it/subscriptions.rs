@@ -31,7 +31,9 @@ fn connect(n: &DevNode) -> Ws {
 fn request(ws: &mut Ws, id: u64, method: &str, params: Value) -> Value {
     let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
     ws.send(Message::text(req.to_string())).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
+        assert!(std::time::Instant::now() < deadline, "no answer to {method} within 20 s");
         let v = next(ws);
         if v["id"] == id {
             return v;
@@ -53,9 +55,12 @@ fn next(ws: &mut Ws) -> Value {
     }
 }
 
-/// The next notification of subscription `sid`.
+/// The next notification of subscription `sid`, within 20 s (the node's pings alone
+/// would keep the socket alive forever).
 fn notified(ws: &mut Ws, sid: &Value) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
+        assert!(std::time::Instant::now() < deadline, "no notification of {sid} within 20 s");
         let v = next(ws);
         if v["method"] == "subscription" && v["params"]["subscription"] == *sid {
             return v["params"]["result"].clone();

@@ -91,7 +91,22 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, _slot: tokio::sync::Owned
     let mut heard = Instant::now();
     loop {
         use futures_util::StreamExt;
+        // Biased, in this order: a chain event is handled before the payments it returned
+        // (the node publishes it first), so a subscriber sees "disconnected" before
+        // "pending"; with a random pick the two could swap.
         let ok = tokio::select! {
+            biased;
+            ev = events.recv() => match ev {
+                Ok(ev) => notify_chain(&node, &ev, &subs, &push),
+                // Fell behind the node's own event queue: the client missed events.
+                Err(broadcast::error::RecvError::Lagged(_)) => false,
+                Err(broadcast::error::RecvError::Closed) => false,
+            },
+            tx = admitted.recv() => match tx {
+                Ok(txid) => notify_pending(&node, txid, &subs, &push),
+                Err(broadcast::error::RecvError::Lagged(_)) => false,
+                Err(broadcast::error::RecvError::Closed) => false,
+            },
             _ = ping.tick() => {
                 let silent = heard.elapsed();
                 !(silent > PING_EVERY * 3 || (subs.is_empty() && silent > IDLE))
@@ -118,17 +133,6 @@ pub async fn serve(node: Arc<Node>, socket: WebSocket, _slot: tokio::sync::Owned
                 Some(Err(_)) | None => false,
                 }
             }
-            ev = events.recv() => match ev {
-                Ok(ev) => notify_chain(&node, &ev, &subs, &push),
-                // Fell behind the node's own event queue: the client missed events.
-                Err(broadcast::error::RecvError::Lagged(_)) => false,
-                Err(broadcast::error::RecvError::Closed) => false,
-            },
-            tx = admitted.recv() => match tx {
-                Ok(txid) => notify_pending(&node, txid, &subs, &push),
-                Err(broadcast::error::RecvError::Lagged(_)) => false,
-                Err(broadcast::error::RecvError::Closed) => false,
-            },
             _ = node.shutdown.cancelled() => false,
         };
         if !ok {
