@@ -114,6 +114,10 @@ fn heads_reorgs_and_an_address_payments_arrive_as_they_happen() {
     assert_eq!(request(&mut ws, 6, "subscribe", bad)["error"]["code"], -32602);
     ws.send(Message::text("{not json")).unwrap();
     assert_eq!(next(&mut ws)["error"]["code"], -32700);
+    for bad in [r#"{"id":7,"method":"subscribe","params":["newHeads"]}"#, "[1,2]"] {
+        ws.send(Message::text(bad)).unwrap();
+        assert_eq!(next(&mut ws)["error"]["code"], -32600, "{bad}");
+    }
 }
 
 #[test]

@@ -159,6 +159,13 @@ fn handle(node: &Node, text: &str, subs: &mut BTreeMap<u64, Kind>, next_id: &mut
         }
     };
     let id = req.get("id").cloned().unwrap_or(Value::Null);
+    if req.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        let e = RpcError::new(
+            codes::INVALID_REQUEST,
+            "a request is a JSON object with \"jsonrpc\": \"2.0\" (batches are not served on /ws)",
+        );
+        return error_reply(id, e);
+    }
     let params = req.get("params").and_then(Value::as_array).cloned().unwrap_or_default();
     let result = match req.get("method").and_then(Value::as_str) {
         Some("subscribe") => subscribe(node, &params, subs, next_id),
