@@ -63,10 +63,7 @@ impl Node {
             s.taken.truncate(at);
             target
         };
-        let mut chain = self.chain.lock().expect("chain lock is never poisoned");
-        let result = revert_to(&mut chain, target);
-        self.drain_events(&chain);
-        result
+        self.change_chain(|chain| revert_to(chain, target))
     }
 }
 

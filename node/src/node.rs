@@ -177,8 +177,14 @@ impl Node {
         if self.can_connect(&block.header) {
             self.sig_cache.preverify(&block.txs);
         }
+        self.change_chain(|chain| chain.accept_block(block, now_ms()))
+    }
+
+    /// Runs `f` on the chain under its lock, then brings the mempool up to date with what
+    /// `f` connected and disconnected before the lock is released (see `drain_events`).
+    pub(crate) fn change_chain<T>(&self, f: impl FnOnce(&mut ChainManager) -> T) -> T {
         let mut chain = self.chain.lock().expect("chain lock is never poisoned");
-        let result = chain.accept_block(block, now_ms());
+        let result = f(&mut chain);
         self.drain_events(&chain);
         result
     }
@@ -189,10 +195,7 @@ impl Node {
         &self,
         id: &ember_core::BlockId,
     ) -> Result<u64, crate::chain::ManualError> {
-        let mut chain = self.chain.lock().expect("chain lock is never poisoned");
-        let result = chain.invalidate(id);
-        self.drain_events(&chain);
-        result
+        self.change_chain(|chain| chain.invalidate(id))
     }
 
     /// `chain_reconsiderBlock`: see [`ChainManager::reconsider`]. Returns the new height.
@@ -200,10 +203,7 @@ impl Node {
         &self,
         id: &ember_core::BlockId,
     ) -> Result<u64, crate::chain::ManualError> {
-        let mut chain = self.chain.lock().expect("chain lock is never poisoned");
-        let result = chain.reconsider(id);
-        self.drain_events(&chain);
-        result
+        self.change_chain(|chain| chain.reconsider(id))
     }
 
     /// Whether a block with this header would be validated now: not known yet, its parent
@@ -219,7 +219,7 @@ impl Node {
     }
 
     /// Applies pending chain events to the mempool; the caller holds the chain lock.
-    pub(crate) fn drain_events(&self, chain: &ChainManager) {
+    fn drain_events(&self, chain: &ChainManager) {
         let mut rx = self.mempool_events.lock().expect("event lock is never poisoned");
         loop {
             match rx.try_recv() {

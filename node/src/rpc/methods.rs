@@ -437,15 +437,7 @@ async fn mining_generate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcE
     if count == 0 || count > 10_000 {
         return Err(RpcError::params("count must be between 1 and 10000"));
     }
-    if node.params.retarget {
-        return Err(RpcError::new(
-            codes::UNSUPPORTED,
-            format!(
-                "mining_generate is for devnet only; {} blocks need real proof of work (--mine)",
-                node.params.network.name()
-            ),
-        ));
-    }
+    controls::devnet_only(node, "mining_generate")?;
     let miner = match p.get(1, "address") {
         Some(_) => p.address(node, 1, "address")?,
         None => node

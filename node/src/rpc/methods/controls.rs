@@ -28,12 +28,16 @@ pub fn get_mode(node: &Node, p: &Params<'_>) -> Result<Value, RpcError> {
     Ok(mode_json(node))
 }
 
-/// Refuses a devnet control on another network.
-fn devnet_only(node: &Node, method: &str) -> Result<(), RpcError> {
+/// Refuses a devnet control on another network (`-32020`), whose blocks need real proof
+/// of work.
+pub(super) fn devnet_only(node: &Node, method: &str) -> Result<(), RpcError> {
     if node.params.retarget {
         return Err(RpcError::new(
             codes::UNSUPPORTED,
-            format!("{method} is for devnet only, not {}", node.params.network.name()),
+            format!(
+                "{method} is for devnet only; {} blocks need real proof of work (--mine)",
+                node.params.network.name()
+            ),
         ));
     }
     Ok(())
@@ -41,15 +45,7 @@ fn devnet_only(node: &Node, method: &str) -> Result<(), RpcError> {
 
 /// Refuses the setters off devnet, and on a node with no address to mine to.
 fn devnet_miner(node: &Node, method: &str) -> Result<(), RpcError> {
-    if node.params.retarget {
-        return Err(RpcError::new(
-            codes::UNSUPPORTED,
-            format!(
-                "{method} is for devnet only; on {} mining is --mine (real proof of work)",
-                node.params.network.name()
-            ),
-        ));
-    }
+    devnet_only(node, method)?;
     if node.default_miner().is_none() {
         return Err(RpcError::new(
             codes::UNSUPPORTED,
