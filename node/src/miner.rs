@@ -85,6 +85,7 @@ pub fn search(
 
 /// Mines one block on the current tip and submits it; on devnet this takes microseconds.
 pub fn mine_one(node: &Node, miner: Address, stop: &AtomicBool) -> Option<Block> {
+    let _turn = node.making_block.lock().expect("never poisoned");
     loop {
         if stop.load(Ordering::Relaxed) {
             return None;

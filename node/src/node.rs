@@ -79,6 +79,10 @@ pub struct Node {
     pub mining: crate::mining_mode::MiningControl,
     /// `dev_snapshot`s taken (devnet).
     pub snapshots: Mutex<crate::dev_snapshot::Snapshots>,
+    /// Held while this node makes a block ([`crate::miner::mine_one`]): concurrent
+    /// `mining_generate` calls and the miner task take turns, so each block builds on the
+    /// tip the previous one made and none forks off another.
+    pub making_block: Mutex<()>,
 }
 
 /// Opens the node's RocksDB store under `data_dir/chain`, refusing a foreign data dir and
@@ -157,6 +161,7 @@ impl Node {
             net: std::sync::OnceLock::new(),
             mining: crate::mining_mode::MiningControl::new(mining),
             snapshots: Mutex::new(Default::default()),
+            making_block: Mutex::new(()),
         }))
     }
 

@@ -255,3 +255,25 @@ fn a_peer_on_a_branch_invalidated_by_hand_is_not_punished_even_after_a_restart()
     b.call("chain_reconsiderBlock", json!([a.call("chain_getBlock", json!([2]))["id"]]));
     wait_for(T, "b back on a's chain", || (b.height() == 5).then_some(())).unwrap();
 }
+
+#[test]
+fn concurrent_generate_calls_each_extend_the_main_chain() {
+    let n = DevNode::start(&[]);
+    n.call("mining_setInterval", json!([0.001]));
+    let ids: Vec<Value> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..10)
+                        .map(|_| n.call("mining_generate", json!([1]))[0].clone())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    n.call("mining_setInterval", json!([0]));
+    for id in &ids {
+        assert_eq!(n.call("chain_getHeader", json!([id]))["main_chain"], true, "{id} forked off");
+    }
+}

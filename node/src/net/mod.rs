@@ -243,7 +243,12 @@ impl Network {
         if self.transport.inline_blocking() {
             f()
         } else {
-            tokio::task::spawn_blocking(f).await.expect("network blocking task panicked")
+            match tokio::task::spawn_blocking(f).await {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: the runtime is shutting down and this task goes with it.
+                Err(_) => std::future::pending().await,
+            }
         }
     }
 
