@@ -79,11 +79,11 @@ fn ready_waits_for_a_peer_and_the_sync_and_peers_may_be_dns_names() {
     let liar =
         HostilePeer::connect(([127, 0, 0, 1], port).into(), &crate::support::devnet(), &opts)
             .expect("handshake");
-    // Until the node lists it, and once it does: ready all along.
-    wait_for(Duration::from_secs(30), "the liar among B's peers", || {
+    // It can delay readiness only for the grace its locator answer gets (10 s), not for as
+    // long as it stays.
+    wait_for(Duration::from_secs(30), "B ready with the liar connected", || {
         let (status, body) = ready(b.node.rpc_url()).expect("answers");
-        assert_eq!(status, 200, "{body}");
-        (body["peers"] == 2).then_some(())
+        (status == 200 && body["peers"] == 2).then_some(())
     })
     .unwrap();
     drop(liar);

@@ -418,10 +418,9 @@ impl Network {
     }
 
     /// What `GET /ready` weighs: connected peers, the best height a peer has proven (by
-    /// headers or blocks, never by its handshake claim), and whether an outbound peer that
-    /// claimed more work has not answered our locator yet (for less than [`READY_GRACE`]:
-    /// a peer that never answers cannot hold readiness back longer; an inbound one, which
-    /// anyone can open, not at all).
+    /// headers or blocks, never by its handshake claim), and whether a peer that claimed
+    /// more work has not answered our locator yet (for less than [`READY_GRACE`]: a peer
+    /// that never answers cannot hold readiness back longer).
     pub fn readiness(&self) -> Readiness {
         let peers = self.peers.lock().expect("never poisoned");
         Readiness {

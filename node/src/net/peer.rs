@@ -294,10 +294,8 @@ pub async fn run_peer(
     let our_work = net.node.chain.lock().expect("chain lock is never poisoned").tip_work();
     if their_work > our_work {
         let m = net.locator_message();
-        if !inbound {
-            if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
-                p.awaiting_headers = Some(Instant::now());
-            }
+        if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.awaiting_headers = Some(Instant::now());
         }
         net.send(id, m);
     }
