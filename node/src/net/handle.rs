@@ -24,17 +24,8 @@ impl Network {
     pub(super) async fn handle(self: &Arc<Self>, id: u64, msg: Message) {
         match msg {
             Message::Ping(n) => self.reply(id, Message::Pong(n)).await,
-            Message::Pong(n) => {
-                let mut peers = self.peers.lock().expect("never poisoned");
-                if let Some(p) = peers.get_mut(&id) {
-                    if let Some((sent, at)) = p.ping_sent {
-                        if sent == n {
-                            p.latency_ms = Some(at.elapsed().as_millis() as u64);
-                            p.ping_sent = None;
-                        }
-                    }
-                }
-            }
+            // The reader's `Pinger` takes a peer's `Pong`s (see `peer`).
+            Message::Pong(_) => {}
             Message::GetAddr => self.serve_addresses(id).await,
             Message::Addr(list) => self.on_addr(id, list),
             Message::Inv(items) => self.on_inv(id, items).await,

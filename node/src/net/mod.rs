@@ -10,8 +10,9 @@
 //! | `handle` | what each message from a peer does | the peer's reader task |
 //! | `serve` | blocks, transactions and headers a peer asked for, read from the store without the chain lock | the peer's reader task + the blocking pool |
 //! | `sync` | header-first sync: presync, in-flight block requests, stalls, progress | reader tasks and housekeeping |
+//! | [`ping`] | liveness and round-trip time of a peer (no I/O; unit-tested) | the peer's reader task |
 //! | [`presync`] | which headers are worth storing (no I/O; unit-tested) | — |
-//! | `relay` | new blocks pushed to every peer, payments announced in batches | one task each |
+//! | [`relay`] | new blocks pushed to every peer, payments announced in batches (what to send: no I/O; unit-tested) | one task each |
 //! | [`bans`] | persisted bans (no I/O but the store) | — |
 //! | `addrman` | addresses in new/tried buckets (Bitcoin Core's addrman), persisted | — |
 //! | [`disconnect`] | why a connection ends; only misbehaviour is the peer's fault | — |
@@ -38,8 +39,9 @@ mod handle;
 pub mod identity;
 pub mod outbox;
 pub mod peer;
+pub mod ping;
 pub mod presync;
-mod relay;
+pub mod relay;
 pub mod secure;
 mod serve;
 mod sync;
@@ -67,8 +69,6 @@ use wire::{Message, Version};
 const MAX_BLOCKS_IN_FLIGHT: usize = 64;
 /// Blocks of one peer whose signatures are checked ahead of their turn to be connected.
 const BLOCK_PIPELINE: usize = 8;
-/// Inventory remembered per peer as known to it (then forgotten all at once).
-const MAX_KNOWN_INV: usize = 50_000;
 
 /// The network's timeouts and periods. Production uses [`Timings::default`]; the simulator
 /// shortens them so that simulated minutes stay cheap.

@@ -16,12 +16,14 @@
 use super::disconnect::{DisconnectReason, Misbehaviour};
 use super::outbox::Outbox;
 use super::outbox::{self, OutboxReceiver};
+use super::ping::{PingAction, Pinger};
 use super::presync::Presync;
+use super::relay::KnownInventory;
 use super::serve::Requests;
 use super::transport::BoxStream;
 use super::wire::Inv;
 use super::wire::{self, Message, WireError};
-use super::{secure, Network, BLOCK_PIPELINE, MAX_KNOWN_INV};
+use super::{secure, Network, BLOCK_PIPELINE};
 use crate::node::now_ms;
 use ember_core::BlockId;
 use ember_core::U256;
@@ -56,12 +58,12 @@ pub(super) struct Peer {
     pub(super) closing: Option<DisconnectReason>,
     pub(super) bytes_in: Arc<AtomicU64>,
     pub(super) bytes_out: Arc<AtomicU64>,
+    /// The last ping round trip (set by the reader's [`Pinger`](super::ping::Pinger)).
     pub(super) latency_ms: Option<u64>,
-    pub(super) ping_sent: Option<(u64, Instant)>,
     pub(super) ban_score: u32,
     pub(super) connected: Instant,
     /// Inventory the peer is known to have: not announced back to it.
-    pub(super) known: HashSet<Inv>,
+    pub(super) known: KnownInventory,
     /// Blocks requested from it and not yet received, with when they were asked for.
     pub(super) in_flight: HashMap<BlockId, Instant>,
     /// Blocks it failed to deliver in time: never asked of it again.
@@ -105,10 +107,9 @@ impl Peer {
             bytes_in: Arc::new(AtomicU64::new(0)),
             bytes_out: Arc::new(AtomicU64::new(0)),
             latency_ms: None,
-            ping_sent: None,
             ban_score: 0,
             connected: Instant::now(),
-            known: HashSet::new(),
+            known: KnownInventory::default(),
             in_flight: HashMap::new(),
             stalled: HashSet::new(),
             last_block: None,
@@ -119,9 +120,6 @@ impl Peer {
 
     /// Remembers that the peer has `inv` (bounded: the set is forgotten when full).
     pub(super) fn knows(&mut self, inv: Inv) -> bool {
-        if self.known.len() >= MAX_KNOWN_INV {
-            self.known.clear();
-        }
         self.known.insert(inv)
     }
 }
@@ -404,10 +402,9 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     let outbox = net.peers.lock().expect("never poisoned").get(&id).map(|p| p.outbox.clone());
     let Some(outbox) = outbox else { return };
     let mut requests = Requests::default();
-    let ping_every = net.timings.ping;
-    let mut ping = tokio::time::interval(ping_every);
+    let mut ping = tokio::time::interval(net.timings.ping);
     ping.tick().await;
-    let mut last_heard = Instant::now();
+    let mut pinger = Pinger::new(net.timings.ping, Instant::now());
     loop {
         tokio::select! {
             _ = outbox.reply_room(), if !requests.is_empty() => {
@@ -428,9 +425,16 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
             read = r.read_message(wire::MAX_FRAME), if requests.is_empty() => match read {
                 Ok((msg, n)) => {
                     bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                    last_heard = Instant::now();
+                    pinger.heard(Instant::now());
                     match msg {
                         Message::GetData(items) => requests.push(items),
+                        Message::Pong(nonce) => {
+                            if let Some(rtt) = pinger.pong(nonce, Instant::now()) {
+                                if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
+                                    p.latency_ms = Some(rtt.as_millis() as u64);
+                                }
+                            }
+                        }
                         Message::Block(block) if block_bytes(&block) > net.node.params.max_block_bytes => {
                             net.punish(id, Misbehaviour::Protocol(format!(
                                 "block of {} bytes exceeds the {}-byte limit",
@@ -471,17 +475,13 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                     break;
                 }
             },
-            _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 3 && requests.is_empty() {
+            _ = ping.tick() => match pinger.tick(Instant::now(), !requests.is_empty(), rand::random()) {
+                PingAction::Send(nonce) => net.send(id, Message::Ping(nonce)),
+                PingAction::Disconnect => {
                     net.drop_peer(id, DisconnectReason::Silent);
                     break;
                 }
-                let n: u64 = rand::random();
-                if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
-                    p.ping_sent = Some((n, Instant::now()));
-                }
-                net.send(id, Message::Ping(n));
-            }
+            },
             _ = cancel.cancelled() => break,
         }
     }
