@@ -206,15 +206,15 @@ fn flipping_any_byte_of_a_header_changes_id_or_invalidates() {
                     };
                     assert_eq!(verdict, want, "{at}");
                 }
-                "target" => assert!(
-                    matches!(
-                        verdict,
-                        Err(BlockError::WrongTarget { .. }
-                            | BlockError::TargetAboveLimit(_)
-                            | BlockError::BadTargetEncoding(_))
-                    ),
-                    "{at}"
-                ),
+                "target" => match h.target.expand() {
+                    Err(e) => assert_eq!(verdict, Err(BlockError::BadTargetEncoding(e)), "{at}"),
+                    Ok(t) if t > params.pow_limit_target() => {
+                        assert_eq!(verdict, Err(BlockError::TargetAboveLimit(h.target)), "{at}")
+                    }
+                    Ok(_) => {
+                        assert!(matches!(verdict, Err(BlockError::WrongTarget { .. })), "{at}")
+                    }
+                },
                 "nonce" | "miner" => assert_eq!(verdict, Ok(()), "{at}"),
                 other => unreachable!("no header field {other}"),
             }
@@ -231,6 +231,45 @@ fn flipping_any_byte_of_a_header_changes_id_or_invalidates() {
     // bytes) and most time bits are refused; some free-field flips are other valid blocks.
     assert!(refused >= 80 * 8, "only {refused} flips were refused");
     assert!(other_valid_blocks > 0, "no flip made another valid block");
+}
+
+/// A header asking for less work than the chain's proof-of-work limit allows is refused
+/// by `check_header` alone (the check headers-first sync and orphans rely on, before any
+/// parent is known), even when its id meets that easier target; one at the limit passes.
+#[test]
+fn target_above_the_pow_limit_is_refused() {
+    for params in [ChainParams::devnet(), ChainParams::testnet()] {
+        let limit = params.pow_limit_target();
+        // The smallest canonical compact targets above the limit: one mantissa step up,
+        // and a whole exponent step up.
+        let (exp, mantissa) = (params.pow_limit.0 >> 24, params.pow_limit.0 & 0x00ff_ffff);
+        let above = [
+            CompactTarget((exp << 24) | (mantissa + 1)),
+            CompactTarget(((exp + 1) << 24) | 0x00_ffff),
+        ];
+        // (For devnet's 0x207fffff the first would set the sign bit: not a target at all.)
+        let above: Vec<_> = above.into_iter().filter(|t| t.expand().is_ok()).collect();
+        assert!(!above.is_empty());
+        for target in above {
+            let expanded = target.expand().expect("filtered");
+            assert!(expanded > limit, "{target:?} is above {:?}", params.pow_limit);
+            let mut h = params.genesis().header;
+            h.height = 1;
+            h.target = target;
+            // Grind a nonce whose id meets even this easier target: only the limit can refuse it.
+            while !ember_core::pow::meets_target(h.id().as_bytes(), expanded) {
+                h.nonce += 1;
+            }
+            assert_eq!(check_header(&params, &h), Err(BlockError::TargetAboveLimit(target)));
+        }
+        let mut at_limit = params.genesis().header;
+        at_limit.height = 1;
+        at_limit.target = params.pow_limit;
+        while !ember_core::pow::meets_target(at_limit.id().as_bytes(), limit) {
+            at_limit.nonce += 1;
+        }
+        assert_eq!(check_header(&params, &at_limit), Ok(()));
+    }
 }
 
 /// The header field that byte `pos` of an encoded header belongs to.
