@@ -13,7 +13,7 @@
 
 use crate::process::{wait_for, NodeProcess};
 use crate::proxy::{Faults, LinkProxy};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ember_core::params::{AllocationSpec, GenesisSpec, DEVNET_GENESIS_JSON};
 use ember_core::Network;
 use ember_wallet::rpc::RpcClient;
@@ -555,7 +555,13 @@ impl Testnet {
                     .client(i)
                     .call("state_digest", json!([]))
                     .with_context(|| format!("node {i}"))?;
-                Ok(v["digest"].as_str().unwrap_or("").to_string())
+                // A missing digest is an error, not "": two missing digests must never
+                // compare equal.
+                v["digest"]
+                    .as_str()
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| anyhow!("node {i}: state_digest answered without a digest: {v}"))
             })
             .collect()
     }

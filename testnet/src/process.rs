@@ -17,10 +17,28 @@ use std::time::{Duration, Instant};
 /// When the running executable is a cargo test (in `target/<profile>/deps`), the
 /// workspace's binaries are built first, once per test process ([`build_binaries`]): a
 /// plain `cargo test` builds the test, not the binaries it starts, and must never run stale
-/// ones. `EMBER_BIN_DIR` skips that (binaries built elsewhere, on purpose).
+/// ones. `EMBER_BIN_DIR` skips the build (binaries built just before, as `make test`
+/// does), but not the checks: the binary must exist, and must not be older than any source
+/// file cargo's dep-info (`NAME.d` beside it) lists for it.
 pub fn binary(name: &str) -> Result<PathBuf> {
     if let Ok(dir) = std::env::var("EMBER_BIN_DIR") {
-        return Ok(PathBuf::from(dir).join(name));
+        let path = PathBuf::from(dir).join(name);
+        if !path.exists() {
+            bail!(
+                "{} not found (EMBER_BIN_DIR); build it first (`make build`), or unset \
+                 EMBER_BIN_DIR to let the tests build it",
+                path.display()
+            );
+        }
+        if let Some(newer) = newer_source(&path)? {
+            bail!(
+                "{} is older than its source {}: rebuild it (`make build`), or unset \
+                 EMBER_BIN_DIR to let the tests build it",
+                path.display(),
+                newer.display()
+            );
+        }
+        return Ok(path);
     }
     let exe = std::env::current_exe().context("cannot find the running executable")?;
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -44,6 +62,43 @@ pub fn binary(name: &str) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// A source file changed after `binary` was built, going by the dep-info file cargo writes
+/// beside it (`<binary>.d`: `<binary>: <source> <source> ...`, spaces in paths escaped
+/// with `\\`). `None` when every listed source is older, or when there is no dep-info
+/// (binaries copied from elsewhere: nothing to compare with).
+pub fn newer_source(binary: &Path) -> Result<Option<PathBuf>> {
+    let mut dep_info = binary.as_os_str().to_owned();
+    dep_info.push(".d");
+    let Ok(text) = std::fs::read_to_string(&dep_info) else { return Ok(None) };
+    let built = std::fs::metadata(binary)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("cannot read the time {} was built", binary.display()))?;
+    let Some((_, sources)) = text.lines().next().and_then(|l| l.split_once(": ")) else {
+        return Ok(None);
+    };
+    let mut paths = Vec::new();
+    let mut current = String::new();
+    let mut chars = sources.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' => paths.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    paths.push(current);
+    for source in paths.into_iter().filter(|p| !p.is_empty()).map(PathBuf::from) {
+        // A source that is gone cannot be newer; cargo rebuilds when it is needed again.
+        let Ok(changed) = std::fs::metadata(&source).and_then(|m| m.modified()) else {
+            continue;
+        };
+        if changed > built {
+            return Ok(Some(source));
+        }
+    }
+    Ok(None)
 }
 
 /// The packages whose binaries the tests start: the node, the wallet CLI, and the testnet
@@ -133,6 +188,14 @@ impl NodeProcess {
             .open(self.data_dir.join("node.log"))
             .context("cannot open node.log")?;
         let mut cmd = Command::new(binary("ember-node")?);
+        // The node's settings are the args given here, nothing else: an `EMBER_*` variable
+        // of the caller's shell (`EMBER_AUTOMINE=true`, say) would change what a test or a
+        // testnet runs without anyone seeing it.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(|k| k.starts_with("EMBER_") && k != "EMBER_BIN_DIR") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.arg("--data-dir").arg(&self.data_dir);
         if !self.args.iter().any(|a| a == "--rpc-addr") {
             cmd.args(["--rpc-addr", "127.0.0.1:0"]);
@@ -280,5 +343,42 @@ impl Drop for NodeProcess {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn touch(path: &Path, at: SystemTime) {
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        f.set_modified(at).unwrap();
+    }
+
+    /// A binary older than one of the sources its dep-info lists is stale; one newer than
+    /// all of them, or without dep-info, is not.
+    #[test]
+    fn a_binary_older_than_a_listed_source_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("ember-node");
+        let (a, b) = (dir.path().join("a.rs"), dir.path().join("with space.rs"));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        touch(&a, t0);
+        touch(&b, t0);
+        touch(&bin, t0 + Duration::from_secs(10));
+        assert_eq!(newer_source(&bin).unwrap(), None, "no dep-info: nothing to compare");
+        let listed = format!(
+            "{}: {} {}\n",
+            bin.display(),
+            a.display(),
+            b.display().to_string().replace(' ', "\\ ")
+        );
+        std::fs::write(dir.path().join("ember-node.d"), listed).unwrap();
+        assert_eq!(newer_source(&bin).unwrap(), None, "every source is older");
+        touch(&b, t0 + Duration::from_secs(20));
+        assert_eq!(newer_source(&bin).unwrap(), Some(b.clone()), "the escaped path was read");
+        touch(&bin, t0 + Duration::from_secs(30));
+        assert_eq!(newer_source(&bin).unwrap(), None, "rebuilt");
     }
 }

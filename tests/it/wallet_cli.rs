@@ -166,6 +166,15 @@ fn mempool_count(node: &DevNode) -> u64 {
     node.call("mempool_info", json!([]))["count"].as_u64().expect("count")
 }
 
+/// The ids of every pending payment, sorted.
+fn mempool_txids(node: &DevNode) -> Vec<String> {
+    let list = node.call("mempool_list", json!([50_000]));
+    let mut ids: Vec<String> =
+        list.as_array().expect("a list").iter().map(|t| t.as_str().expect("txid").into()).collect();
+    ids.sort();
+    ids
+}
+
 /// The account's next nonce, pending payments included: a payment submitted from it raises
 /// it at once, with no block mined.
 fn next_nonce_of(node: &DevNode, address: &str) -> u64 {
@@ -357,7 +366,7 @@ impl Fixture {
         let before = std::fs::read(&self.wallet).expect("wallet");
         let files = files_in(self.cli.dir.path());
         let (mempool, nonce) =
-            (mempool_count(&self.node), next_nonce_of(&self.node, &self.address));
+            (mempool_txids(&self.node), next_nonce_of(&self.node, &self.address));
         let opts = || Opts { passphrase, ..Opts::default() };
 
         let run = self.cli.run_with(&self.wallet, opts(), args).refused(needle);
@@ -368,9 +377,12 @@ impl Fixture {
 
         assert_eq!(std::fs::read(&self.wallet).expect("wallet"), before, "the wallet file changed");
         assert_eq!(files_in(self.cli.dir.path()), files, "files appeared or vanished");
-        assert_eq!(mempool_count(&self.node), mempool, "something was submitted");
-        // The fixture's node does not mine: a payment that got out would be pending, and
-        // pending payments count in the next nonce.
+        // The same pending payments, by id: none added, none replaced (a payment that
+        // took the place of a pending one would leave the count as it was).
+        assert_eq!(mempool_txids(&self.node), mempool, "the mempool changed");
+        // The fixture's node does not mine (its `EMBER_*` environment is cleared, so not
+        // even by accident): a payment that got out and was mined at once would leave the
+        // mempool as it was, but not the account's next nonce.
         assert_eq!(
             next_nonce_of(&self.node, &self.address),
             nonce,
