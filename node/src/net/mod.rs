@@ -11,6 +11,7 @@
 //! | `serve` | blocks, transactions and headers a peer asked for, read from the store without the chain lock | the peer's reader task + the blocking pool |
 //! | `sync` | header-first sync: presync, in-flight block requests, stalls, progress | reader tasks and housekeeping |
 //! | [`ping`] | liveness and round-trip time of a peer (no I/O; unit-tested) | the peer's reader task |
+//! | [`headers`] | what a `Headers` message leads to: store, ask on, locator, punish (no I/O; unit-tested) | the peer's reader task |
 //! | [`presync`] | which headers are worth storing (no I/O; unit-tested) | — |
 //! | [`relay`] | new blocks pushed to every peer, payments announced in batches (what to send: no I/O; unit-tested) | one task each |
 //! | [`bans`] | persisted bans (no I/O but the store) | — |
@@ -36,6 +37,7 @@ pub mod disconnect;
 #[cfg(fuzzing)]
 mod fuzz;
 mod handle;
+pub mod headers;
 pub mod identity;
 pub mod outbox;
 pub mod peer;

@@ -14,10 +14,10 @@
 //! them in arrival order. The simulator handles everything in line, deterministically.
 
 use super::disconnect::{DisconnectReason, Misbehaviour};
+use super::headers::HeaderSync;
 use super::outbox::Outbox;
 use super::outbox::{self, OutboxReceiver};
 use super::ping::{PingAction, Pinger};
-use super::presync::Presync;
 use super::relay::KnownInventory;
 use super::serve::Requests;
 use super::transport::BoxStream;
@@ -70,10 +70,8 @@ pub(super) struct Peer {
     pub(super) stalled: HashSet<BlockId>,
     /// When it last gave us a block we did not have (inbound eviction protects such peers).
     pub(super) last_block: Option<Instant>,
-    /// A branch of its headers being counted before any is stored.
-    pub(super) presync: Option<Presync>,
-    /// `Headers` messages in a row that connected to nothing we know.
-    pub(super) unconnecting: u32,
+    /// Its presync and unconnecting count (the headers manager's state for it).
+    pub(super) headers: HeaderSync,
 }
 
 impl Peer {
@@ -113,8 +111,7 @@ impl Peer {
             in_flight: HashMap::new(),
             stalled: HashSet::new(),
             last_block: None,
-            presync: None,
-            unconnecting: 0,
+            headers: HeaderSync::default(),
         }
     }
 

@@ -1,33 +1,22 @@
 //! Header-first sync: headers (through [`super::presync`]), then bodies from every peer
 //! that has them, a bounded window each; stalled requests move to other peers.
 //!
-//! Headers from a peer are handled as follows (each rule is in `docs/PROTOCOL.md`):
-//! - the headers of one message must each follow the one before (`prev` and height):
-//!   otherwise the peer is punished;
-//! - a message whose first header's parent is unknown is answered with our locator; after
-//!   [`MAX_UNCONNECTING`] such messages in a row the peer is punished (an honest peer
-//!   answers our locator with headers that connect);
-//! - a branch is stored only when its work exceeds the best header's, or after a presync
-//!   showed it does; any other branch is dropped without blame (it is asked for again if
-//!   it ever gets ahead);
-//! - headers that break a consensus rule get the peer punished; a header only too far in
-//!   the future stops the batch without blame.
+//! What a `Headers` message leads to is decided by [`super::headers`] (no I/O); this file
+//! carries it out: proof-of-work checks on the blocking pool, storing under the chain lock,
+//! requests. Which bodies to ask of which peer, and which requests stalled, are decided by
+//! [`pick_requests`] and [`take_stalled`] (no I/O, unit-tested).
 
 use super::disconnect::Misbehaviour;
-use super::presync::{Presync, Verdict};
+use super::headers::{check_chaining, HeadersAction};
 use super::wire::{self, Inv, Message};
 use super::{Network, MAX_BLOCKS_IN_FLIGHT};
-use crate::chain::{block_work, ChainError};
+use crate::chain::ChainError;
 use crate::node::now_ms;
 use ember_core::validate::check_header;
-use ember_core::{BlockHeader, BlockId, U256};
+use ember_core::{BlockHeader, BlockId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::time::Instant;
-
-/// `Headers` messages in a row that connect to nothing before the peer is punished
-/// (Bitcoin Core's `MAX_NUM_UNCONNECTING_HEADERS_MSGS`).
-pub const MAX_UNCONNECTING: u32 = 10;
 
 /// What storing a batch of headers came to.
 enum Stored {
@@ -63,6 +52,32 @@ pub fn pick_requests(
         .collect()
 }
 
+/// Stalled requests remembered per peer, then forgotten at once (each costs 32 bytes).
+pub const MAX_STALLED: usize = 100_000;
+
+/// Moves the requests of one peer older than `after` at `now` from `in_flight` to
+/// `stalled` (never asked of that peer again while it is connected); returns how many.
+/// `stalled` holds at most [`MAX_STALLED`] ids.
+pub fn take_stalled(
+    in_flight: &mut HashMap<BlockId, Instant>,
+    stalled: &mut HashSet<BlockId>,
+    now: Instant,
+    after: std::time::Duration,
+) -> usize {
+    let before = in_flight.len();
+    in_flight.retain(|b, at| {
+        let late = now.saturating_duration_since(*at) > after;
+        if late {
+            stalled.insert(*b);
+        }
+        !late
+    });
+    if stalled.len() > MAX_STALLED {
+        stalled.clear();
+    }
+    before - in_flight.len()
+}
+
 impl Network {
     pub(super) fn locator_message(&self) -> Message {
         let chain = self.node.chain.lock().expect("chain lock is never poisoned");
@@ -95,14 +110,13 @@ impl Network {
             p.awaiting_headers = None;
         }
         let Some(first) = headers.first().copied() else {
-            // Nothing more on its side: a presync still counting ends here.
             if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
-                p.presync = p.presync.take().filter(Presync::is_redownloading);
+                p.headers.on_empty();
             }
             return;
         };
-        if headers.windows(2).any(|w| w[1].prev != w[0].id() || w[1].height != w[0].height + 1) {
-            return self.punish(id, Misbehaviour::NonChainingHeaders);
+        if let Err(m) = check_chaining(&headers) {
+            return self.punish(id, m);
         }
         // Proof of work first (a few µs each): nothing below is done for headers that
         // do not even meet their own target.
@@ -122,61 +136,35 @@ impl Network {
             let chain = self.node.chain.lock().expect("chain lock is never poisoned");
             (chain.best_header_work(), chain.entry(&first.prev).map(|e| e.work()))
         };
-        let presync = {
-            let mut peers = self.peers.lock().expect("never poisoned");
-            let Some(p) = peers.get_mut(&id) else { return };
-            if base.is_some() || p.presync.as_ref().is_some_and(|s| s.last() == first.prev) {
-                p.unconnecting = 0;
-            } else {
-                p.unconnecting += 1;
-                let n = p.unconnecting;
-                drop(peers);
-                if n > MAX_UNCONNECTING {
-                    return self.punish(id, Misbehaviour::UnconnectingHeaders);
-                }
+        // The manager's state is taken out of the peer table while it decides (up to
+        // 2,000 commitment hashes), and put back: only this peer's reader handles its
+        // `Headers`, so nothing else touches it meanwhile.
+        let Some(mut state) = self
+            .peers
+            .lock()
+            .expect("never poisoned")
+            .get_mut(&id)
+            .map(|p| std::mem::take(&mut p.headers))
+        else {
+            return;
+        };
+        let action = state.on_headers(&headers, base, best);
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.headers = state;
+        }
+        match action {
+            HeadersAction::Store => self.store_headers(id, headers, full, last).await,
+            HeadersAction::AskFrom(from) => {
+                self.send(id, Message::GetHeaders { locator: vec![from], stop: BlockId::ZERO })
+            }
+            HeadersAction::SendLocator => {
                 let m = self.locator_message();
-                return self.send(id, m);
+                self.send(id, m)
             }
-            p.presync.take()
-        };
-        let (verdict, presync) = match (presync, base) {
-            // The next part of a presync (counted, not stored) or of its redownload.
-            (Some(mut ps), _) if ps.last() == first.prev || ps.is_redownloading() => {
-                let v = ps.feed(&headers, full, best);
-                (v, Some(ps))
-            }
-            (_, Some(base_work)) => {
-                let work = headers.iter().map(block_work).fold(base_work, U256::saturating_add);
-                if work > best {
-                    (Verdict::Store, None)
-                } else if full {
-                    let mut ps = Presync::start(first.prev, base_work);
-                    let v = ps.feed(&headers, full, best);
-                    (v, Some(ps))
-                } else {
-                    (Verdict::Drop, None)
-                }
-            }
-            (_, None) => (Verdict::Drop, None),
-        };
-        let keep = |ps: Option<Presync>| {
-            if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
-                p.presync = ps.filter(|s| !s.redownload_done());
-            }
-        };
-        match verdict {
-            Verdict::Store => {
-                keep(presync);
-                self.store_headers(id, headers, full, last).await
-            }
-            Verdict::Continue(from) | Verdict::Redownload(from) => {
-                keep(presync);
-                self.send(id, Message::GetHeaders { locator: vec![from], stop: BlockId::ZERO });
-            }
-            Verdict::Drop => {
+            HeadersAction::Nothing => {
                 tracing::debug!(peer = id, "headers of a branch behind the best; not stored");
             }
-            Verdict::Changed => self.punish(id, Misbehaviour::ChangedHeaders),
+            HeadersAction::Punish(m) => self.punish(id, m),
         }
     }
 
@@ -269,24 +257,11 @@ impl Network {
         {
             let mut peers = self.peers.lock().expect("never poisoned");
             for p in peers.values_mut() {
-                let late: Vec<BlockId> = p
-                    .in_flight
-                    .iter()
-                    .filter(|(_, at)| now.duration_since(**at) > self.timings.stall)
-                    .map(|(b, _)| *b)
-                    .collect();
-                for b in late {
-                    p.in_flight.remove(&b);
-                    p.stalled.insert(b);
-                    moved += 1;
-                }
-                if p.stalled.len() > 100_000 {
-                    p.stalled.clear();
-                }
+                moved += take_stalled(&mut p.in_flight, &mut p.stalled, now, self.timings.stall);
             }
         }
         if moved > 0 {
-            self.sync.lock().expect("never poisoned").stalled_requests += moved;
+            self.sync.lock().expect("never poisoned").stalled_requests += moved as u64;
             tracing::info!(blocks = moved, "block requests stalled; asking other peers");
             self.request_from_all();
         }
@@ -378,6 +353,44 @@ mod tests {
 
     fn id(n: u8) -> BlockId {
         BlockId::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn requests_older_than_the_stall_timeout_move_to_stalled() {
+        let t0 = Instant::now();
+        let after = std::time::Duration::from_secs(10);
+        let mut in_flight: HashMap<BlockId, Instant> =
+            [(id(1), t0), (id(2), t0 + std::time::Duration::from_secs(5))].into();
+        let mut stalled = HashSet::new();
+        // Exactly at the timeout: not yet late.
+        assert_eq!(take_stalled(&mut in_flight, &mut stalled, t0 + after, after), 0);
+        assert_eq!(
+            take_stalled(
+                &mut in_flight,
+                &mut stalled,
+                t0 + after + std::time::Duration::from_millis(1),
+                after
+            ),
+            1
+        );
+        assert_eq!(
+            (in_flight.len(), stalled.iter().copied().collect::<Vec<_>>()),
+            (1, vec![id(1)])
+        );
+        // Stalled blocks are never picked for that peer again.
+        let wanted = [(id(1), 1), (id(2), 2), (id(3), 3)];
+        assert_eq!(pick_requests(&wanted, 3, &in_flight, &stalled, &HashSet::new()), vec![id(3)]);
+        // The stalled set is bounded.
+        let mut many: HashMap<BlockId, Instant> = (0..=MAX_STALLED as u32)
+            .map(|n| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&n.to_le_bytes());
+                (BlockId::from_bytes(b), t0)
+            })
+            .collect();
+        let mut stalled = HashSet::new();
+        assert_eq!(take_stalled(&mut many, &mut stalled, t0 + after * 2, after), MAX_STALLED + 1);
+        assert!(stalled.is_empty(), "over {MAX_STALLED}: forgotten at once");
     }
 
     #[test]
