@@ -235,11 +235,27 @@ impl Soak<'_> {
             txids.push(txid);
             self.report.funding_payments += 1;
         }
-        self.tn.mine(0, 1)?;
-        self.tn.wait_for_agreement(Duration::from_secs(60))?;
-        for txid in txids {
-            let t = self.tn.client(0).call("chain_getTransaction", json!([txid]))?;
-            anyhow::ensure!(t["status"] == "confirmed", "funding payment {txid} not mined: {t}");
+        // The other miners run meanwhile: the block holding the funding payments can lose a
+        // race (a longer branch arrives, the payments go back to node 0's mempool), so mine
+        // again until every one is confirmed, within a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            self.tn.mine(0, 1)?;
+            self.tn.wait_for_agreement(Duration::from_secs(60))?;
+            let mut unconfirmed = None;
+            for txid in &txids {
+                let t = self.tn.client(0).call("chain_getTransaction", json!([txid]))?;
+                if t["status"] != "confirmed" {
+                    unconfirmed = Some(t);
+                    break;
+                }
+            }
+            let Some(t) = unconfirmed else { break };
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "a funding payment was not mined within 60 s: {t}"
+            );
+            (self.log)("a funding block lost a race with another miner's; mining again");
         }
         (self.log)(&format!("funded {} wallets", self.wallets.len()));
         Ok(())
