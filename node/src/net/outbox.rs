@@ -21,8 +21,9 @@ use tokio::sync::{mpsc, Notify};
 
 /// Most bytes of gossip queued to one peer.
 pub const GOSSIP_BUDGET: usize = 16 * 1024 * 1024;
-/// Replies are produced only while fewer bytes than this are queued to the peer.
-pub const REPLY_BUDGET: usize = 4 * 1024 * 1024;
+/// Replies are produced only while fewer bytes than this are queued to the peer (Bitcoin
+/// Core's `DEFAULT_MAXSENDBUFFER` is 1,000 KB, `net.h`).
+pub const REPLY_BUDGET: usize = 1024 * 1024;
 /// What each queued message counts beyond its payload (the queue's own memory).
 pub const OVERHEAD: usize = 64;
 
