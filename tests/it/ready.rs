@@ -86,7 +86,22 @@ fn ready_waits_for_a_peer_and_the_sync_and_peers_may_be_dns_names() {
         (status == 200 && body["peers"] == 2).then_some(())
     })
     .unwrap();
+    // Reconnecting does not renew the grace: a claim left unanswered marks the liar's
+    // address group, whose later claims hold nothing back (for 10 minutes). Each new
+    // connection's locator has been sent (so its claim is registered) when /ready is asked.
     drop(liar);
+    for round in 0..3 {
+        let mut again =
+            HostilePeer::connect(([127, 0, 0, 1], port).into(), &crate::support::devnet(), &opts)
+                .expect("handshake");
+        again
+            .recv_until(Duration::from_secs(10), "our locator", |m| {
+                matches!(m, ember_node::net::wire::Message::GetHeaders { .. }).then_some(())
+            })
+            .expect("B asks the claimed-better peer for headers");
+        let (status, body) = ready(b.node.rpc_url()).expect("answers");
+        assert_eq!(status, 200, "round {round}: the liar's reconnection held /ready back: {body}");
+    }
 
     // The file's token (whitespace trimmed) is accepted, a wrong one is not, the cookie
     // still is.

@@ -15,6 +15,7 @@
 //! | [`presync`] | which headers are worth storing (no I/O; unit-tested) | — |
 //! | [`relay`] | new blocks pushed to every peer, payments announced in batches (what to send: no I/O; unit-tested) | one task each |
 //! | [`bans`] | persisted bans (no I/O but the store) | — |
+//! | [`claims`] | which unproven claims may still hold `/ready` back (no I/O; unit-tested) | — |
 //! | `addrman` | addresses in new/tried buckets (Bitcoin Core's addrman), persisted | — |
 //! | [`disconnect`] | why a connection ends; only misbehaviour is the peer's fault | — |
 //!
@@ -32,6 +33,7 @@
 
 pub mod addrman;
 pub mod bans;
+pub mod claims;
 pub mod connect;
 pub mod disconnect;
 #[cfg(fuzzing)]
@@ -189,6 +191,8 @@ pub struct Network {
     next_id: AtomicU64,
     tx_queue: Mutex<Vec<ember_core::Txid>>,
     sync: Mutex<SyncStatus>,
+    /// Address groups whose claims no longer hold `/ready` back ([`claims`]).
+    claims: Mutex<claims::ClaimGrace>,
 }
 
 impl Network {
@@ -236,6 +240,7 @@ impl Network {
             next_id: AtomicU64::new(1),
             tx_queue: Mutex::new(Vec::new()),
             sync: Mutex::new(SyncStatus::default()),
+            claims: Mutex::new(claims::ClaimGrace::default()),
         })
     }
 
@@ -423,15 +428,34 @@ impl Network {
     /// headers or blocks, never by its handshake claim), and whether a peer that claimed
     /// more work has not answered our locator yet (for less than [`READY_GRACE`]: a peer
     /// that never answers cannot hold readiness back longer).
+    ///
+    /// A claim left unanswered past the grace (or whose peer left before answering) marks
+    /// the claimer's address group: its claims hold readiness back no more for
+    /// [`claims::STALE_FOR`], so reconnecting does not renew the grace.
     pub fn readiness(&self) -> Readiness {
         let peers = self.peers.lock().expect("never poisoned");
+        let mut claims = self.claims.lock().expect("never poisoned");
+        let now = tokio::time::Instant::now();
+        let mut awaiting_headers = false;
+        for p in peers.values() {
+            let Some(asked) = p.awaiting_headers else { continue };
+            if now.saturating_duration_since(asked) >= READY_GRACE {
+                claims.unanswered(p.addr.ip(), now);
+            } else if claims.may_hold(p.addr.ip(), now) {
+                awaiting_headers = true;
+            }
+        }
         Readiness {
             peers: peers.len(),
             proven_height: peers.values().map(|p| p.proven).max().unwrap_or(0),
-            awaiting_headers: peers
-                .values()
-                .any(|p| p.awaiting_headers.is_some_and(|t| t.elapsed() < READY_GRACE)),
+            awaiting_headers,
         }
+    }
+
+    /// A peer left: a claim of its still unanswered no longer earns its group grace.
+    pub(super) fn claim_left_unanswered(&self, ip: std::net::IpAddr) {
+        let now = tokio::time::Instant::now();
+        self.claims.lock().expect("never poisoned").unanswered(ip, now);
     }
 
     /// Best height any peer showed.

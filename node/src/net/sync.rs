@@ -115,30 +115,9 @@ impl Network {
             }
             return;
         };
-        if let Err(m) = check_chaining(&headers) {
-            return self.punish(id, m);
-        }
-        // Proof of work first (a few µs each): nothing below is done for headers that
-        // do not even meet their own target.
-        let params = self.node.params.clone();
-        let (headers, pow) = self
-            .blocking(move || {
-                let r = headers.iter().try_for_each(|h| check_header(&params, h));
-                (headers, r)
-            })
-            .await;
-        if let Err(e) = pow {
-            return self.punish(id, Misbehaviour::InvalidHeaders(e.to_string()));
-        }
-        let full = headers.len() == wire::MAX_HEADERS;
-        let last = headers.last().expect("not empty").id();
-        let (best, base) = {
-            let chain = self.node.chain.lock().expect("chain lock is never poisoned");
-            (chain.best_header_work(), chain.entry(&first.prev).map(|e| e.work()))
-        };
-        // The manager's state is taken out of the peer table while it decides (up to
-        // 2,000 commitment hashes), and put back: only this peer's reader handles its
-        // `Headers`, so nothing else touches it meanwhile.
+        // The manager's state is taken out of the peer table while it decides, and put
+        // back: only this peer's reader handles its `Headers`, so nothing else touches it
+        // meanwhile.
         let Some(mut state) = self
             .peers
             .lock()
@@ -148,10 +127,35 @@ impl Network {
         else {
             return;
         };
-        let action = state.on_headers(&headers, base, best);
+        // Every hash of the message (ids, proof of work, presync commitments: up to 3
+        // per header) on the blocking pool, so a peer flooding headers never holds up the
+        // runtime's workers (RPC among them); the chain lock only for two look-ups.
+        let node = self.node.clone();
+        let (headers, state, action) = self
+            .blocking(move || {
+                let action = match check_chaining(&headers).and_then(|()| {
+                    headers
+                        .iter()
+                        .try_for_each(|h| check_header(&node.params, h))
+                        .map_err(|e| Misbehaviour::InvalidHeaders(e.to_string()))
+                }) {
+                    Err(m) => HeadersAction::Punish(m),
+                    Ok(()) => {
+                        let (best, base) = {
+                            let chain = node.chain.lock().expect("chain lock is never poisoned");
+                            (chain.best_header_work(), chain.entry(&first.prev).map(|e| e.work()))
+                        };
+                        state.on_headers(&headers, base, best)
+                    }
+                };
+                (headers, state, action)
+            })
+            .await;
         if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
             p.headers = state;
         }
+        let full = headers.len() == wire::MAX_HEADERS;
+        let last = headers.last().expect("not empty").id();
         match action {
             HeadersAction::Store => self.store_headers(id, headers, full, last).await,
             HeadersAction::AskFrom(from) => {

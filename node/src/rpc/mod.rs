@@ -203,7 +203,7 @@ async fn ready(State(s): State<AppState>) -> Response {
         "reason": reason,
         "height": height,
         "peers": r.peers,
-        "best_peer_height": r.proven_height,
+        "proven_peer_height": r.proven_height,
     });
     let status = if reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_reply(status, body)
