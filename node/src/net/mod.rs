@@ -17,6 +17,7 @@
 //! | [`bans`] | persisted bans (no I/O but the store) | — |
 //! | [`claims`] | which unproven claims may still hold `/ready` back (no I/O; unit-tested) | — |
 //! | `addrman` | addresses in new/tried buckets (Bitcoin Core's addrman), persisted | — |
+//! | `status` | what RPC and `GET /ready` read: peers, sync progress, readiness (claims) | RPC handlers |
 //! | [`disconnect`] | why a connection ends; only misbehaviour is the peer's fault | — |
 //!
 //! Data flows one way: a peer's task reads a message and hands it to `handle`, which asks
@@ -48,22 +49,24 @@ pub mod presync;
 pub mod relay;
 pub mod secure;
 mod serve;
+mod status;
 mod sync;
 pub mod transport;
 pub mod wire;
+
+pub use status::{PeerView, Readiness, READY_GRACE};
 
 use crate::node::{now_ms, Node};
 use crate::store::{ChainStore, KvStore};
 use addrman::AddrMan;
 use bans::{Ban, BanList};
 use disconnect::{DisconnectReason, Misbehaviour};
-use ember_core::U256;
 use identity::{Endpoint, NodeId, PeerTarget};
 use peer::Peer;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use transport::{TcpTransport, Transport};
@@ -130,37 +133,6 @@ pub struct SyncStatus {
     pub eta_secs: Option<u64>,
     /// Block requests that timed out or were refused and went to another peer, in all.
     pub stalled_requests: u64,
-}
-
-/// How long `GET /ready` waits for an outbound peer's answer to the locator sent at connect.
-pub const READY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// See [`Network::readiness`].
-#[derive(Debug, Clone, Copy)]
-pub struct Readiness {
-    pub peers: usize,
-    pub proven_height: u64,
-    pub awaiting_headers: bool,
-}
-
-/// What `net_peers` shows of a peer.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerView {
-    pub id: u64,
-    /// The static key the peer proved in the Noise handshake.
-    pub node_id: String,
-    pub address: String,
-    pub listen_address: Option<String>,
-    pub direction: &'static str,
-    pub user_agent: String,
-    pub height: u64,
-    pub latency_ms: Option<u64>,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    /// Bytes queued to the peer and not yet written (both queues).
-    pub send_queue_bytes: u64,
-    pub ban_score: u32,
-    pub connected_secs: u64,
 }
 
 /// The P2P side of a node.
@@ -257,16 +229,6 @@ impl Network {
                 Err(_) => std::future::pending().await,
             }
         }
-    }
-
-    /// The node's sync progress.
-    pub fn sync_status(&self) -> SyncStatus {
-        self.sync.lock().expect("never poisoned").clone()
-    }
-
-    /// Addresses in the address book.
-    pub fn known_addresses(&self) -> Vec<SocketAddr> {
-        self.addr_book.lock().expect("never poisoned").addresses()
     }
 
     /// Binds the P2P listener and starts the accept loop, relay tasks and outbound peers.
@@ -418,84 +380,6 @@ impl Network {
             self.drop_peer(*id, DisconnectReason::Operator);
         }
         !ids.is_empty()
-    }
-
-    pub fn peer_count(&self) -> usize {
-        self.peers.lock().expect("never poisoned").len()
-    }
-
-    /// What `GET /ready` weighs: connected peers, the best height a peer has proven (by
-    /// headers or blocks, never by its handshake claim), and whether a peer that claimed
-    /// more work has not answered our locator yet (for less than [`READY_GRACE`]: a peer
-    /// that never answers cannot hold readiness back longer).
-    ///
-    /// A claim left unanswered past the grace (or whose peer left before answering) marks
-    /// the claimer's address group: its claims hold readiness back no more for
-    /// [`claims::STALE_FOR`], so reconnecting does not renew the grace.
-    pub fn readiness(&self) -> Readiness {
-        let peers = self.peers.lock().expect("never poisoned");
-        let mut claims = self.claims.lock().expect("never poisoned");
-        let now = tokio::time::Instant::now();
-        let mut awaiting_headers = false;
-        for p in peers.values() {
-            let Some(asked) = p.awaiting_headers else { continue };
-            if now.saturating_duration_since(asked) >= READY_GRACE {
-                claims.unanswered(p.addr.ip(), now);
-            } else if claims.may_hold(p.addr.ip(), now) {
-                awaiting_headers = true;
-            }
-        }
-        Readiness {
-            peers: peers.len(),
-            proven_height: peers.values().map(|p| p.proven).max().unwrap_or(0),
-            awaiting_headers,
-        }
-    }
-
-    /// A peer left: a claim of its still unanswered no longer earns its group grace.
-    pub(super) fn claim_left_unanswered(&self, ip: std::net::IpAddr) {
-        let now = tokio::time::Instant::now();
-        self.claims.lock().expect("never poisoned").unanswered(ip, now);
-    }
-
-    /// Best height any peer showed.
-    pub fn best_peer_height(&self) -> u64 {
-        self.peers.lock().expect("never poisoned").values().map(|p| p.height).max().unwrap_or(0)
-    }
-
-    /// Most cumulative work any peer claimed at its handshake (a claim, not a proof).
-    pub fn best_peer_work(&self) -> U256 {
-        self.peers
-            .lock()
-            .expect("never poisoned")
-            .values()
-            .map(|p| p.work)
-            .max()
-            .unwrap_or_default()
-    }
-
-    pub fn peers(&self) -> Vec<PeerView> {
-        let peers = self.peers.lock().expect("never poisoned");
-        let mut out: Vec<PeerView> = peers
-            .iter()
-            .map(|(id, p)| PeerView {
-                id: *id,
-                node_id: p.node_id.to_string(),
-                address: p.addr.to_string(),
-                listen_address: p.listen_addr.map(|a| a.to_string()),
-                direction: if p.inbound { "inbound" } else { "outbound" },
-                user_agent: p.user_agent.clone(),
-                height: p.height,
-                latency_ms: p.latency_ms,
-                bytes_in: p.bytes_in.load(Ordering::Relaxed),
-                bytes_out: p.bytes_out.load(Ordering::Relaxed),
-                send_queue_bytes: p.outbox.queued_bytes() as u64,
-                ban_score: p.ban_score,
-                connected_secs: p.connected.elapsed().as_secs(),
-            })
-            .collect();
-        out.sort_by_key(|p| p.id);
-        out
     }
 
     /// Queues gossip to one peer without waiting; a peer over its budget is dropped.

@@ -1,0 +1,132 @@
+//! What RPC and `GET /ready` read of the network: the peer list (`net_peers`), sync
+//! progress, the best heights and work peers showed or proved, and readiness (with the
+//! grace an unproven claim gets, see [`super::claims`]). Read-only but for the claims
+//! marks; each call holds the peer table's lock for one pass over at most every peer.
+
+use super::{Network, SyncStatus};
+use ember_core::U256;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+/// How long `GET /ready` waits for an outbound peer's answer to the locator sent at connect.
+pub const READY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// See [`Network::readiness`].
+#[derive(Debug, Clone, Copy)]
+pub struct Readiness {
+    pub peers: usize,
+    pub proven_height: u64,
+    pub awaiting_headers: bool,
+}
+
+/// What `net_peers` shows of a peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerView {
+    pub id: u64,
+    /// The static key the peer proved in the Noise handshake.
+    pub node_id: String,
+    pub address: String,
+    pub listen_address: Option<String>,
+    pub direction: &'static str,
+    pub user_agent: String,
+    pub height: u64,
+    pub latency_ms: Option<u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Bytes queued to the peer and not yet written (both queues).
+    pub send_queue_bytes: u64,
+    pub ban_score: u32,
+    pub connected_secs: u64,
+}
+
+impl Network {
+    /// The node's sync progress.
+    pub fn sync_status(&self) -> SyncStatus {
+        self.sync.lock().expect("never poisoned").clone()
+    }
+
+    /// Addresses in the address book.
+    pub fn known_addresses(&self) -> Vec<SocketAddr> {
+        self.addr_book.lock().expect("never poisoned").addresses()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.lock().expect("never poisoned").len()
+    }
+
+    /// What `GET /ready` weighs: connected peers, the best height a peer has proven (by
+    /// headers or blocks, never by its handshake claim), and whether a peer that claimed
+    /// more work has not answered our locator yet (for less than [`READY_GRACE`]: a peer
+    /// that never answers cannot hold readiness back longer).
+    ///
+    /// A claim left unanswered past the grace (or whose peer left before answering) marks
+    /// the claimer's address group: its claims hold readiness back no more for
+    /// [`STALE_FOR`](super::claims::STALE_FOR), so reconnecting does not renew the grace.
+    pub fn readiness(&self) -> Readiness {
+        let peers = self.peers.lock().expect("never poisoned");
+        let mut claims = self.claims.lock().expect("never poisoned");
+        let now = tokio::time::Instant::now();
+        let mut awaiting_headers = false;
+        for p in peers.values() {
+            let Some(asked) = p.awaiting_headers else { continue };
+            if now.saturating_duration_since(asked) >= READY_GRACE {
+                claims.unanswered(p.addr.ip(), now);
+            } else if claims.may_hold(p.addr.ip(), now) {
+                awaiting_headers = true;
+            }
+        }
+        Readiness {
+            peers: peers.len(),
+            proven_height: peers.values().map(|p| p.proven).max().unwrap_or(0),
+            awaiting_headers,
+        }
+    }
+
+    /// A peer left: a claim of its still unanswered no longer earns its group grace.
+    pub(super) fn claim_left_unanswered(&self, ip: std::net::IpAddr) {
+        let now = tokio::time::Instant::now();
+        self.claims.lock().expect("never poisoned").unanswered(ip, now);
+    }
+
+    /// Best height any peer showed.
+    pub fn best_peer_height(&self) -> u64 {
+        self.peers.lock().expect("never poisoned").values().map(|p| p.height).max().unwrap_or(0)
+    }
+
+    /// Most cumulative work any peer claimed at its handshake (a claim, not a proof).
+    pub fn best_peer_work(&self) -> U256 {
+        self.peers
+            .lock()
+            .expect("never poisoned")
+            .values()
+            .map(|p| p.work)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Every connected peer, by connection id (`net_peers`).
+    pub fn peers(&self) -> Vec<PeerView> {
+        let peers = self.peers.lock().expect("never poisoned");
+        let mut out: Vec<PeerView> = peers
+            .iter()
+            .map(|(id, p)| PeerView {
+                id: *id,
+                node_id: p.node_id.to_string(),
+                address: p.addr.to_string(),
+                listen_address: p.listen_addr.map(|a| a.to_string()),
+                direction: if p.inbound { "inbound" } else { "outbound" },
+                user_agent: p.user_agent.clone(),
+                height: p.height,
+                latency_ms: p.latency_ms,
+                bytes_in: p.bytes_in.load(Ordering::Relaxed),
+                bytes_out: p.bytes_out.load(Ordering::Relaxed),
+                send_queue_bytes: p.outbox.queued_bytes() as u64,
+                ban_score: p.ban_score,
+                connected_secs: p.connected.elapsed().as_secs(),
+            })
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+}
