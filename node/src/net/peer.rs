@@ -328,8 +328,8 @@ pub async fn run_peer(
     let _ = writer.await;
     let removed = net.peers.lock().expect("never poisoned").remove(&id);
     let reason = removed.as_ref().and_then(|p| p.closing.clone());
-    if removed.as_ref().is_some_and(|p| p.awaiting_headers.is_some()) {
-        net.claim_left_unanswered(addr.ip());
+    if let Some(p) = removed.as_ref().filter(|p| p.awaiting_headers.is_some()) {
+        net.claim_left_unanswered(p.addr, p.listen_addr);
     }
     tracing::info!(
         peer = %addr, id, reason = %reason.unwrap_or(DisconnectReason::Closed), "peer disconnected"

@@ -3,6 +3,7 @@
 //! grace an unproven claim gets, see [`super::claims`]). Read-only but for the claims
 //! marks; each call holds the peer table's lock for one pass over at most every peer.
 
+use super::claims::claim_group;
 use super::{Network, SyncStatus};
 use ember_core::U256;
 use serde::Serialize;
@@ -70,9 +71,10 @@ impl Network {
         let mut awaiting_headers = false;
         for p in peers.values() {
             let Some(asked) = p.awaiting_headers else { continue };
+            let group = claim_group(p.addr, p.listen_addr);
             if now.saturating_duration_since(asked) >= READY_GRACE {
-                claims.unanswered(p.addr.ip(), now);
-            } else if claims.may_hold(p.addr.ip(), now) {
+                claims.unanswered(group, now);
+            } else if claims.may_hold(&group, now) {
                 awaiting_headers = true;
             }
         }
@@ -84,9 +86,9 @@ impl Network {
     }
 
     /// A peer left: a claim of its still unanswered no longer earns its group grace.
-    pub(super) fn claim_left_unanswered(&self, ip: std::net::IpAddr) {
+    pub(super) fn claim_left_unanswered(&self, addr: SocketAddr, listen: Option<SocketAddr>) {
         let now = tokio::time::Instant::now();
-        self.claims.lock().expect("never poisoned").unanswered(ip, now);
+        self.claims.lock().expect("never poisoned").unanswered(claim_group(addr, listen), now);
     }
 
     /// Best height any peer showed.
