@@ -52,6 +52,11 @@ impl Network {
         self.addr_book.lock().expect("never poisoned").addresses()
     }
 
+    /// How many addresses the address book holds (≤ 6,144), without copying them.
+    pub fn known_address_count(&self) -> usize {
+        self.addr_book.lock().expect("never poisoned").len()
+    }
+
     pub fn peer_count(&self) -> usize {
         self.peers.lock().expect("never poisoned").len()
     }

@@ -182,7 +182,11 @@ fn confirmations(tip_height: u64, height: u64, main: bool) -> Option<u64> {
 }
 
 fn node_info(node: &Node) -> Result<Value, RpcError> {
-    let chain = node.chain.lock().expect("chain lock is never poisoned");
+    // The chain lock only for the chain's four figures; nothing else is read under it.
+    let (height, tip, work, known_headers) = {
+        let chain = node.chain.lock().expect("chain lock is never poisoned");
+        (chain.height(), chain.tip(), chain.tip_work(), chain.known_headers())
+    };
     let (count, bytes) = {
         let mp = node.mempool.lock().expect("mempool lock is never poisoned");
         (mp.len(), mp.bytes())
@@ -192,9 +196,9 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "network": node.params.network.name(),
         "genesis": node.params.genesis_id(),
         "node_id": node.node_key.id().to_string(),
-        "height": chain.height(),
-        "tip": chain.tip(),
-        "work": format!("{:x}", chain.tip_work()),
+        "height": height,
+        "tip": tip,
+        "work": format!("{work:x}"),
         "peers": node.net.get().map_or(0, |n| n.peer_count()),
         "mempool_size": count,
         "mempool_bytes": bytes,
@@ -202,8 +206,8 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "syncing": node.net.get().is_some_and(|n| n.sync_status().syncing),
         "best_peer_height": node.net.get().map_or(0, |n| n.best_peer_height()),
         "sync": node.net.get().map(|n| n.sync_status()),
-        "known_addresses": node.net.get().map_or(0, |n| n.known_addresses().len()),
-        "known_headers": chain.known_headers(),
+        "known_addresses": node.net.get().map_or(0, |n| n.known_address_count()),
+        "known_headers": known_headers,
         // The mining mode now (--mine / --automine, or as mining_set* changed it) and the
         // resolved --discover setting (flags, then environment, then file).
         "mining": controls::mode_json(node)["mining"],
@@ -562,7 +566,7 @@ pub fn render_metrics(node: &Node) -> String {
             "ember_known_addresses",
             "gauge",
             "Addresses in the P2P address book.",
-            net.known_addresses().len(),
+            net.known_address_count(),
         );
     }
     metric(

@@ -181,7 +181,7 @@ async fn ready(State(s): State<AppState>) -> Response {
         Some(n) => (
             n.readiness(),
             n.sync_status().syncing,
-            s.node.config.peers.is_empty() && n.known_addresses().is_empty(),
+            s.node.config.peers.is_empty() && n.known_address_count() == 0,
         ),
         None => (
             crate::net::Readiness { peers: 0, proven_height: 0, awaiting_headers: false },
