@@ -11,6 +11,7 @@
 //! | [`net`] | P2P: encrypted transport (Noise), node ids, wire format, handshake, relay, sync, bans |
 //! | [`rpc`] | JSON-RPC 2.0 over HTTP, `/health`, `/metrics`, cookie auth |
 //! | [`node`] | `Node`: the running pieces wired together |
+//! | [`tip`] | the tip snapshot readers use instead of the chain lock |
 //! | [`config`] | flags, environment and TOML config resolved into `NodeConfig` |
 //! | [`metrics`] | counters for `/metrics` |
 //!
@@ -55,5 +56,6 @@ pub mod net;
 pub mod node;
 pub mod rpc;
 pub mod store;
+pub mod tip;
 
 pub use node::Node;

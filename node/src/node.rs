@@ -54,6 +54,8 @@ pub struct Node {
     /// The static key proved to peers (`<data dir>/node.key`); its public half is the node id.
     pub node_key: crate::net::identity::NodeKey,
     pub chain: Mutex<ChainManager>,
+    /// The chain's tip as of its last change, readable without the chain lock.
+    pub tip: crate::tip::TipCell,
     pub mempool: Mutex<Mempool>,
     pub sig_cache: Arc<SigCache>,
     pub metrics: Metrics,
@@ -147,6 +149,7 @@ impl Node {
             config,
             params,
             node_key,
+            tip: crate::tip::TipCell::new(&chain),
             chain: Mutex::new(chain),
             mempool: Mutex::new(mempool),
             sig_cache,
@@ -191,6 +194,7 @@ impl Node {
         let mut chain = self.chain.lock().expect("chain lock is never poisoned");
         let result = f(&mut chain);
         self.drain_events(&chain);
+        self.tip.publish(&chain);
         result
     }
 

@@ -185,21 +185,25 @@ impl Network {
         let result = self
             .blocking(move || {
                 let mut chain = node.chain.lock().expect("chain lock is never poisoned");
+                let mut stored = Stored::Ok;
                 for h in &headers {
-                    match chain.accept_header(h, now_ms()) {
-                        Ok(_) => {}
+                    stored = match chain.accept_header(h, now_ms()) {
+                        Ok(_) => continue,
                         Err(ChainError::Invalid { error, .. }) if error.is_temporary() => {
-                            return Stored::Early
+                            Stored::Early
                         }
                         Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
-                            return Stored::Invalid(e.to_string())
+                            Stored::Invalid(e.to_string())
                         }
                         // Our operator's choice, not the peer's fault: stop, no blame.
-                        Err(ChainError::InvalidatedByHand(_)) => return Stored::Early,
-                        Err(e) => return Stored::Failed(e.to_string()),
-                    }
+                        Err(ChainError::InvalidatedByHand(_)) => Stored::Early,
+                        Err(e) => Stored::Failed(e.to_string()),
+                    };
+                    break;
                 }
-                Stored::Ok
+                // Headers change what readers see (`known_headers`).
+                node.tip.publish(&chain);
+                stored
             })
             .await;
         match result {

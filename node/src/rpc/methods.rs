@@ -182,11 +182,8 @@ fn confirmations(tip_height: u64, height: u64, main: bool) -> Option<u64> {
 }
 
 fn node_info(node: &Node) -> Result<Value, RpcError> {
-    // The chain lock only for the chain's four figures; nothing else is read under it.
-    let (height, tip, work, known_headers) = {
-        let chain = node.chain.lock().expect("chain lock is never poisoned");
-        (chain.height(), chain.tip(), chain.tip_work(), chain.known_headers())
-    };
+    // The tip snapshot, not the chain lock: a block being connected does not hold this up.
+    let crate::tip::TipSnapshot { height, tip, work, known_headers } = node.tip.get();
     let (count, bytes) = {
         let mp = node.mempool.lock().expect("mempool lock is never poisoned");
         (mp.len(), mp.bytes())

@@ -165,7 +165,7 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, RpcError> {
 }
 
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
-    let height = s.node.chain.lock().expect("chain lock is never poisoned").height();
+    let height = s.node.tip.get().height;
     (StatusCode::OK, axum::Json(json!({ "status": "ok", "height": height })))
 }
 
@@ -176,7 +176,7 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
 /// cannot hold readiness back). Else 503 `{"ready":false,"reason":...}`. For
 /// orchestrators (a container's health check, a Kubernetes readiness probe) and scripts.
 async fn ready(State(s): State<AppState>) -> Response {
-    let height = s.node.chain.lock().expect("chain lock is never poisoned").height();
+    let height = s.node.tip.get().height;
     let (r, syncing, alone) = match s.node.net.get() {
         Some(n) => (
             n.readiness(),
