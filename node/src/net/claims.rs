@@ -1,25 +1,26 @@
 //! Readiness grace for unproven claims. A peer whose `Version` claims more work than ours
-//! holds `GET /ready` back until it answers our locator, for at most
-//! [`READY_GRACE`](super::READY_GRACE): an honest peer answers within a round trip, and a
-//! restarted node must not say "ready" before it has heard what its peers have. A liar
-//! could reconnect just before each grace runs out and hold readiness back forever, so a
-//! claim left unanswered (its grace ran out, or its connection closed first) marks the
-//! claimer's address group ([`claim_group`]): for [`STALE_FOR`] no claim from that group
-//! holds readiness back again. No I/O, no clock of its own.
+//! holds `GET /ready` back until it answers our locator, for at most [`GRACE`]: an honest
+//! peer answers within a round trip, and a restarted node must not say "ready" before it
+//! has heard what its peers have. No I/O, no clock of its own.
 //!
-//! One party with many address ranges could still take a grace from each: so once
-//! [`MAX_RECENT_MARKS`] groups left claims unanswered within [`STALE_FOR`], no claim holds
-//! readiness back until the marks age out. Unproven claims can therefore delay readiness
-//! by at most `MAX_RECENT_MARKS` graces (80 s) per [`STALE_FOR`], however many addresses
-//! the claimers have; an honest peer answers our locator and leaves no mark.
+//! The grace belongs to the claimer's group ([`claim_group`]), not to a connection: it
+//! runs from the group's oldest unanswered claim, so reconnecting, or holding two
+//! connections and closing one, does not renew it; any answer from the group ends it, so
+//! a duplicate connection closed by either side costs nothing. A group whose grace ran out
+//! unanswered is marked for [`STALE_FOR`]: its claims hold nothing back meanwhile. Once
+//! [`MAX_RECENT_MARKS`] groups are marked, no claim holds readiness back until the marks
+//! age out, so claimers with many addresses delay readiness by at most
+//! `MAX_RECENT_MARKS` graces (80 s) per [`STALE_FOR`]; an honest peer leaves no mark.
 //!
-//! Bounds: at most [`MAX_GROUPS`] groups remembered (the oldest mark makes room).
+//! Bounds: at most [`MAX_GROUPS`] pending claims and as many marks (the oldest make room).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How long a claim may hold readiness back unanswered.
+pub const GRACE: Duration = Duration::from_secs(10);
 /// How long a group that left a claim unanswered gets no grace.
 pub const STALE_FOR: Duration = Duration::from_secs(600);
 /// Groups remembered at most.
@@ -47,41 +48,76 @@ pub fn claim_group(addr: SocketAddr, listen: Option<SocketAddr>) -> Vec<u8> {
     }
 }
 
-/// Groups whose claims are no longer given grace, with when they were marked.
+/// Pending claims and marked groups.
 #[derive(Debug, Default)]
 pub struct ClaimGrace {
+    /// Groups with an unanswered claim, from when the oldest was made.
+    pending: HashMap<Vec<u8>, Instant>,
+    /// Groups whose grace ran out unanswered, with when.
     stale: HashMap<Vec<u8>, Instant>,
 }
 
-impl ClaimGrace {
-    /// A claim from the group `group` ([`claim_group`]) went unanswered at `now`.
-    pub fn unanswered(&mut self, group: Vec<u8>, now: Instant) {
-        if !self.stale.contains_key(&group) && self.stale.len() >= MAX_GROUPS {
-            self.stale.retain(|_, at| now.saturating_duration_since(*at) < STALE_FOR);
-            if self.stale.len() >= MAX_GROUPS {
-                let oldest = self.stale.iter().min_by_key(|(_, at)| **at).map(|(g, _)| g.clone());
-                if let Some(g) = oldest {
-                    self.stale.remove(&g);
-                }
+/// Inserts into a map bounded to [`MAX_GROUPS`]: entries `expired` go first, then the
+/// oldest.
+fn insert_bounded(
+    map: &mut HashMap<Vec<u8>, Instant>,
+    group: Vec<u8>,
+    at: Instant,
+    expired: impl Fn(&Instant) -> bool,
+) {
+    if !map.contains_key(&group) && map.len() >= MAX_GROUPS {
+        map.retain(|_, t| !expired(t));
+        if map.len() >= MAX_GROUPS {
+            if let Some(g) = map.iter().min_by_key(|(_, t)| **t).map(|(g, _)| g.clone()) {
+                map.remove(&g);
             }
         }
-        self.stale.insert(group, now);
     }
+    map.entry(group).or_insert(at);
+}
 
-    /// Whether a claim from the group `group` may hold readiness back at `now`.
-    pub fn may_hold(&self, group: &[u8], now: Instant) -> bool {
+impl ClaimGrace {
+    /// A peer of `group` claimed more work at `now` and was sent our locator. The group's
+    /// grace runs from its oldest unanswered claim.
+    pub fn claimed(&mut self, group: Vec<u8>, now: Instant) {
         let recent = |at: &Instant| now.saturating_duration_since(*at) < STALE_FOR;
-        !self.stale.get(group).is_some_and(recent)
-            && self.stale.values().filter(|at| recent(at)).count() < MAX_RECENT_MARKS
+        if self.stale.get(&group).is_some_and(recent) {
+            return;
+        }
+        let expired = |t: &Instant| now.saturating_duration_since(*t) >= GRACE;
+        if self.pending.get(&group).is_some_and(expired) {
+            // Its grace ran out unanswered while nobody asked: mark it now, no new grace.
+            self.pending.remove(&group);
+            insert_bounded(&mut self.stale, group, now, |t| !recent(t));
+            return;
+        }
+        insert_bounded(&mut self.pending, group, now, expired);
     }
 
-    /// Groups remembered.
-    pub fn len(&self) -> usize {
+    /// A peer of `group` answered our locator: the group's claim is settled.
+    pub fn answered(&mut self, group: &[u8]) {
+        self.pending.remove(group);
+    }
+
+    /// Whether a claim of `group`'s still holds readiness back at `now`; a grace that ran
+    /// out unanswered marks the group.
+    pub fn holds(&mut self, group: &[u8], now: Instant) -> bool {
+        let recent = |at: &Instant| now.saturating_duration_since(*at) < STALE_FOR;
+        if self.stale.get(group).is_some_and(recent) {
+            return false;
+        }
+        let Some(since) = self.pending.get(group).copied() else { return false };
+        if now.saturating_duration_since(since) >= GRACE {
+            self.pending.remove(group);
+            insert_bounded(&mut self.stale, group.to_vec(), now, |t| !recent(t));
+            return false;
+        }
+        self.stale.values().filter(|at| recent(at)).count() < MAX_RECENT_MARKS
+    }
+
+    /// Groups marked.
+    pub fn marked(&self) -> usize {
         self.stale.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.stale.is_empty()
     }
 }
 
@@ -97,43 +133,96 @@ mod tests {
     }
 
     #[test]
-    fn a_group_that_left_a_claim_unanswered_gets_no_grace_until_the_mark_expires() {
+    fn a_groups_grace_runs_from_its_oldest_claim_and_reconnecting_does_not_renew_it() {
+        let t0 = Instant::now();
+        let sec = Duration::from_secs(1);
+        let mut c = ClaimGrace::default();
+        let liar = g("127.0.0.1:4000");
+        c.claimed(liar.clone(), t0);
+        assert!(c.holds(&liar, t0 + 9 * sec));
+        // It reconnects (a new claim) at 9 s: the grace still ends at 10 s.
+        c.claimed(liar.clone(), t0 + 9 * sec);
+        assert!(!c.holds(&liar, t0 + GRACE));
+        assert_eq!(c.marked(), 1);
+        // Marked: a new claim holds nothing back for STALE_FOR.
+        c.claimed(liar.clone(), t0 + 11 * sec);
+        assert!(!c.holds(&liar, t0 + 12 * sec));
+        assert!(!c.holds(&g("[::ffff:127.0.0.1]:4000"), t0 + 12 * sec), "v4-mapped is the same");
+        c.claimed(liar.clone(), t0 + GRACE + STALE_FOR);
+        assert!(c.holds(&liar, t0 + GRACE + STALE_FOR + sec), "the mark aged out");
+    }
+
+    #[test]
+    fn a_grace_that_ran_out_while_nobody_asked_is_not_renewed_by_a_new_claim() {
         let t0 = Instant::now();
         let mut c = ClaimGrace::default();
-        assert!(c.may_hold(&g("127.0.0.1:4000"), t0));
-        c.unanswered(g("127.0.0.1:4000"), t0);
-        assert!(!c.may_hold(&g("127.0.0.1:4000"), t0 + Duration::from_secs(1)));
-        assert!(!c.may_hold(&g("[::ffff:127.0.0.1]:4000"), t0), "v4-mapped is the same");
-        // On loopback another listening port is another node; a private IP is its own
-        // group; public ones go by /16.
-        assert!(c.may_hold(&g("127.0.0.1:4001"), t0));
-        let listen = Some("127.0.0.1:4000".parse().unwrap());
-        assert!(!c.may_hold(&claim_group("127.0.0.1:55555".parse().unwrap(), listen), t0));
-        // Not listening: the IP alone, whatever port the connection came from.
+        let liar = g("127.0.0.1:4000");
+        c.claimed(liar.clone(), t0);
+        c.claimed(liar.clone(), t0 + GRACE + Duration::from_secs(1));
+        assert!(!c.holds(&liar, t0 + GRACE + Duration::from_secs(1)));
+        assert_eq!(c.marked(), 1);
+    }
+
+    #[test]
+    fn an_answer_settles_the_groups_claim_and_leaves_no_mark() {
+        let t0 = Instant::now();
+        let mut c = ClaimGrace::default();
+        let peer = g("127.0.0.1:4000");
+        // Two connections of one node (both dialed); one closes, the other answers.
+        c.claimed(peer.clone(), t0);
+        c.claimed(peer.clone(), t0);
+        assert!(c.holds(&peer, t0));
+        c.answered(&peer);
+        assert!(!c.holds(&peer, t0), "answered: nothing to wait for");
+        assert!(!c.holds(&peer, t0 + GRACE * 2));
+        assert_eq!(c.marked(), 0);
+        c.claimed(peer.clone(), t0 + GRACE * 3);
+        assert!(c.holds(&peer, t0 + GRACE * 3), "a later claim gets a grace again");
+    }
+
+    #[test]
+    fn groups_are_per_node_on_loopback_per_ip_on_private_per_16_on_public_addresses() {
+        let t0 = Instant::now();
+        let mut c = ClaimGrace::default();
+        for a in ["127.0.0.1:4000", "10.1.2.3:1", "8.8.1.1:1"] {
+            c.claimed(g(a), t0);
+            assert!(!c.holds(&g(a), t0 + GRACE));
+        }
+        assert_eq!(c.marked(), 3);
+        let t1 = t0 + GRACE + Duration::from_secs(1);
+        for (a, same) in [
+            ("127.0.0.1:4001", false),
+            ("10.1.2.4:1", false),
+            ("8.8.200.7:2", true),
+            ("8.9.1.1:1", false),
+        ] {
+            c.claimed(g(a), t1);
+            assert_eq!(c.holds(&g(a), t1), !same, "{a}");
+        }
+        // Not listening on loopback: the IP alone, whatever port the connection came from.
         let (a, b) = ("127.0.0.1:50001".parse().unwrap(), "127.0.0.1:50002".parse().unwrap());
-        c.unanswered(claim_group(a, None), t0);
-        assert!(!c.may_hold(&claim_group(b, None), t0));
-        c.unanswered(g("10.1.2.3:1"), t0);
-        assert!(c.may_hold(&g("10.1.2.4:1"), t0));
-        c.unanswered(g("8.8.1.1:1"), t0);
-        assert!(!c.may_hold(&g("8.8.200.7:2"), t0), "same public /16");
-        assert!(c.may_hold(&g("8.9.1.1:1"), t0));
-        // After the mark expires, grace again.
-        assert!(c.may_hold(&g("127.0.0.1:4000"), t0 + STALE_FOR));
+        assert_eq!(claim_group(a, None), claim_group(b, None));
+        let listen = Some("127.0.0.1:4000".parse().unwrap());
+        assert_eq!(claim_group(a, listen), g("127.0.0.1:4000"));
     }
 
     #[test]
     fn claimers_from_many_groups_get_a_few_graces_in_all() {
         let t0 = Instant::now();
         let mut c = ClaimGrace::default();
-        for port in 0..MAX_RECENT_MARKS as u16 - 1 {
-            c.unanswered(g(&format!("127.0.0.1:{}", 5000 + port)), t0);
+        for port in 0..MAX_RECENT_MARKS as u16 {
+            let group = g(&format!("127.0.0.1:{}", 5000 + port));
+            c.claimed(group.clone(), t0);
+            assert!(c.holds(&group, t0), "group {port} gets its grace");
+            assert!(!c.holds(&group, t0 + GRACE));
         }
-        assert!(c.may_hold(&g("127.0.0.1:6000"), t0), "a fresh group still gets its grace");
-        c.unanswered(g("127.0.0.1:6000"), t0);
-        assert!(!c.may_hold(&g("127.0.0.1:6001"), t0), "after 8 unanswered groups: no grace");
-        assert!(!c.may_hold(&g("10.0.0.1:1"), t0 + STALE_FOR / 2));
-        assert!(c.may_hold(&g("10.0.0.1:1"), t0 + STALE_FOR), "the marks aged out");
+        let fresh = g("10.0.0.1:1");
+        c.claimed(fresh.clone(), t0 + GRACE);
+        assert!(!c.holds(&fresh, t0 + GRACE), "after 8 marked groups: no grace for anyone");
+        assert!(!c.holds(&fresh, t0 + GRACE + Duration::from_secs(5)));
+        let later = g("10.0.0.2:1");
+        c.claimed(later.clone(), t0 + GRACE + STALE_FOR);
+        assert!(c.holds(&later, t0 + GRACE + STALE_FOR), "the marks aged out");
     }
 
     #[test]
@@ -145,10 +234,10 @@ mod tests {
             claim_group(SocketAddr::new(IpAddr::V4(a), 1), None)
         };
         for n in 0..(MAX_GROUPS as u32 + 100) {
-            c.unanswered(public(n), t0 + Duration::from_millis(n as u64));
+            c.claimed(public(n), t0 + Duration::from_millis(n as u64));
         }
-        assert_eq!(c.len(), MAX_GROUPS);
-        assert!(c.stale.contains_key(&public(MAX_GROUPS as u32 + 99)), "the newest are kept");
-        assert!(!c.stale.contains_key(&public(0)), "the oldest made room");
+        assert_eq!(c.pending.len(), MAX_GROUPS);
+        assert!(c.pending.contains_key(&public(MAX_GROUPS as u32 + 99)), "the newest are kept");
+        assert!(!c.pending.contains_key(&public(0)), "the oldest made room");
     }
 }

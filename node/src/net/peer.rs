@@ -268,6 +268,13 @@ pub async fn run_peer(
     let (out, rx) = outbox::outbox();
     let cancel = net.node.shutdown.child_token();
     let their_work = U256::from_big_endian(&version.best_work);
+    // Whether it claims more work than ours is settled before it is listed, so that
+    // `/ready` never sees the peer without its claim.
+    let our_work = net.node.chain.lock().expect("chain lock is never poisoned").tip_work();
+    let claims_more = their_work > our_work;
+    if claims_more {
+        net.claim_made(addr, listen_addr);
+    }
     let peer = Peer {
         listen_addr,
         user_agent: version.user_agent.clone(),
@@ -275,6 +282,7 @@ pub async fn run_peer(
         // `net_peers` and `node_info.best_peer_height` show it.
         height: version.best_height.min(MAX_CLAIMED_HEIGHT),
         work: their_work,
+        awaiting_headers: claims_more.then(Instant::now),
         ..Peer::new(addr, node_id, inbound, out, cancel.clone())
     };
     let (bytes_in, bytes_out) = (peer.bytes_in.clone(), peer.bytes_out.clone());
@@ -286,12 +294,8 @@ pub async fn run_peer(
     let writer = tokio::spawn(write_loop(net.clone(), id, w, rx, bytes_out, cancel.clone()));
 
     // Catch up if they claim more work; ask for addresses.
-    let our_work = net.node.chain.lock().expect("chain lock is never poisoned").tip_work();
-    if their_work > our_work {
+    if claims_more {
         let m = net.locator_message();
-        if let Some(p) = net.peers.lock().expect("never poisoned").get_mut(&id) {
-            p.awaiting_headers = Some(Instant::now());
-        }
         net.send(id, m);
     }
     net.send(id, Message::GetAddr);
@@ -328,9 +332,6 @@ pub async fn run_peer(
     let _ = writer.await;
     let removed = net.peers.lock().expect("never poisoned").remove(&id);
     let reason = removed.as_ref().and_then(|p| p.closing.clone());
-    if let Some(p) = removed.as_ref().filter(|p| p.awaiting_headers.is_some()) {
-        net.claim_left_unanswered(p.addr, p.listen_addr);
-    }
     tracing::info!(
         peer = %addr, id, reason = %reason.unwrap_or(DisconnectReason::Closed), "peer disconnected"
     );

@@ -10,8 +10,8 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-/// How long `GET /ready` waits for an outbound peer's answer to the locator sent at connect.
-pub const READY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long `GET /ready` waits for a peer's answer to the locator sent at connect.
+pub const READY_GRACE: std::time::Duration = super::claims::GRACE;
 
 /// See [`Network::readiness`].
 #[derive(Debug, Clone, Copy)]
@@ -63,25 +63,18 @@ impl Network {
 
     /// What `GET /ready` weighs: connected peers, the best height a peer has proven (by
     /// headers or blocks, never by its handshake claim), and whether a peer that claimed
-    /// more work has not answered our locator yet (for less than [`READY_GRACE`]: a peer
-    /// that never answers cannot hold readiness back longer).
-    ///
-    /// A claim left unanswered past the grace (or whose peer left before answering) marks
-    /// the claimer's address group: its claims hold readiness back no more for
-    /// [`STALE_FOR`](super::claims::STALE_FOR), so reconnecting does not renew the grace.
+    /// more work has not answered our locator yet, within its group's grace
+    /// ([`super::claims`]: at most [`READY_GRACE`] from the group's oldest unanswered
+    /// claim; reconnecting does not renew it).
     pub fn readiness(&self) -> Readiness {
         let peers = self.peers.lock().expect("never poisoned");
         let mut claims = self.claims.lock().expect("never poisoned");
         let now = tokio::time::Instant::now();
         let mut awaiting_headers = false;
-        for p in peers.values() {
-            let Some(asked) = p.awaiting_headers else { continue };
-            let group = claim_group(p.addr, p.listen_addr);
-            if now.saturating_duration_since(asked) >= READY_GRACE {
-                claims.unanswered(group, now);
-            } else if claims.may_hold(&group, now) {
-                awaiting_headers = true;
-            }
+        for p in peers.values().filter(|p| p.awaiting_headers.is_some()) {
+            // Every group is looked at (not stopping at the first that holds), so each
+            // grace that ran out is marked.
+            awaiting_headers |= claims.holds(&claim_group(p.addr, p.listen_addr), now);
         }
         Readiness {
             peers: peers.len(),
@@ -90,10 +83,15 @@ impl Network {
         }
     }
 
-    /// A peer left: a claim of its still unanswered no longer earns its group grace.
-    pub(super) fn claim_left_unanswered(&self, addr: SocketAddr, listen: Option<SocketAddr>) {
+    /// A peer at `addr` (listening on `listen`) claimed more work and is sent our locator.
+    pub(super) fn claim_made(&self, addr: SocketAddr, listen: Option<SocketAddr>) {
         let now = tokio::time::Instant::now();
-        self.claims.lock().expect("never poisoned").unanswered(claim_group(addr, listen), now);
+        self.claims.lock().expect("never poisoned").claimed(claim_group(addr, listen), now);
+    }
+
+    /// A peer at `addr` answered our locator.
+    pub(super) fn claim_answered(&self, addr: SocketAddr, listen: Option<SocketAddr>) {
+        self.claims.lock().expect("never poisoned").answered(&claim_group(addr, listen));
     }
 
     /// Best height any peer showed.

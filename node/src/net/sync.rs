@@ -106,8 +106,14 @@ impl Network {
     }
 
     pub(super) async fn on_headers(self: &Arc<Self>, id: u64, headers: Vec<BlockHeader>) {
-        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
-            p.awaiting_headers = None;
+        let answered = self
+            .peers
+            .lock()
+            .expect("never poisoned")
+            .get_mut(&id)
+            .and_then(|p| p.awaiting_headers.take().map(|_| (p.addr, p.listen_addr)));
+        if let Some((addr, listen)) = answered {
+            self.claim_answered(addr, listen);
         }
         let Some(first) = headers.first().copied() else {
             if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
