@@ -52,9 +52,4 @@ impl TipCell {
     pub fn get(&self) -> TipSnapshot {
         *self.0.borrow()
     }
-
-    /// A receiver that wakes on every new snapshot.
-    pub fn subscribe(&self) -> watch::Receiver<TipSnapshot> {
-        self.0.subscribe()
-    }
 }

@@ -324,6 +324,7 @@ impl AddrMan {
     }
 
     /// All known addresses, tried first.
+    #[cfg(test)]
     pub fn addresses(&self) -> Vec<SocketAddr> {
         self.iter().collect()
     }

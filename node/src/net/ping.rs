@@ -31,13 +31,12 @@ pub struct Pinger {
     last_heard: Instant,
     /// The nonce of the unanswered `Ping`, and when it went out.
     sent: Option<(u64, Instant)>,
-    latency: Option<Duration>,
 }
 
 impl Pinger {
     /// A peer just connected at `now`, pinged every `every`.
     pub fn new(every: Duration, now: Instant) -> Pinger {
-        Pinger { every, last_heard: now, sent: None, latency: None }
+        Pinger { every, last_heard: now, sent: None }
     }
 
     /// Any message from the peer arrived at `now`.
@@ -62,17 +61,10 @@ impl Pinger {
         match self.sent {
             Some((sent, at)) if sent == nonce => {
                 self.sent = None;
-                let rtt = now.saturating_duration_since(at);
-                self.latency = Some(rtt);
-                Some(rtt)
+                Some(now.saturating_duration_since(at))
             }
             _ => None,
         }
-    }
-
-    /// The last measured round trip.
-    pub fn latency(&self) -> Option<Duration> {
-        self.latency
     }
 }
 
@@ -112,14 +104,12 @@ mod tests {
         assert_eq!(p.tick(t0 + EVERY, false, 7), PingAction::Send(7));
         // A made-up nonce: no latency, but it is still a sign of life.
         assert_eq!(p.pong(8, t0 + EVERY + Duration::from_millis(3)), None);
-        assert_eq!(p.latency(), None);
         assert_eq!(
             p.pong(7, t0 + EVERY + Duration::from_millis(5)),
             Some(Duration::from_millis(5))
         );
         // Answered once: the same nonce again changes nothing.
         assert_eq!(p.pong(7, t0 + EVERY + Duration::from_millis(9)), None);
-        assert_eq!(p.latency(), Some(Duration::from_millis(5)));
         // A new ping replaces an unanswered one: its old nonce no longer counts.
         p.tick(t0 + EVERY * 2, false, 10);
         p.tick(t0 + EVERY * 3, false, 11);

@@ -47,11 +47,6 @@ impl Network {
         self.sync.lock().expect("never poisoned").clone()
     }
 
-    /// Addresses in the address book.
-    pub fn known_addresses(&self) -> Vec<SocketAddr> {
-        self.addr_book.lock().expect("never poisoned").addresses()
-    }
-
     /// How many addresses the address book holds (≤ 6,144), without copying them.
     pub fn known_address_count(&self) -> usize {
         self.addr_book.lock().expect("never poisoned").len()

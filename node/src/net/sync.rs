@@ -105,7 +105,12 @@ impl Network {
         m
     }
 
+    /// A `Headers` message from peer `id`. Its claim (if it made one) counts as answered
+    /// only once the message has been handled: until the headers are stored and the peer's
+    /// proven height recorded, `/ready` must go on seeing the claim, or it would say ready
+    /// at our old height while the answer is still being hashed on the blocking pool.
     pub(super) async fn on_headers(self: &Arc<Self>, id: u64, headers: Vec<BlockHeader>) {
+        self.handle_headers(id, headers).await;
         let answered = self
             .peers
             .lock()
@@ -115,6 +120,9 @@ impl Network {
         if let Some((addr, listen)) = answered {
             self.claim_answered(addr, listen);
         }
+    }
+
+    async fn handle_headers(self: &Arc<Self>, id: u64, headers: Vec<BlockHeader>) {
         let Some(first) = headers.first().copied() else {
             if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
                 p.headers.on_empty();
