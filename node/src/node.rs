@@ -54,6 +54,9 @@ pub struct Node {
     /// The static key proved to peers (`<data dir>/node.key`); its public half is the node id.
     pub node_key: crate::net::identity::NodeKey,
     pub chain: Mutex<ChainManager>,
+    /// The chain's store, for readers that need no chain lock (RocksDB reads are
+    /// thread-safe; one that needs several reads to agree uses a snapshot).
+    pub store: ChainStore,
     /// The chain's tip as of its last change, readable without the chain lock.
     pub tip: crate::tip::TipCell,
     pub mempool: Mutex<Mempool>,
@@ -128,6 +131,7 @@ impl Node {
         let node_key = crate::net::identity::NodeKey::load_or_create(&config.data_dir)?;
         let params = config.params.clone();
         let chain = ChainManager::open(params.clone(), store)?;
+        chain.store().ensure_history_counts()?;
         let sig_cache = chain.sig_cache().clone();
         let mempool_events = chain.subscribe();
         let (events, _) = broadcast::channel(1024);
@@ -150,6 +154,7 @@ impl Node {
             params,
             node_key,
             tip: crate::tip::TipCell::new(&chain),
+            store: chain.store().clone(),
             chain: Mutex::new(chain),
             mempool: Mutex::new(mempool),
             sig_cache,

@@ -734,6 +734,7 @@ impl ChainManager {
                 b.put_history(&tx.body().to, height, pos as u32, Some(&txid));
             }
         }
+        add_history_counts(&mut b, block, 1);
         b.set_tip(&id);
         self.store.write(b)?;
         self.tip = id;
@@ -763,6 +764,7 @@ impl ChainManager {
             b.put_history(&tx.body().from, height, pos as u32, None);
             b.put_history(&tx.body().to, height, pos as u32, None);
         }
+        add_history_counts(&mut b, &block, -1);
         b.set_tip(&block.header.prev);
         self.store.write(b)?;
         self.tip = block.header.prev;
@@ -871,6 +873,22 @@ pub fn anti_dos_threshold(tip_work: U256, tip_block_work: U256) -> U256 {
 /// The work a header's target represents (zero for an undecodable target).
 pub(crate) fn block_work(header: &BlockHeader) -> U256 {
     header.target.expand().map(ember_core::pow::work).unwrap_or_default()
+}
+
+/// Adds `sign` (±1) to the history count of every address a payment of `block` has an
+/// entry for (sender and receiver; a payment to oneself once), one blind add per address.
+fn add_history_counts(b: &mut Batch, block: &Block, sign: i64) {
+    let mut per_address: HashMap<Address, i64> = HashMap::new();
+    for tx in &block.txs {
+        let (from, to) = (tx.body().from, tx.body().to);
+        *per_address.entry(from).or_default() += sign;
+        if to != from {
+            *per_address.entry(to).or_default() += sign;
+        }
+    }
+    for (address, n) in per_address {
+        b.add_history_count(&address, n);
+    }
 }
 
 fn work_bytes(w: U256) -> [u8; 32] {

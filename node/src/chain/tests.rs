@@ -2,10 +2,10 @@
 //! orphans, invalid blocks, bad copies, and reopening.
 
 use super::*;
-use crate::store::{ChainStore, KvStore, MemKv};
+use crate::store::{ChainStore, Column, KvStore, MemKv};
 use ember_core::testkit::{child_block, devnet_funding, keys, pay};
 use ember_core::validate::SigVerifier;
-use ember_core::{Keypair, Signature, Transaction};
+use ember_core::{Keypair, Signature, Transaction, Txid};
 
 const NOW: u64 = u64::MAX / 4;
 
@@ -213,7 +213,8 @@ fn foreign_store_is_refused() {
     assert!(matches!(ChainStore::open(kv.clone(), &other), Err(StoreError::Foreign(_))));
     // A non-empty store without an Ember schema is refused too.
     let junk: Arc<dyn KvStore> = Arc::new(MemKv::new());
-    junk.write(vec![(crate::store::Column::Accounts, vec![1], Some(vec![2]))]).unwrap();
+    junk.write(vec![(crate::store::Column::Accounts, vec![1], crate::store::Change::Put(vec![2]))])
+        .unwrap();
     assert!(matches!(ChainStore::open(junk, &params), Err(StoreError::Foreign(_))));
 }
 
@@ -344,4 +345,86 @@ fn the_time_each_block_was_stored_is_kept_for_the_newest_blocks() {
     let mut newest = [0u8; 32];
     newest[..4].copy_from_slice(&(STORED_AT_KEPT as u32).to_le_bytes());
     assert!(cm.stored_at_us(&BlockId::from_bytes(newest)).is_some());
+}
+
+/// Txids of a history page, newest first.
+fn page_txids(cm: &ChainManager, addr: &Address, skip: u64, limit: usize) -> (u64, Vec<Txid>) {
+    let page = cm.store().history_page(addr, skip, limit).unwrap();
+    assert_eq!(page.tip_height, cm.height());
+    (page.total, page.items.iter().map(|i| i.tx.txid()).collect())
+}
+
+#[test]
+fn history_pages_newest_first_and_counts_follow_connects_reorgs_and_a_rebuild() {
+    let (k, params, kv) = setup();
+    let mut cm = open(&params, &kv);
+    // Five blocks: k0 pays k2 in each, k2 pays itself in the third.
+    let mut parent = params.genesis().header;
+    let mut paid = Vec::new();
+    for i in 0..5u64 {
+        let mut txs = vec![pay(&params, &k[0], k[2].address(), 100 + i, 5, i)];
+        if i == 2 {
+            txs.push(pay(&params, &k[2], k[2].address(), 1, 5, 0));
+        }
+        paid.push(txs.iter().map(|t| t.txid()).collect::<Vec<_>>());
+        let b = child_block(&params, &parent, txs, k[3].address(), 0);
+        parent = b.header;
+        cm.accept_block(b, NOW).unwrap();
+    }
+    // k2: five received plus one to itself, counted once.
+    let (total, all) = page_txids(&cm, &k[2].address(), 0, 50);
+    assert_eq!(total, 6);
+    let mut newest_first: Vec<Txid> = paid.iter().flatten().copied().collect();
+    newest_first.reverse();
+    assert_eq!(all, newest_first);
+    // Pages of two: the same order, nothing twice, nothing missed.
+    let mut paged = Vec::new();
+    for p in 0..4 {
+        let (t, items) = page_txids(&cm, &k[2].address(), p * 2, 2);
+        assert_eq!(t, 6);
+        assert!(items.len() <= 2);
+        paged.extend(items);
+    }
+    assert_eq!(paged, newest_first);
+    assert_eq!(page_txids(&cm, &k[0].address(), 0, 50).0, 5);
+    assert_eq!(page_txids(&cm, &k[1].address(), 0, 50), (0, vec![]));
+
+    // A longer branch from genesis without them: every count goes back to zero but what
+    // the new branch paid.
+    let mut parent = params.genesis().header;
+    let mut other = Vec::new();
+    for i in 0..6 {
+        let txs = if i == 0 { vec![pay(&params, &k[1], k[2].address(), 9, 5, 0)] } else { vec![] };
+        let b = child_block(&params, &parent, txs, k[3].address(), 1);
+        parent = b.header;
+        other.push(b);
+    }
+    let winner = other[0].txs[0].txid();
+    for b in other {
+        cm.accept_block(b, NOW).unwrap();
+    }
+    assert_eq!(cm.height(), 6);
+    assert_eq!(page_txids(&cm, &k[2].address(), 0, 50), (1, vec![winner]));
+    assert_eq!(page_txids(&cm, &k[0].address(), 0, 50), (0, vec![]));
+    assert_eq!(page_txids(&cm, &k[1].address(), 0, 50), (1, vec![winner]));
+
+    // A store made before the counts existed: they are rebuilt from the index, once.
+    let counts: Vec<Vec<u8>> = {
+        let mut keys = Vec::new();
+        kv.scan_prefix(Column::AddrCount, &[], &mut |k, _| {
+            keys.push(k.to_vec());
+            true
+        })
+        .unwrap();
+        keys
+    };
+    assert!(!counts.is_empty());
+    let mut wipe: Vec<crate::store::Op> =
+        counts.into_iter().map(|k| (Column::AddrCount, k, crate::store::Change::Delete)).collect();
+    wipe.push((Column::Meta, b"addr_counts".to_vec(), crate::store::Change::Delete));
+    kv.write(wipe).unwrap();
+    assert_eq!(page_txids(&cm, &k[2].address(), 0, 50).0, 0, "wiped");
+    cm.store().ensure_history_counts().unwrap();
+    assert_eq!(page_txids(&cm, &k[2].address(), 0, 50), (1, vec![winner]));
+    assert_eq!(page_txids(&cm, &k[1].address(), 0, 50).0, 1);
 }

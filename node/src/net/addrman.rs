@@ -34,7 +34,7 @@
 
 mod entry;
 
-use crate::store::{Column, KvStore, Op};
+use crate::store::{Change, Column, KvStore, Op};
 use entry::{Entry, EntryError, Pos, Table};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -133,7 +133,7 @@ impl AddrMan {
                     tracing::warn!("address manager key unreadable; making a new one");
                 }
                 let k: [u8; 32] = rand::random();
-                ops.push((Column::Peers, KEY_KEY.to_vec(), Some(k.to_vec())));
+                ops.push((Column::Peers, KEY_KEY.to_vec(), Change::Put(k.to_vec())));
                 k
             }
         };
@@ -176,7 +176,7 @@ impl AddrMan {
             }
         }
         for (k, addr, seen, failures) in legacy {
-            ops.push((Column::Peers, k, None));
+            ops.push((Column::Peers, k, Change::Delete));
             let pos = man.new_pos(&addr, addr.ip());
             if dialable(&addr) && !man.entries.contains_key(&addr) && man.occupant(pos).is_none() {
                 let e = Entry { failures, ..Entry::fresh(pos, addr.ip(), seen) };
@@ -186,7 +186,7 @@ impl AddrMan {
         if let Some((_, first)) = bad.first() {
             tracing::warn!(count = bad.len(), first = %first, "deleting unreadable peer entries");
         }
-        ops.extend(bad.into_iter().map(|(k, _)| (Column::Peers, k, None)));
+        ops.extend(bad.into_iter().map(|(k, _)| (Column::Peers, k, Change::Delete)));
         man.write(ops);
         if !man.is_empty() {
             tracing::info!(new = man.new_count(), tried = man.tried_count(), "addresses loaded");
@@ -202,7 +202,7 @@ impl AddrMan {
             if let Some(e) = self.entries.get_mut(addr) {
                 if now_ms > e.last_seen_ms.saturating_add(REFRESH_MS) {
                     e.last_seen_ms = now_ms;
-                    ops.push((Column::Peers, entry_key(addr), Some(e.encode())));
+                    ops.push((Column::Peers, entry_key(addr), Change::Put(e.encode())));
                 }
                 continue;
             }
@@ -264,7 +264,7 @@ impl AddrMan {
     pub fn attempt(&mut self, addr: SocketAddr, now_ms: u64) {
         if let Some(e) = self.entries.get_mut(&addr) {
             e.last_try_ms = now_ms;
-            let op = (Column::Peers, entry_key(&addr), Some(e.encode()));
+            let op = (Column::Peers, entry_key(&addr), Change::Put(e.encode()));
             self.write(vec![op]);
         }
     }
@@ -277,7 +277,7 @@ impl AddrMan {
         if e.pos.table == Table::New && e.failures >= NEW_MAX_FAILURES {
             self.forget(addr);
         } else {
-            let op = (Column::Peers, entry_key(addr), Some(e.encode()));
+            let op = (Column::Peers, entry_key(addr), Change::Put(e.encode()));
             self.write(vec![op]);
         }
     }
@@ -408,14 +408,14 @@ impl AddrMan {
         self.slots_mut(e.pos.table)[e.pos.index()] = Some(addr);
         self.entries.insert(addr, e);
         debug_assert!(self.entries.len() <= MAX_ENTRIES, "one entry per slot");
-        (Column::Peers, entry_key(&addr), Some(e.encode()))
+        (Column::Peers, entry_key(&addr), Change::Put(e.encode()))
     }
 
     /// Takes an entry out of its slot; returns it and the store delete.
     fn remove(&mut self, addr: &SocketAddr) -> Option<(Entry, Op)> {
         let e = self.entries.remove(addr)?;
         self.slots_mut(e.pos.table)[e.pos.index()] = None;
-        Some((e, (Column::Peers, entry_key(addr), None)))
+        Some((e, (Column::Peers, entry_key(addr), Change::Delete)))
     }
 
     fn write(&self, ops: Vec<Op>) {

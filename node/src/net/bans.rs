@@ -13,7 +13,7 @@
 //! value `until_ms (u64 BE) || reason (UTF-8)`. Loading drops expired and unreadable
 //! entries.
 
-use crate::store::{Column, KvStore, Op};
+use crate::store::{Change, Column, KvStore, Op};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -84,7 +84,7 @@ impl BanList {
         }
         let list = BanList { kv, bans };
         if !stale.is_empty() {
-            list.write(stale.into_iter().map(|k| (Column::Peers, k, None)).collect());
+            list.write(stale.into_iter().map(|k| (Column::Peers, k, Change::Delete)).collect());
         }
         if !list.bans.is_empty() {
             tracing::info!(bans = list.bans.len(), "bans loaded");
@@ -112,12 +112,12 @@ impl BanList {
             let first = self.bans.values().min_by_key(|b| b.until_ms).map(|b| b.address.clone());
             if let Some(k) = first {
                 self.bans.remove(&k);
-                ops.push((Column::Peers, db_key(&k), None));
+                ops.push((Column::Peers, db_key(&k), Change::Delete));
             }
         }
         let reason = truncate(reason, MAX_REASON);
         let ban = Ban { address: key.clone(), reason, until_ms };
-        ops.push((Column::Peers, db_key(&key), Some(encode(&ban))));
+        ops.push((Column::Peers, db_key(&key), Change::Put(encode(&ban))));
         self.bans.insert(key, ban);
         self.write(ops);
     }
@@ -126,7 +126,7 @@ impl BanList {
     pub fn unban(&mut self, key: &str) -> bool {
         let had = self.bans.remove(key).is_some();
         if had {
-            self.write(vec![(Column::Peers, db_key(key), None)]);
+            self.write(vec![(Column::Peers, db_key(key), Change::Delete)]);
         }
         had
     }
@@ -148,7 +148,9 @@ impl BanList {
             for k in &expired {
                 self.bans.remove(k);
             }
-            self.write(expired.iter().map(|k| (Column::Peers, db_key(k), None)).collect());
+            self.write(
+                expired.iter().map(|k| (Column::Peers, db_key(k), Change::Delete)).collect(),
+            );
         }
         let mut v: Vec<Ban> = self.bans.values().cloned().collect();
         v.sort_by(|a, b| a.until_ms.cmp(&b.until_ms).then_with(|| a.address.cmp(&b.address)));

@@ -50,7 +50,7 @@ pub async fn dispatch(
         "chain_getHeader" => chain_get_header(node, &p),
         "chain_getTransaction" => chain_get_transaction(node, &p),
         "account_get" => account_get(node, &p),
-        "account_history" => account_history(node, &p),
+        "account_history" => account_history(node, &p).await,
         "tx_submit" => tx_submit(node, &p, submitted).await,
         "mempool_info" => mempool_info(node),
         "mempool_list" => mempool_list(node, &p),
@@ -63,7 +63,7 @@ pub async fn dispatch(
         "chain_reconsiderBlock" => controls::reconsider(node, &p).await,
         "dev_snapshot" => controls::snapshot(node, &p),
         "dev_revert" => controls::revert(node, &p).await,
-        "state_digest" => state_digest(node),
+        "state_digest" => state_digest(node).await,
         "net_peers" | "net_addPeer" | "net_disconnect" | "net_ban" | "net_unban" | "net_bans" => {
             net_method(node, method, &p)
         }
@@ -311,7 +311,10 @@ fn account_get(node: &Node, p: &Params) -> Result<Value, RpcError> {
     }))
 }
 
-fn account_history(node: &Node, p: &Params) -> Result<Value, RpcError> {
+/// `account_history`: confirmed payments newest first, a page at a time, read on the
+/// blocking pool from a store snapshot without the chain lock (page 0 is one index seek,
+/// page `p` steps over `p * page_size` entries); then the pending ones from the mempool.
+async fn account_history(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(3)?;
     let addr = p.address(node, 0, "address")?;
     let page = p.opt_u64(1, "page")?.unwrap_or(0);
@@ -319,26 +322,26 @@ fn account_history(node: &Node, p: &Params) -> Result<Value, RpcError> {
     if page_size == 0 || page_size > 500 {
         return Err(RpcError::params("page_size must be between 1 and 500"));
     }
-    let chain = node.chain.lock().expect("chain lock is never poisoned");
-    let mut all = chain.store().address_history(&addr).map_err(internal)?;
-    all.reverse(); // newest first
-    let total = all.len();
-    let start = (page.saturating_mul(page_size) as usize).min(total);
-    let end = (start + page_size as usize).min(total);
-    let mut items = Vec::new();
-    for (height, pos, txid) in &all[start..end] {
-        let loc = chain.store().tx_location(txid).map_err(internal)?;
-        let Some(loc) = loc else { continue };
-        let body = chain.store().body(&loc.block).map_err(internal)?.unwrap_or_default();
-        if let Some(tx) = body.get(*pos as usize) {
-            let mut v = tx_json(node, tx);
-            v["height"] = json!(height);
-            v["block"] = json!(loc.block);
-            v["confirmations"] = json!(chain.height() - height + 1);
-            v["direction"] = json!(if tx.body().from == addr { "sent" } else { "received" });
-            items.push(v);
-        }
-    }
+    let store = node.store.clone();
+    let skip = page.saturating_mul(page_size);
+    let read =
+        tokio::task::spawn_blocking(move || store.history_page(&addr, skip, page_size as usize))
+            .await
+            .map_err(|e| internal(e.to_string()))?
+            .map_err(internal)?;
+    let items: Vec<Value> = read
+        .items
+        .iter()
+        .map(|item| {
+            let mut v = tx_json(node, &item.tx);
+            v["height"] = json!(item.height);
+            v["block"] = json!(item.block);
+            v["confirmations"] = json!(read.tip_height.saturating_sub(item.height) + 1);
+            v["direction"] = json!(if item.tx.body().from == addr { "sent" } else { "received" });
+            v
+        })
+        .collect();
+    let total = read.total;
     // Pending both ways: what the address sends (its own queue, at most the nonce gap), then
     // what it receives (from the mempool's receiver index, at most MAX_PENDING_RECEIVED).
     let (pending, received_total) = {
@@ -457,22 +460,22 @@ async fn mining_generate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcE
     Ok(json!(ids))
 }
 
-fn state_digest(node: &Node) -> Result<Value, RpcError> {
-    let chain = node.chain.lock().expect("chain lock is never poisoned");
-    let digest = chain.state_digest().map_err(internal)?;
-    // Conservation check for tools: every balance added up, against what genesis and the
-    // subsidies of the main chain created (fees move between accounts, never vanish).
-    let mut supply: u128 = 0;
-    chain
-        .store()
-        .for_each_account(|_, acct| supply += u128::from(acct.balance.units()))
+/// `state_digest`: the accounts' digest and their total balance (a conservation check
+/// for tools: every balance added up, against what genesis and the subsidies of the main
+/// chain created; fees move between accounts, never vanish). One scan of every account,
+/// on the blocking pool, from a store snapshot: no chain lock.
+async fn state_digest(node: &Arc<Node>) -> Result<Value, RpcError> {
+    let store = node.store.clone();
+    let s = tokio::task::spawn_blocking(move || store.state_summary())
+        .await
+        .map_err(internal)?
         .map_err(internal)?;
-    let expected = node.params.supply_at(chain.height()).map(|a| a.units().to_string());
+    let expected = node.params.supply_at(s.height).map(|a| a.units().to_string());
     Ok(json!({
-        "height": chain.height(),
-        "tip": chain.tip(),
-        "digest": digest,
-        "supply_units": supply.to_string(),
+        "height": s.height,
+        "tip": s.tip,
+        "digest": s.digest,
+        "supply_units": s.supply_units.to_string(),
         "expected_supply_units": expected,
     }))
 }

@@ -4,11 +4,12 @@
 //! height order); values use the canonical encoding of `ember-core`. A value that does not
 //! decode is reported as [`StoreError::Corrupt`], never skipped.
 
-use super::{Column, KvStore, Op, StoreError};
+use super::{Change, Column, KvRead, KvStore, Op, StoreError};
 use ember_core::encoding::{decode, encode};
+use ember_core::state::StateHasher;
 use ember_core::tx::TX_ENCODED_LEN;
 use ember_core::{
-    Account, Address, BlockHeader, BlockId, ChainParams, Transaction, Txid, Undo, U256,
+    Account, Address, BlockHeader, BlockId, ChainParams, Digest32, Transaction, Txid, Undo, U256,
 };
 use std::sync::Arc;
 
@@ -19,6 +20,9 @@ const META_SCHEMA: &[u8] = b"schema_version";
 const META_GENESIS: &[u8] = b"genesis";
 const META_NETWORK: &[u8] = b"network";
 const META_TIP: &[u8] = b"tip";
+/// Present once [`Column::AddrCount`] holds every address's history length (written with a
+/// fresh store, or by [`ChainStore::ensure_history_counts`] for a store made before it).
+const META_ADDR_COUNTS: &[u8] = b"addr_counts";
 /// Blocks invalidated by hand (`chain_invalidateBlock`), as a list of ids.
 const META_MANUAL_INVALID: &[u8] = b"manual_invalid";
 
@@ -55,6 +59,63 @@ pub struct TxLocation {
     pub block: BlockId,
     pub height: u64,
     pub position: u32,
+}
+
+/// One confirmed payment of an address's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryItem {
+    pub height: u64,
+    pub block: BlockId,
+    pub tx: Transaction,
+}
+
+/// A page of an address's history ([`ChainStore::history_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The main chain's height in the snapshot the page was read from.
+    pub tip_height: u64,
+    /// Entries the address has in all.
+    pub total: u64,
+    /// Newest first.
+    pub items: Vec<HistoryItem>,
+}
+
+/// The tip id and height as `kv` holds them (`None` before the genesis is stored).
+fn tip_of(kv: &dyn KvRead) -> Result<Option<(BlockId, u64)>, StoreError> {
+    let Some(v) = kv.get(Column::Meta, META_TIP)? else { return Ok(None) };
+    let tip: BlockId = decode(&v, 32).map_err(|e| corrupt("tip", e))?;
+    let entry =
+        kv.get(Column::Headers, tip.as_bytes())?.ok_or_else(|| corrupt("tip header", "missing"))?;
+    let entry: HeaderEntry = decode(&entry, entry.len()).map_err(|e| corrupt("tip header", e))?;
+    Ok(Some((tip, entry.header.height)))
+}
+
+/// The account state at one tip ([`ChainStore::state_summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSummary {
+    pub height: u64,
+    pub tip: BlockId,
+    /// [`StateHasher`] over every account.
+    pub digest: Digest32,
+    /// Every balance added up, in base units.
+    pub supply_units: u128,
+}
+
+/// `address`'s history count as `kv` holds it (absent: 0).
+fn count_of(kv: &dyn KvRead, address: &Address) -> Result<u64, StoreError> {
+    let n = kv.get(Column::AddrCount, address.as_bytes())?.map_or(0, |v| super::counter_value(&v));
+    Ok(n.max(0) as u64)
+}
+
+/// Transaction `pos` of an encoded body (a u64 LE count, then fixed-size transactions),
+/// decoded alone.
+fn tx_at(body: &[u8], pos: usize) -> Option<Transaction> {
+    let count = u64::from_le_bytes(body.get(..8)?.try_into().ok()?);
+    if pos as u64 >= count {
+        return None;
+    }
+    let start = 8 + pos * TX_ENCODED_LEN;
+    Transaction::decode(body.get(start..start + TX_ENCODED_LEN)?).ok()
 }
 
 /// Typed access to the chain's columns.
@@ -236,17 +297,118 @@ impl ChainStore {
     }
 
     /// Txids touching `address`, oldest first, as (height, position, txid).
-    pub fn address_history(&self, address: &Address) -> Result<Vec<(u64, u32, Txid)>, StoreError> {
-        let mut out = Vec::new();
-        self.kv.scan_prefix(Column::AddrIndex, address.as_bytes(), &mut |k, v| {
-            if k.len() == 44 && v.len() == 32 {
-                let height = u64::from_be_bytes(k[32..40].try_into().expect("8 bytes"));
-                let pos = u32::from_be_bytes(k[40..44].try_into().expect("4 bytes"));
-                out.push((height, pos, Txid::from_bytes(v.try_into().expect("32 bytes"))));
+    /// How many history entries `address` has (one per confirmed payment it sent or
+    /// received; a payment to itself counts once). One read.
+    pub fn history_count(&self, address: &Address) -> Result<u64, StoreError> {
+        count_of(self.kv.as_ref(), address)
+    }
+
+    /// Page `skip / limit` of `address`'s history, newest first, read from one snapshot so
+    /// the tip, the count and the entries agree whatever blocks are connected meanwhile. No
+    /// lock: costs one seek plus `skip + limit` index steps, and per entry one main-chain
+    /// read and one body read (a body read once per page however many entries it holds).
+    pub fn history_page(
+        &self,
+        address: &Address,
+        skip: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let mut page = HistoryPage::default();
+        self.kv.with_snapshot(&mut |kv| {
+            page = HistoryPage::default();
+            let Some((_, tip_height)) = tip_of(kv)? else { return Ok(()) };
+            page.tip_height = tip_height;
+            page.total = count_of(kv, address)?;
+            let mut entries = Vec::with_capacity(limit);
+            let mut skipped = 0;
+            kv.scan_prefix_rev(Column::AddrIndex, address.as_bytes(), &mut |k, v| {
+                if skipped < skip {
+                    skipped += 1;
+                    return true;
+                }
+                if let (Ok(k), Ok(v)) = (<[u8; 44]>::try_from(k), <[u8; 32]>::try_from(v)) {
+                    let height = u64::from_be_bytes(k[32..40].try_into().expect("8 bytes"));
+                    let pos = u32::from_be_bytes(k[40..44].try_into().expect("4 bytes"));
+                    entries.push((height, pos, Txid::from_bytes(v)));
+                }
+                entries.len() < limit
+            })?;
+            // Entries come height by height, so one body is held at a time.
+            let mut current: Option<(u64, BlockId, Vec<u8>)> = None;
+            for (height, pos, txid) in entries {
+                if current.as_ref().is_none_or(|(h, _, _)| *h != height) {
+                    let Some(id) = kv.get(Column::MainChain, &height.to_be_bytes())? else {
+                        return Err(corrupt("history", format!("no main block at {height}")));
+                    };
+                    let id: BlockId =
+                        decode(&id, 32).map_err(|e| corrupt("main chain entry", e))?;
+                    let body = kv
+                        .get(Column::Bodies, id.as_bytes())?
+                        .ok_or_else(|| corrupt("history", format!("body of {id} missing")))?;
+                    current = Some((height, id, body));
+                }
+                let (_, block, body) = current.as_ref().expect("set above");
+                let tx = tx_at(body, pos as usize)
+                    .filter(|tx| tx.txid() == txid)
+                    .ok_or_else(|| corrupt("history", format!("{txid} not at {block}:{pos}")))?;
+                page.items.push(HistoryItem { height, block: *block, tx });
+            }
+            Ok(())
+        })?;
+        Ok(page)
+    }
+
+    /// The digest of every account and their total balance at one tip, read from a
+    /// snapshot without any lock: one scan of the accounts, on the caller's thread.
+    pub fn state_summary(&self) -> Result<StateSummary, StoreError> {
+        let mut out = None;
+        self.kv.with_snapshot(&mut |kv| {
+            let (tip, height) = tip_of(kv)?.ok_or_else(|| corrupt("meta", "no tip"))?;
+            let mut h = StateHasher::default();
+            let mut supply_units: u128 = 0;
+            let mut bad = false;
+            kv.scan_prefix(Column::Accounts, &[], &mut |k, v| match (
+                <[u8; 32]>::try_from(k),
+                decode::<Account>(v, 16),
+            ) {
+                (Ok(k), Ok(a)) => {
+                    supply_units += u128::from(a.balance.units());
+                    h.add(&Address::from_bytes(k), &a);
+                    true
+                }
+                _ => {
+                    bad = true;
+                    false
+                }
+            })?;
+            if bad {
+                return Err(corrupt("account entry", "undecodable"));
+            }
+            out = Some(StateSummary { height, tip, digest: h.finish(), supply_units });
+            Ok(())
+        })?;
+        out.ok_or_else(|| corrupt("snapshot", "not read"))
+    }
+
+    /// Writes every address's history count when the store was made before
+    /// [`Column::AddrCount`] existed (one scan of the address index, once).
+    pub fn ensure_history_counts(&self) -> Result<(), StoreError> {
+        if self.kv.get(Column::Meta, META_ADDR_COUNTS)?.is_some() {
+            return Ok(());
+        }
+        let mut counts: std::collections::BTreeMap<Vec<u8>, i64> = Default::default();
+        self.kv.scan_prefix(Column::AddrIndex, &[], &mut |k, _| {
+            if k.len() == 44 {
+                *counts.entry(k[..32].to_vec()).or_default() += 1;
             }
             true
         })?;
-        Ok(out)
+        let mut b = Batch::new();
+        for (addr, n) in counts {
+            b.ops.push((Column::AddrCount, addr, Change::Put(n.to_le_bytes().to_vec())));
+        }
+        b.ops.push((Column::Meta, META_ADDR_COUNTS.to_vec(), Change::Put(vec![1])));
+        self.write(b)
     }
 
     pub fn write(&self, batch: Batch) -> Result<(), StoreError> {
@@ -276,46 +438,59 @@ impl Batch {
     }
     /// Marks a fresh store as this network's (schema version, network name, genesis).
     pub fn init_meta(&mut self, params: &ChainParams) {
-        self.ops.push((Column::Meta, META_SCHEMA.to_vec(), Some(encode(&SCHEMA_VERSION))));
-        self.ops.push((Column::Meta, META_GENESIS.to_vec(), Some(encode(&params.genesis_id()))));
+        self.ops.push((Column::Meta, META_SCHEMA.to_vec(), Change::Put(encode(&SCHEMA_VERSION))));
+        self.ops.push((
+            Column::Meta,
+            META_GENESIS.to_vec(),
+            Change::Put(encode(&params.genesis_id())),
+        ));
         self.ops.push((
             Column::Meta,
             META_NETWORK.to_vec(),
-            Some(params.network.name().as_bytes().to_vec()),
+            Change::Put(params.network.name().as_bytes().to_vec()),
         ));
+        self.ops.push((Column::Meta, META_ADDR_COUNTS.to_vec(), Change::Put(vec![1])));
     }
     pub fn put_header(&mut self, id: &BlockId, entry: &HeaderEntry) {
-        self.ops.push((Column::Headers, id.as_bytes().to_vec(), Some(encode(entry))));
+        self.ops.push((Column::Headers, id.as_bytes().to_vec(), Change::Put(encode(entry))));
     }
     pub fn put_body(&mut self, id: &BlockId, txs: &Vec<Transaction>) {
         let mut bytes = Vec::with_capacity(8 + txs.len() * TX_ENCODED_LEN);
         bytes.extend_from_slice(&encode(txs));
-        self.ops.push((Column::Bodies, id.as_bytes().to_vec(), Some(bytes)));
+        self.ops.push((Column::Bodies, id.as_bytes().to_vec(), Change::Put(bytes)));
     }
     pub fn set_main(&mut self, height: u64, id: Option<&BlockId>) {
-        self.ops.push((Column::MainChain, height.to_be_bytes().to_vec(), id.map(encode)));
+        self.ops.push((
+            Column::MainChain,
+            height.to_be_bytes().to_vec(),
+            Change::from(id.map(encode)),
+        ));
     }
     pub fn put_account(&mut self, address: &Address, account: &Account) {
         let value = if account.is_empty() { None } else { Some(encode(account)) };
-        self.ops.push((Column::Accounts, address.as_bytes().to_vec(), value));
+        self.ops.push((Column::Accounts, address.as_bytes().to_vec(), Change::from(value)));
     }
     pub fn put_undo(&mut self, id: &BlockId, undo: Option<&Undo>) {
-        self.ops.push((Column::Undo, id.as_bytes().to_vec(), undo.map(encode)));
+        self.ops.push((Column::Undo, id.as_bytes().to_vec(), Change::from(undo.map(encode))));
     }
     pub fn put_tx_location(&mut self, txid: &Txid, loc: Option<&TxLocation>) {
-        self.ops.push((Column::TxIndex, txid.as_bytes().to_vec(), loc.map(encode)));
+        self.ops.push((Column::TxIndex, txid.as_bytes().to_vec(), Change::from(loc.map(encode))));
     }
     pub fn put_history(&mut self, address: &Address, height: u64, pos: u32, txid: Option<&Txid>) {
         let mut key = Vec::with_capacity(44);
         key.extend_from_slice(address.as_bytes());
         key.extend_from_slice(&height.to_be_bytes());
         key.extend_from_slice(&pos.to_be_bytes());
-        self.ops.push((Column::AddrIndex, key, txid.map(|t| t.as_bytes().to_vec())));
+        self.ops.push((Column::AddrIndex, key, Change::from(txid.map(|t| t.as_bytes().to_vec()))));
+    }
+    /// Adds `n` (±1 per entry put or deleted) to `address`'s history count, blind: no read.
+    pub fn add_history_count(&mut self, address: &Address, n: i64) {
+        self.ops.push((Column::AddrCount, address.as_bytes().to_vec(), Change::Add(n)));
     }
     pub fn set_manual_invalid(&mut self, ids: &Vec<BlockId>) {
-        self.ops.push((Column::Meta, META_MANUAL_INVALID.to_vec(), Some(encode(ids))));
+        self.ops.push((Column::Meta, META_MANUAL_INVALID.to_vec(), Change::Put(encode(ids))));
     }
     pub fn set_tip(&mut self, id: &BlockId) {
-        self.ops.push((Column::Meta, META_TIP.to_vec(), Some(encode(id))));
+        self.ops.push((Column::Meta, META_TIP.to_vec(), Change::Put(encode(id))));
     }
 }

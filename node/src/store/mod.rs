@@ -12,7 +12,10 @@ mod mem;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 
-pub use chain_store::{Batch, BlockStatus, ChainStore, HeaderEntry, TxLocation, SCHEMA_VERSION};
+pub use chain_store::{
+    Batch, BlockStatus, ChainStore, HeaderEntry, HistoryItem, HistoryPage, StateSummary,
+    TxLocation, SCHEMA_VERSION,
+};
 pub use mem::MemKv;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksKv;
@@ -34,6 +37,9 @@ pub enum Column {
     TxIndex,
     /// Address || height (BE) || position (BE) -> Txid, for wallet history.
     AddrIndex,
+    /// Address -> how many `AddrIndex` entries it has (i64 LE), a counter: batches add to
+    /// it ([`Change::Add`], a RocksDB merge) and never read it first.
+    AddrCount,
     /// Peer address text -> peer record (the P2P address book).
     Peers,
     /// Named values: schema version, network, genesis id, tip.
@@ -41,7 +47,7 @@ pub enum Column {
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 10] = [
         Column::Headers,
         Column::Bodies,
         Column::MainChain,
@@ -49,6 +55,7 @@ impl Column {
         Column::Undo,
         Column::TxIndex,
         Column::AddrIndex,
+        Column::AddrCount,
         Column::Peers,
         Column::Meta,
     ];
@@ -62,6 +69,7 @@ impl Column {
             Column::Undo => "undo",
             Column::TxIndex => "tx_index",
             Column::AddrIndex => "addr_index",
+            Column::AddrCount => "addr_count",
             Column::Peers => "peers",
             Column::Meta => "meta",
         }
@@ -89,14 +97,29 @@ pub enum StoreError {
     InUse(std::path::PathBuf),
 }
 
-/// One write in a batch: `None` deletes.
-pub type Op = (Column, Vec<u8>, Option<Vec<u8>>);
+/// What one operation of a batch does to its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Put(Vec<u8>),
+    Delete,
+    /// Adds to the counter at the key (i64 little-endian, absent = 0) without reading it:
+    /// only for [`Column::AddrCount`].
+    Add(i64),
+}
 
-/// A key-value store with column families and atomic batches.
-pub trait KvStore: Send + Sync {
+impl From<Option<Vec<u8>>> for Change {
+    /// `Some` puts, `None` deletes.
+    fn from(v: Option<Vec<u8>>) -> Change {
+        v.map_or(Change::Delete, Change::Put)
+    }
+}
+
+/// One write in a batch.
+pub type Op = (Column, Vec<u8>, Change);
+
+/// Reads, from the live store or from a point-in-time snapshot of it.
+pub trait KvRead {
     fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Writes all operations atomically, in order.
-    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
     /// Calls `f` on every entry whose key starts with `prefix`, in ascending key order,
     /// until `f` returns false.
     fn scan_prefix(
@@ -105,6 +128,37 @@ pub trait KvStore: Send + Sync {
         prefix: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError>;
+    /// [`KvRead::scan_prefix`] in descending key order: the first entry costs one seek.
+    fn scan_prefix_rev(
+        &self,
+        col: Column,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+}
+
+/// A key-value store with column families and atomic batches.
+pub trait KvStore: KvRead + Send + Sync {
+    /// Writes all operations atomically, in order.
+    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    /// Runs `f` on a snapshot: every read of `f` sees the store as it was when the snapshot
+    /// was taken, whatever batches are written meanwhile (a RocksDB snapshot; no lock).
+    fn with_snapshot(
+        &self,
+        f: &mut dyn FnMut(&dyn KvRead) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// Flushes memtables to disk (on clean shutdown).
     fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// A counter of [`Column::AddrCount`] with `n` added: the stored value is an i64
+/// little-endian (a malformed one counts as 0); wrapping, as a sum of ±1 steps never nears
+/// the limit.
+pub(crate) fn add_counter(stored: &[u8], n: i64) -> [u8; 8] {
+    counter_value(stored).wrapping_add(n).to_le_bytes()
+}
+
+/// The value of a counter as stored (0 when absent or malformed).
+pub(crate) fn counter_value(stored: &[u8]) -> i64 {
+    stored.try_into().map(i64::from_le_bytes).unwrap_or(0)
 }

@@ -11,10 +11,10 @@
 //! had taken 200,000 payments with a 64 MiB cache and no memtable budget. Writes: one `WriteBatch` per block (connect, disconnect or
 //! store), WAL on, no fsync per batch.
 
-use super::{Column, KvStore, Op, StoreError};
+use super::{Change, Column, KvRead, KvStore, Op, StoreError};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    Options, WriteBatch, WriteOptions, DB,
+    MergeOperands, Options, WriteBatch, WriteOptions, DB,
 };
 use std::path::Path;
 
@@ -48,11 +48,99 @@ fn cf_options(col: Column, cache: &Cache) -> Options {
         table.set_bloom_filter(10.0, false);
     }
     opts.set_block_based_table_factory(&table);
+    if col == Column::AddrCount {
+        opts.set_merge_operator_associative("ember_add_i64", add_merge);
+    }
     opts.set_compression_type(match col {
         Column::Bodies | Column::Undo => DBCompressionType::Lz4,
         _ => DBCompressionType::None,
     });
     opts
+}
+
+/// [`Column::AddrCount`]'s merge: the stored counter plus every operand (each an i64 LE
+/// delta); associative, so RocksDB may fold operands in any grouping.
+fn add_merge(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let mut sum = existing.map_or(0, super::counter_value);
+    for op in operands {
+        sum = sum.wrapping_add(super::counter_value(op));
+    }
+    Some(sum.to_le_bytes().to_vec())
+}
+
+/// Entries of `iter` while their key starts with `prefix`, into `f` until it says stop.
+fn scan<'a>(
+    iter: impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>> + 'a,
+    prefix: &[u8],
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), StoreError> {
+    for item in iter {
+        let (k, v) = item.map_err(db_err)?;
+        if !k.starts_with(prefix) || !f(&k, &v) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The smallest key above every key that starts with `prefix`, or `None` when there is none
+/// (a prefix of 0xff bytes only): where a descending scan of the prefix starts.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// A descending iterator's mode for the keys starting with `prefix`: from just below
+/// [`prefix_end`] (RocksDB's reverse seek lands on the last key at or before it; the end
+/// key itself, outside the prefix, is skipped by [`scan`]).
+fn rev_mode(end: &Option<Vec<u8>>) -> IteratorMode<'_> {
+    match end {
+        Some(e) => IteratorMode::From(e, Direction::Reverse),
+        None => IteratorMode::End,
+    }
+}
+
+/// Reads through a RocksDB snapshot.
+struct SnapshotRead<'a> {
+    kv: &'a RocksKv,
+    snap: rocksdb::Snapshot<'a>,
+}
+
+impl KvRead for SnapshotRead<'_> {
+    fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snap.get_cf(self.kv.cf(col), key).map_err(db_err)
+    }
+
+    fn scan_prefix(
+        &self,
+        col: Column,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mode = IteratorMode::From(prefix, Direction::Forward);
+        scan(self.snap.iterator_cf(self.kv.cf(col), mode), prefix, f)
+    }
+
+    fn scan_prefix_rev(
+        &self,
+        col: Column,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let end = prefix_end(prefix);
+        let iter = self.snap.iterator_cf(self.kv.cf(col), rev_mode(&end));
+        scan(
+            iter.skip_while(|i| i.as_ref().is_ok_and(|(k, _)| end.as_deref() == Some(&k[..]))),
+            prefix,
+            f,
+        )
+    }
 }
 
 impl RocksKv {
@@ -90,17 +178,45 @@ impl RocksKv {
     }
 }
 
-impl KvStore for RocksKv {
+impl KvRead for RocksKv {
     fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get_cf(self.cf(col), key).map_err(db_err)
     }
 
+    fn scan_prefix(
+        &self,
+        col: Column,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mode = IteratorMode::From(prefix, Direction::Forward);
+        scan(self.db.iterator_cf(self.cf(col), mode), prefix, f)
+    }
+
+    fn scan_prefix_rev(
+        &self,
+        col: Column,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let end = prefix_end(prefix);
+        let iter = self.db.iterator_cf(self.cf(col), rev_mode(&end));
+        scan(
+            iter.skip_while(|i| i.as_ref().is_ok_and(|(k, _)| end.as_deref() == Some(&k[..]))),
+            prefix,
+            f,
+        )
+    }
+}
+
+impl KvStore for RocksKv {
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        for (col, key, value) in ops {
-            match value {
-                Some(v) => batch.put_cf(self.cf(col), key, v),
-                None => batch.delete_cf(self.cf(col), key),
+        for (col, key, change) in ops {
+            match change {
+                Change::Put(v) => batch.put_cf(self.cf(col), key, v),
+                Change::Delete => batch.delete_cf(self.cf(col), key),
+                Change::Add(n) => batch.merge_cf(self.cf(col), key, n.to_le_bytes()),
             }
         }
         // WAL on, no fsync: a crash loses at most the last unsynced batches, each of which
@@ -110,21 +226,12 @@ impl KvStore for RocksKv {
         self.db.write_opt(batch, &wo).map_err(db_err)
     }
 
-    fn scan_prefix(
+    fn with_snapshot(
         &self,
-        col: Column,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        f: &mut dyn FnMut(&dyn KvRead) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let iter =
-            self.db.iterator_cf(self.cf(col), IteratorMode::From(prefix, Direction::Forward));
-        for item in iter {
-            let (k, v) = item.map_err(db_err)?;
-            if !k.starts_with(prefix) || !f(&k, &v) {
-                break;
-            }
-        }
-        Ok(())
+        let view = SnapshotRead { kv: self, snap: self.db.snapshot() };
+        f(&view)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -28,7 +28,7 @@ fn keys(kv: &Arc<dyn KvStore>) -> Vec<Vec<u8>> {
 fn one_source_flooding_cannot_evict_honest_addresses() {
     // A fixed key makes the run reproducible (honest addresses never share a slot here).
     let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
-    kv.write(vec![(Column::Peers, KEY_KEY.to_vec(), Some(vec![7; 32]))]).unwrap();
+    kv.write(vec![(Column::Peers, KEY_KEY.to_vec(), Change::Put(vec![7; 32]))]).unwrap();
     let mut man = AddrMan::load(kv);
     let now = wall_ms();
     let outbound = v4(203, 0, 113, 5, 9000);
@@ -75,7 +75,7 @@ fn reload_rebuilds_the_same_tables_with_the_same_key() {
 #[test]
 fn bans_in_the_same_column_are_left_alone() {
     let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
-    kv.write(vec![(Column::Peers, b"ban/127.0.0.1:9".to_vec(), Some(vec![0; 12]))]).unwrap();
+    kv.write(vec![(Column::Peers, b"ban/127.0.0.1:9".to_vec(), Change::Put(vec![0; 12]))]).unwrap();
     let _ = AddrMan::load(kv.clone());
     assert_eq!(kv.get(Column::Peers, b"ban/127.0.0.1:9").unwrap(), Some(vec![0; 12]));
 }
@@ -87,11 +87,11 @@ fn legacy_entries_are_imported_and_junk_deleted() {
     let mut legacy = 5u64.to_be_bytes().to_vec();
     legacy.extend_from_slice(&2u32.to_be_bytes());
     kv.write(vec![
-        (Column::Peers, old.to_string().into_bytes(), Some(legacy)),
-        (Column::Peers, b"not an address".to_vec(), Some(vec![0; 12])),
-        (Column::Peers, b"127.0.0.1:9".to_vec(), Some(vec![1, 2, 3])),
-        (Column::Peers, b"addr/127.0.0.1:10".to_vec(), Some(vec![0; 7])),
-        (Column::Peers, b"addr/nonsense".to_vec(), Some(vec![0; ENTRY_LEN])),
+        (Column::Peers, old.to_string().into_bytes(), Change::Put(legacy)),
+        (Column::Peers, b"not an address".to_vec(), Change::Put(vec![0; 12])),
+        (Column::Peers, b"127.0.0.1:9".to_vec(), Change::Put(vec![1, 2, 3])),
+        (Column::Peers, b"addr/127.0.0.1:10".to_vec(), Change::Put(vec![0; 7])),
+        (Column::Peers, b"addr/nonsense".to_vec(), Change::Put(vec![0; ENTRY_LEN])),
     ])
     .unwrap();
     let man = AddrMan::load(kv.clone());
