@@ -140,6 +140,9 @@ pub struct ChainManager {
     /// started (unix µs; oldest first in the queue). Only a diagnostic: how long blocks take
     /// to reach this node. Never consulted by a rule.
     stored_at: (HashMap<BlockId, u64>, VecDeque<BlockId>),
+    /// The block `accept_one` has just stored, while it activates the best chain: connecting
+    /// it takes this copy instead of reading the body back from the store and decoding it.
+    in_hand: Option<Block>,
     /// The clock `stored_at` is read from (unix µs): the system clock, or a test's.
     unix_us: fn() -> u64,
     /// Blocks invalidated by hand (kept in the store's meta), see [`manual`].
@@ -205,6 +208,7 @@ impl ChainManager {
             events,
             stats: ChainStats::default(),
             stored_at: Default::default(),
+            in_hand: None,
             unix_us: system_unix_us,
             manual,
         };
@@ -459,8 +463,9 @@ impl ChainManager {
             }
             self.check_new_header(&id, &block.header, now_ms)?;
         }
-        // Body: verify uncached signatures in parallel first, then the structural rules.
-        self.sig_cache.preverify(&block.txs);
+        // Body. Callers check uncached signatures in parallel before they take the chain
+        // lock (`Node::accept_block`, the peer's reader); one they did not check is
+        // verified here, through the cache.
         if let Err(error) =
             validate::check_block_body(&self.params, &block, self.sig_cache.as_ref())
         {
@@ -490,7 +495,10 @@ impl ChainManager {
         let old_tip = self.tip;
         // Even with less work than the tip, this body may complete a better branch whose
         // later bodies arrived first.
-        let mut result = self.activate_best_chain(Some(id))?;
+        self.in_hand = Some(block);
+        let activated = self.activate_best_chain(Some(id));
+        self.in_hand = None;
+        let mut result = activated?;
         // Children that were waiting for this block.
         for orphan in self.orphans.take_children(&id, now_ms) {
             let oid = orphan.id();
@@ -697,9 +705,12 @@ impl ChainManager {
             disconnected.push(Arc::new(self.disconnect_tip()?));
         }
         for id in path {
-            let block = self
-                .block(&id)?
-                .ok_or_else(|| StoreError::Corrupt(format!("body of {id} missing")))?;
+            let block = match self.in_hand.take_if(|b| b.id() == id) {
+                Some(block) => block,
+                None => self
+                    .block(&id)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("body of {id} missing")))?,
+            };
             match self.connect_tip(&block) {
                 Ok(()) => connected.push(Arc::new(block)),
                 Err(ChainError::Invalid { id, error }) => {
