@@ -851,6 +851,11 @@ impl Mempool {
         self.queues.values().flat_map(|q| q.txs.values().map(|e| (&e.tx, e.arrival_ms)))
     }
 
+    /// Every pending transaction with its txid (no hashing: the pool keeps them).
+    pub fn with_txids(&self) -> impl Iterator<Item = (Txid, &Transaction)> + '_ {
+        self.queues.values().flat_map(|q| q.txs.values().map(|e| (e.txid, &e.tx)))
+    }
+
     /// Every pending txid, by sender and then nonce.
     pub fn txids(&self) -> impl Iterator<Item = Txid> + '_ {
         self.queues.values().flat_map(|q| q.txs.values().map(|e| e.txid))

@@ -4,6 +4,7 @@
 mod block_assembly;
 mod cli_errors;
 mod cli_help;
+mod compact;
 mod containers;
 mod dashboard;
 mod devnet_controls;

@@ -803,6 +803,19 @@ impl ChainManager {
         self.work_if_added(header).map(|w| w > self.best_header_work())
     }
 
+    /// For a block whose body we lack: whether it would give the main chain more work than
+    /// the tip (worth rebuilding from a compact block and validating now). `Some(false)`
+    /// when its body is stored or it is invalid; `None` when neither it nor its parent is
+    /// known.
+    pub fn body_wanted(&self, header: &BlockHeader) -> Option<bool> {
+        let work = match self.index.get(&header.id()) {
+            Some(e) if e.status != BlockStatus::HeaderOnly => return Some(false),
+            Some(e) => e.work(),
+            None => self.index.get(&header.prev)?.work() + block_work(header),
+        };
+        Some(work > self.tip_work())
+    }
+
     pub fn best_header_height(&self) -> u64 {
         self.index.get(&self.best_header).map_or(0, |e| e.header.height)
     }

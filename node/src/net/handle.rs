@@ -57,6 +57,12 @@ impl Network {
             Message::Block(block) => self.on_block(id, block).await,
             Message::GetHeaders { locator, stop } => self.serve_headers(id, locator, stop).await,
             Message::Headers(headers) => self.on_headers(id, headers).await,
+            Message::SendCmpct { high_bandwidth } => self.on_send_cmpct(id, high_bandwidth),
+            Message::CmpctBlock(cb) => self.on_cmpct_block(id, cb).await,
+            Message::GetBlockTxn { block, indexes } => {
+                self.on_get_block_txn(id, block, indexes).await
+            }
+            Message::BlockTxn { block, txs } => self.on_block_txn(id, block, txs).await,
             Message::Version(_) | Message::Verack => self.punish(id, Misbehaviour::HandshakeAgain),
         }
     }
@@ -159,6 +165,19 @@ impl Network {
     }
 
     pub(super) async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {
+        self.on_block_from(id, block, false).await
+    }
+
+    /// A block from peer `id`, whole or rebuilt from a compact block (`via_compact`). A
+    /// rebuilt block that fails validation is not held against the peer: in
+    /// high-bandwidth mode it relays blocks before validating them (BIP152; Core's
+    /// `MaybePunishNodeForBlock` with `via_compact_block`).
+    pub(super) async fn on_block_from(
+        self: &Arc<Self>,
+        id: u64,
+        block: ember_core::Block,
+        via_compact: bool,
+    ) {
         let bid = block.id();
         let height = block.header.height;
         let requested = match self.peers.lock().expect("never poisoned").get_mut(&id) {
@@ -194,12 +213,22 @@ impl Network {
                         p.last_block = Some(tokio::time::Instant::now());
                     }
                 }
+                if matches!(accepted, Accepted::NewTip { .. }) {
+                    self.compact_promote(id);
+                }
                 self.request_blocks(id)
             }
             // Only early by our clock (a relaying peer's clock may run a little fast): not
             // recorded, not the sender's fault; it may be sent again later.
             Err(ChainError::Invalid { error, .. }) if error.is_temporary() => {
                 tracing::debug!(block = %bid, %error, "block not accepted yet");
+            }
+            Err(
+                e @ (ChainError::Invalid { .. }
+                | ChainError::KnownInvalid(_)
+                | ChainError::BadCopy { .. }),
+            ) if via_compact => {
+                tracing::info!(peer = id, block = %bid, error = %e, "compact block refused (not the relayer's fault)");
             }
             Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
                 self.punish(id, Misbehaviour::InvalidBlock(e.to_string()))

@@ -13,7 +13,9 @@
 //! | [`ping`] | liveness and round-trip time of a peer (no I/O; unit-tested) | the peer's reader task |
 //! | [`headers`] | what a `Headers` message leads to: store, ask on, locator, punish (no I/O; unit-tested) | the peer's reader task |
 //! | [`presync`] | which headers are worth storing (no I/O; unit-tested) | — |
-//! | [`relay`] | new blocks pushed to every peer, payments announced in batches (what to send: no I/O; unit-tested) | one task each |
+//! | [`relay`] | new blocks pushed to every peer (compact to peers that asked), payments announced in batches (what to send: no I/O; unit-tested) | one task each |
+//! | [`compact`] | compact blocks (BIP152): short ids, rebuilding from the mempool, high-bandwidth peers, bounded partial blocks (no I/O; unit-tested) | — |
+//! | `compact_relay` | what compact-block messages do; forwards rebuilt blocks to high-bandwidth peers before validating them | the peer's reader task + the blocking pool |
 //! | [`bans`] | persisted bans (no I/O but the store) | — |
 //! | [`claims`] | which unproven claims may still hold `/ready` back (no I/O; unit-tested) | — |
 //! | `addrman` | addresses in new/tried buckets (Bitcoin Core's addrman), persisted | — |
@@ -35,6 +37,8 @@
 pub mod addrman;
 pub mod bans;
 pub mod claims;
+pub mod compact;
+mod compact_relay;
 pub mod connect;
 pub mod disconnect;
 #[cfg(fuzzing)]
@@ -165,6 +169,8 @@ pub struct Network {
     sync: Mutex<SyncStatus>,
     /// Address groups whose claims no longer hold `/ready` back ([`claims`]).
     claims: Mutex<claims::ClaimGrace>,
+    /// Compact relay: high-bandwidth peers, partial and recent blocks ([`compact`]).
+    compact: Mutex<compact::CompactState>,
 }
 
 impl Network {
@@ -213,6 +219,7 @@ impl Network {
             tx_queue: Mutex::new(Vec::new()),
             sync: Mutex::new(SyncStatus::default()),
             claims: Mutex::new(claims::ClaimGrace::default()),
+            compact: Mutex::new(compact::CompactState::default()),
         })
     }
 

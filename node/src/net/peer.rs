@@ -72,6 +72,9 @@ pub(super) struct Peer {
     pub(super) last_block: Option<Instant>,
     /// Its presync and unconnecting count (the headers manager's state for it).
     pub(super) headers: HeaderSync,
+    /// How it asked for new blocks (`SendCmpct`): `None` whole blocks, `Some(false)`
+    /// compact blocks once validated, `Some(true)` compact blocks before validation.
+    pub(super) cmpct: Option<bool>,
 }
 
 impl Peer {
@@ -112,6 +115,7 @@ impl Peer {
             stalled: HashSet::new(),
             last_block: None,
             headers: HeaderSync::default(),
+            cmpct: None,
         }
     }
 
@@ -299,6 +303,7 @@ pub async fn run_peer(
         net.send(id, m);
     }
     net.send(id, Message::GetAddr);
+    net.compact_on_connect(id);
     // Our pending payments, to a peer we chose: what a restart restored from mempool.dat,
     // or what arrived while we had no peer, reaches the network (each peer fetches what it
     // lacks). At most the mempool's bound, in `MAX_INV` chunks; inbound peers, which anyone
@@ -331,6 +336,7 @@ pub async fn run_peer(
     cancel.cancel();
     let _ = writer.await;
     let removed = net.peers.lock().expect("never poisoned").remove(&id);
+    net.compact.lock().expect("never poisoned").forget_peer(id);
     let reason = removed.as_ref().and_then(|p| p.closing.clone());
     tracing::info!(
         peer = %addr, id, reason = %reason.unwrap_or(DisconnectReason::Closed), "peer disconnected"

@@ -1,11 +1,13 @@
 //! Relay manager: new blocks pushed to every peer at once (encoded once, shared by all
-//! outboxes); admitted payments announced by inventory in batches every 100 ms. Each peer's
+//! outboxes: compact to peers that asked for compact blocks, whole to the others); admitted
+//! payments announced by inventory in batches every 100 ms. Each peer's
 //! [`KnownInventory`] keeps us from sending it what it already has; gossip never waits, and
 //! a peer over its gossip budget is dropped as too slow.
 //!
 //! What to send is decided by plain functions ([`block_relay`], [`tx_announcements`]),
 //! unit-tested below; the two tasks at the end only feed them events and queue the result.
 
+use super::compact::CompactBlock;
 use super::disconnect::DisconnectReason;
 use super::outbox;
 use super::wire::{self, Inv, Message};
@@ -48,22 +50,50 @@ impl KnownInventory {
     }
 }
 
-/// What one chain event pushes to peers: `(inventory, its message, the height a peer holds
-/// once it has the message)`. Up to [`MAX_BLOCKS_PUSHED`] connected blocks go whole (a
-/// pushed block extends our main chain, so the peer will hold it); a longer run is one
-/// `Inv` of the tip, which proves nothing of the peer until it fetches it (height 0).
-pub fn block_relay(ev: &ChainEvent) -> Vec<(Inv, outbox::Payload, u64)> {
+/// One block (or tip announcement) a chain event pushes to peers.
+#[derive(Debug, Clone)]
+pub struct BlockPush {
+    pub inv: Inv,
+    /// For peers that did not ask for compact blocks: the whole block (or the `Inv`).
+    pub whole: outbox::Payload,
+    /// For peers that did (`SendCmpct`): the compact block; `None` for an announcement.
+    pub compact: Option<outbox::Payload>,
+    /// The height a peer holds once it has the block (0 for an announcement, which proves
+    /// nothing of the peer until it fetches it).
+    pub height: u64,
+}
+
+/// What one chain event pushes to peers. Up to [`MAX_BLOCKS_PUSHED`] connected blocks go
+/// whole, or compact (keyed by `nonce`, with the payments at `lacked(block)` sent whole) to
+/// peers that asked for compact blocks; a pushed block extends our main chain, so the peer
+/// will hold it. A longer run is one `Inv` of the tip for everyone.
+pub fn block_relay(
+    ev: &ChainEvent,
+    nonce: u64,
+    lacked: impl Fn(&ember_core::BlockId) -> Vec<u32>,
+) -> Vec<BlockPush> {
     if ev.connected.len() <= MAX_BLOCKS_PUSHED {
         ev.connected
             .iter()
             .map(|b| {
-                let m = Message::Block((**b).clone());
-                (Inv::Block(b.id()), outbox::payload(&m), b.header.height)
+                let id = b.id();
+                let cb = CompactBlock::build(b, nonce, &lacked(&id));
+                BlockPush {
+                    inv: Inv::Block(id),
+                    whole: outbox::payload(&Message::Block((**b).clone())),
+                    compact: Some(outbox::payload(&Message::CmpctBlock(cb))),
+                    height: b.header.height,
+                }
             })
             .collect()
     } else {
         let m = Message::Inv(vec![Inv::Block(ev.tip)]);
-        vec![(Inv::Block(ev.tip), outbox::payload(&m), 0)]
+        vec![BlockPush {
+            inv: Inv::Block(ev.tip),
+            whole: outbox::payload(&m),
+            compact: None,
+            height: 0,
+        }]
     }
 }
 
@@ -89,15 +119,28 @@ impl Network {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             };
-            let push = block_relay(&ev);
+            let push = {
+                let st = self.compact.lock().expect("never poisoned");
+                block_relay(&ev, rand::random(), |id| {
+                    st.recent(id).map(|(_, l)| l).unwrap_or_default()
+                })
+            };
             let mut slow = Vec::new();
+            let mut compact_sent = 0;
             {
                 let mut peers = self.peers.lock().expect("never poisoned");
                 for (id, p) in peers.iter_mut() {
-                    for (inv, payload, height) in &push {
-                        if p.knows(*inv) {
+                    for b in &push {
+                        if p.knows(b.inv) {
+                            let payload = match (&b.compact, p.cmpct) {
+                                (Some(c), Some(_)) => {
+                                    compact_sent += 1;
+                                    c
+                                }
+                                _ => &b.whole,
+                            };
                             if p.outbox.gossip(payload.clone()) {
-                                p.reached(*height);
+                                p.reached(b.height);
                             } else {
                                 slow.push(*id);
                             }
@@ -105,6 +148,7 @@ impl Network {
                     }
                 }
             }
+            self.compact.lock().expect("never poisoned").stats.sent += compact_sent;
             for id in slow {
                 self.drop_peer(id, DisconnectReason::SlowReader);
             }
@@ -179,20 +223,26 @@ mod tests {
     }
 
     #[test]
-    fn a_few_new_blocks_go_whole_and_a_long_run_is_announced_by_its_tip() {
-        let few = block_relay(&event(1..=MAX_BLOCKS_PUSHED as u64));
+    fn a_few_new_blocks_go_whole_or_compact_and_a_long_run_is_announced_by_its_tip() {
+        let few = block_relay(&event(1..=MAX_BLOCKS_PUSHED as u64), 5, |_| vec![0]);
         assert_eq!(few.len(), MAX_BLOCKS_PUSHED);
-        for (i, (inv, payload, height)) in few.iter().enumerate() {
+        for (i, push) in few.iter().enumerate() {
             let b = block(i as u64 + 1);
-            assert_eq!((*inv, *height), (Inv::Block(b.id()), b.header.height));
-            assert_eq!(**payload, *outbox::payload(&Message::Block((*b).clone())));
+            assert_eq!((push.inv, push.height), (Inv::Block(b.id()), b.header.height));
+            assert_eq!(*push.whole, *outbox::payload(&Message::Block((*b).clone())));
+            let cb = CompactBlock::build(&b, 5, &[0]);
+            assert_eq!(
+                **push.compact.as_ref().unwrap(),
+                *outbox::payload(&Message::CmpctBlock(cb))
+            );
         }
         let long = event(1..=MAX_BLOCKS_PUSHED as u64 + 1);
         let tip = long.tip;
-        let pushed = block_relay(&long);
+        let pushed = block_relay(&long, 5, |_| vec![]);
         assert_eq!(pushed.len(), 1);
-        assert_eq!((pushed[0].0, pushed[0].2), (Inv::Block(tip), 0));
-        assert_eq!(*pushed[0].1, *outbox::payload(&Message::Inv(vec![Inv::Block(tip)])));
+        assert_eq!((pushed[0].inv, pushed[0].height), (Inv::Block(tip), 0));
+        assert_eq!(*pushed[0].whole, *outbox::payload(&Message::Inv(vec![Inv::Block(tip)])));
+        assert!(pushed[0].compact.is_none(), "an announcement is the same for everyone");
     }
 
     fn txid(n: u32) -> Txid {

@@ -12,13 +12,14 @@
 //! [`read_message`] and [`write_message`] carry a [`Message`] in a plaintext frame: the
 //! protocol before encryption, kept for tests that play an old plaintext peer.
 
+pub use super::compact::CompactBlock;
 use bincode::{Decode, Encode};
 use ember_core::encoding::{decode, encode};
 use ember_core::{Block, BlockHeader, BlockId, Transaction, Txid};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Protocol version spoken by this node.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame payload after the handshake: a maximal block plus slack.
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 /// Largest frame payload before the handshake completes.
@@ -31,6 +32,9 @@ pub const MAX_INV: usize = 50_000;
 pub const MAX_ADDRS: usize = 1_000;
 /// Most hashes in a block locator.
 pub const MAX_LOCATOR: usize = 101;
+/// Most payments a compact block, `GetBlockTxn` or `BlockTxn` may name: what fits in the
+/// largest frame ([`MAX_FRAME`]); the network's own block limit is checked on receipt.
+pub const MAX_COMPACT_TXS: usize = MAX_FRAME / ember_core::tx::TX_ENCODED_LEN;
 
 /// What an inventory entry names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
@@ -77,6 +81,23 @@ pub enum Message {
         stop: BlockId,
     },
     Headers(Vec<BlockHeader>),
+    /// BIP152's `sendcmpct`: send me new blocks as compact blocks; with `high_bandwidth`,
+    /// as soon as their proof of work checks, before validating them.
+    SendCmpct {
+        high_bandwidth: bool,
+    },
+    /// BIP152's `cmpctblock` ([`CompactBlock`]).
+    CmpctBlock(CompactBlock),
+    /// BIP152's `getblocktxn`: the payments of `block` at these indexes (ascending).
+    GetBlockTxn {
+        block: BlockId,
+        indexes: Vec<u32>,
+    },
+    /// BIP152's `blocktxn`: the payments a `GetBlockTxn` asked for, in its order.
+    BlockTxn {
+        block: BlockId,
+        txs: Vec<Transaction>,
+    },
 }
 
 impl Message {
@@ -96,6 +117,10 @@ impl Message {
             Message::Block(_) => "block",
             Message::GetHeaders { .. } => "getheaders",
             Message::Headers(_) => "headers",
+            Message::SendCmpct { .. } => "sendcmpct",
+            Message::CmpctBlock(_) => "cmpctblock",
+            Message::GetBlockTxn { .. } => "getblocktxn",
+            Message::BlockTxn { .. } => "blocktxn",
         }
     }
 
@@ -107,6 +132,9 @@ impl Message {
             Message::Headers(h) => (h.len(), MAX_HEADERS),
             Message::GetHeaders { locator, .. } => (locator.len(), MAX_LOCATOR),
             Message::Version(v) => (v.user_agent.len(), 256),
+            Message::CmpctBlock(cb) => (cb.tx_count(), MAX_COMPACT_TXS),
+            Message::GetBlockTxn { indexes, .. } => (indexes.len(), MAX_COMPACT_TXS),
+            Message::BlockTxn { txs, .. } => (txs.len(), MAX_COMPACT_TXS),
             _ => (0, 0),
         };
         if n > max {

@@ -203,6 +203,7 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "syncing": node.net.get().is_some_and(|n| n.sync_status().syncing),
         "best_peer_height": node.net.get().map_or(0, |n| n.best_peer_height()),
         "sync": node.net.get().map(|n| n.sync_status()),
+        "compact": node.net.get().map(|n| n.compact_stats()),
         "known_addresses": node.net.get().map_or(0, |n| n.known_address_count()),
         "known_headers": known_headers,
         // The mining mode now (--mine / --automine, or as mining_set* changed it) and the

@@ -1,0 +1,243 @@
+//! What compact-block messages do (the decisions are [`super::compact`]'s): ask peers for
+//! compact relay at connect, rebuild a peer's compact block from the mempool on the
+//! blocking pool, ask for what is missing, serve `GetBlockTxn`, and forward a rebuilt block
+//! to high-bandwidth peers before validating it (BIP152's high-bandwidth mode; a block that
+//! then fails validation is not the forwarder's fault, as in Core).
+
+use super::compact::{CompactBlock, CompactError, CompactStats, PartialBlock};
+use super::disconnect::Misbehaviour;
+use super::outbox;
+use super::wire::{Inv, Message};
+use super::Network;
+use crate::store::BlockStatus;
+use ember_core::block::max_txs_for;
+use ember_core::{Block, BlockId, Transaction};
+use std::sync::Arc;
+
+/// What a compact block leads to, decided on the blocking pool.
+enum Verdict {
+    /// Known already, or not better than our tip: nothing to do.
+    Ignore,
+    /// Its parent is unknown: sync headers from the sender.
+    Orphan,
+    /// Its header breaks a rule (proof of work, structure).
+    BadHeader(String),
+    /// Rebuilt (maybe partly).
+    Partial(PartialBlock),
+    /// Cannot be rebuilt from short ids: fetch the whole block.
+    Fallback,
+    Malformed(String),
+}
+
+impl Network {
+    /// A peer just connected: ask it for compact blocks, high-bandwidth while fewer than
+    /// [`super::compact::HIGH_BANDWIDTH_PEERS`] peers are.
+    pub(super) fn compact_on_connect(&self, id: u64) {
+        let high_bandwidth = {
+            let mut st = self.compact.lock().expect("never poisoned");
+            st.high_bandwidth.has_room() && st.high_bandwidth.promote(id).is_some()
+        };
+        self.send(id, Message::SendCmpct { high_bandwidth });
+    }
+
+    /// Peer `id` gave us a new tip first: make it one of our high-bandwidth peers (Core's
+    /// rule), moving the least recent one back to low bandwidth.
+    pub(super) fn compact_promote(&self, id: u64) {
+        let change = self.compact.lock().expect("never poisoned").high_bandwidth.promote(id);
+        if let Some(demoted) = change {
+            self.send(id, Message::SendCmpct { high_bandwidth: true });
+            if let Some(old) = demoted {
+                self.send(old, Message::SendCmpct { high_bandwidth: false });
+            }
+        }
+    }
+
+    /// What compact relay did so far.
+    pub fn compact_stats(&self) -> CompactStats {
+        self.compact.lock().expect("never poisoned").stats
+    }
+
+    pub(super) fn on_send_cmpct(&self, id: u64, high_bandwidth: bool) {
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.cmpct = Some(high_bandwidth);
+        }
+    }
+
+    pub(super) async fn on_cmpct_block(self: &Arc<Self>, id: u64, cb: CompactBlock) {
+        let (bid, height) = (cb.header.id(), cb.header.height);
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            p.knows(Inv::Block(bid));
+        }
+        let node = self.node.clone();
+        let verdict = self
+            .blocking(move || {
+                if let Err(e) = ember_core::validate::check_header(&node.params, &cb.header) {
+                    return Verdict::BadHeader(e.to_string());
+                }
+                match node
+                    .chain
+                    .lock()
+                    .expect("chain lock is never poisoned")
+                    .body_wanted(&cb.header)
+                {
+                    None => return Verdict::Orphan,
+                    Some(false) => return Verdict::Ignore,
+                    Some(true) => {}
+                }
+                let max_txs = max_txs_for(node.params.max_block_bytes);
+                let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+                match PartialBlock::new(&cb, max_txs, mp.with_txids()) {
+                    Ok(p) => Verdict::Partial(p),
+                    Err(CompactError::Collision) => Verdict::Fallback,
+                    Err(CompactError::Malformed(m)) => Verdict::Malformed(m),
+                }
+            })
+            .await;
+        if !matches!(verdict, Verdict::BadHeader(_) | Verdict::Malformed(_)) {
+            // Its proof of work checks: it holds a block at that height, as much as a whole
+            // block shows before validation (`on_block` counts it the same way).
+            if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+                p.reached(height);
+            }
+        }
+        match verdict {
+            Verdict::Ignore => {}
+            Verdict::Orphan => {
+                let m = self.locator_message();
+                self.send(id, m);
+            }
+            Verdict::BadHeader(e) => self.punish(id, Misbehaviour::InvalidHeaders(e)),
+            Verdict::Malformed(m) => self.punish(id, Misbehaviour::Protocol(m)),
+            Verdict::Fallback => self.fetch_whole(id, bid),
+            Verdict::Partial(partial) if partial.missing.is_empty() => {
+                self.compact.lock().expect("never poisoned").stats.rebuilt_from_mempool += 1;
+                self.compact_rebuilt(id, partial, Vec::new()).await;
+            }
+            Verdict::Partial(partial) => {
+                let indexes = partial.missing.clone();
+                {
+                    let mut st = self.compact.lock().expect("never poisoned");
+                    st.stats.round_trips += 1;
+                    st.hold(id, partial);
+                }
+                self.send(id, Message::GetBlockTxn { block: bid, indexes });
+            }
+        }
+    }
+
+    pub(super) async fn on_block_txn(
+        self: &Arc<Self>,
+        id: u64,
+        block: BlockId,
+        txs: Vec<Transaction>,
+    ) {
+        let Some(mut partial) = self.compact.lock().expect("never poisoned").take(id, &block)
+        else {
+            // Not asked (or replaced by a newer block of the same peer): ignored.
+            return;
+        };
+        let lacked = partial.missing.clone();
+        if let Err(e) = partial.fill(txs) {
+            self.punish(id, Misbehaviour::Protocol(e.to_string()));
+            return;
+        }
+        self.compact_rebuilt(id, partial, lacked).await;
+    }
+
+    /// A partial block with nothing missing: checked against its header's root on the
+    /// blocking pool, forwarded to high-bandwidth peers, then validated and connected.
+    async fn compact_rebuilt(self: &Arc<Self>, id: u64, partial: PartialBlock, lacked: Vec<u32>) {
+        let bid = partial.id();
+        let block = match self.blocking(move || partial.complete()).await {
+            Some(Ok(block)) => block,
+            // A short id matched the wrong payment, or the sender's payments are not the
+            // block's: the whole block settles it.
+            Some(Err(_)) | None => return self.fetch_whole(id, bid),
+        };
+        let block = Arc::new(block);
+        {
+            let mut st = self.compact.lock().expect("never poisoned");
+            st.stats.rebuilt += 1;
+            st.remember(block.clone(), lacked.clone());
+        }
+        self.forward_high_bandwidth(id, &block, &lacked);
+        self.on_block_from(id, Block::clone(&block), true).await;
+    }
+
+    /// Sends `block` as a compact block, before validating it, to every high-bandwidth peer
+    /// but `from` that does not know it, with the payments we lacked sent whole.
+    fn forward_high_bandwidth(&self, from: u64, block: &Block, lacked: &[u32]) {
+        let inv = Inv::Block(block.id());
+        let payload = outbox::payload(&Message::CmpctBlock(CompactBlock::build(
+            block,
+            rand::random(),
+            lacked,
+        )));
+        let mut sent = 0;
+        let mut slow = Vec::new();
+        {
+            let mut peers = self.peers.lock().expect("never poisoned");
+            for (pid, p) in peers.iter_mut() {
+                if *pid != from && p.cmpct == Some(true) && p.knows(inv) {
+                    if p.outbox.gossip(payload.clone()) {
+                        sent += 1;
+                    } else {
+                        slow.push(*pid);
+                    }
+                }
+            }
+        }
+        self.compact.lock().expect("never poisoned").stats.sent += sent;
+        for pid in slow {
+            self.drop_peer(pid, super::disconnect::DisconnectReason::SlowReader);
+        }
+    }
+
+    /// Asks `id` for the whole block (BIP152's fallback).
+    fn fetch_whole(&self, id: u64, block: BlockId) {
+        self.compact.lock().expect("never poisoned").stats.fallbacks += 1;
+        self.send(id, Message::GetData(vec![Inv::Block(block)]));
+    }
+
+    /// `GetBlockTxn`: the payments of a recent or stored block at strictly ascending
+    /// indexes inside it (so the answer is at most the block's size); anything else is a
+    /// protocol violation. A block we do not have is answered with `NotFound`.
+    pub(super) async fn on_get_block_txn(
+        self: &Arc<Self>,
+        id: u64,
+        block: BlockId,
+        indexes: Vec<u32>,
+    ) {
+        let recent = self.compact.lock().expect("never poisoned").recent(&block);
+        let txs: Option<Vec<Transaction>> = match recent {
+            Some((b, _)) => Some(b.txs.clone()),
+            None => {
+                let store = self.store.clone();
+                self.blocking(move || match store.header(&block) {
+                    Ok(Some(e)) if e.status == BlockStatus::BodyStored => {
+                        store.body(&block).ok().flatten()
+                    }
+                    _ => None,
+                })
+                .await
+            }
+        };
+        let Some(txs) = txs else {
+            self.send(id, Message::NotFound(vec![Inv::Block(block)]));
+            return;
+        };
+        let ascending = indexes.windows(2).all(|w| w[0] < w[1]);
+        if !ascending || indexes.last().is_some_and(|i| *i as usize >= txs.len()) {
+            self.punish(
+                id,
+                Misbehaviour::Protocol(format!(
+                    "getblocktxn indexes not ascending or past the block's {} payments",
+                    txs.len()
+                )),
+            );
+            return;
+        }
+        let picked = indexes.iter().map(|i| txs[*i as usize]).collect();
+        self.reply(id, Message::BlockTxn { block, txs: picked }).await;
+    }
+}

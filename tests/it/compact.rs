@@ -1,0 +1,209 @@
+//! Compact block relay between real nodes, and against a peer that speaks it wrongly.
+//!
+//! | what | the node must |
+//! |---|---|
+//! | a block whose payments every mempool of a 3-node line holds | rebuild it from its mempool on every hop (counted in `node_info.compact`), no round trip, no whole block |
+//! | a compact block of payments the node lacks | ask for exactly the missing indexes once (`GetBlockTxn`), take the block from the answer |
+//! | an answer with the wrong number of payments, a prefilled index out of order, a `GetBlockTxn` past the block | ban the sender |
+//! | a compact block whose short ids collide | ask for the whole block instead, no ban |
+//! | a block with valid proof of work but an invalid payment, relayed by an honest node in high-bandwidth mode | refuse it, and not ban the honest relayer (BIP152) |
+
+use crate::support::{dev_key, devnet, payment_hex, DevNode};
+use ember_core::testkit::{child_block, pay};
+use ember_core::{Block, BlockId, Keypair, Transaction};
+use ember_node::net::compact::CompactBlock;
+use ember_node::net::wire::Message;
+use ember_testnet::hostile::{HostileOptions, HostilePeer};
+use ember_testnet::wait_for;
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn p2p(n: &DevNode) -> SocketAddr {
+    n.node.p2p_addr().parse().expect("p2p address")
+}
+
+fn compact(n: &DevNode) -> Value {
+    n.call("node_info", json!([]))["compact"].clone()
+}
+
+fn bans(n: &DevNode) -> Vec<Value> {
+    n.call("net_bans", json!([])).as_array().cloned().unwrap_or_default()
+}
+
+/// A port nothing listens on: what a hostile peer claims, so its ban keys on it.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn hostile(n: &DevNode) -> HostilePeer {
+    let opts = HostileOptions { listen_port: free_port(), ..Default::default() };
+    HostilePeer::connect(p2p(n), &devnet(), &opts)
+        .unwrap_or_else(|e| panic!("hostile handshake: {e}\n{}", n.node.log_tail()))
+}
+
+/// The node's tip block, fetched by the peer.
+fn tip_block(n: &DevNode, h: &mut HostilePeer) -> Block {
+    let tip: BlockId = n.call("node_info", json!([]))["tip"].as_str().unwrap().parse().unwrap();
+    h.fetch_block(tip, T).expect("the tip block")
+}
+
+/// `count` payments from dev accounts `first..` (nonce 0 each), which no mempool holds.
+fn fresh_payments(first: u32, count: u32) -> Vec<Transaction> {
+    let params = devnet();
+    let to = Keypair::generate().address();
+    (first..first + count).map(|i| pay(&params, &dev_key(i), to, 1_000, 10, 0)).collect()
+}
+
+/// Waits for the node's `GetBlockTxn` of `block`; returns its indexes.
+fn asked_indexes(h: &mut HostilePeer, block: BlockId) -> Vec<u32> {
+    h.recv_until(T, "getblocktxn", |m| match m {
+        Message::GetBlockTxn { block: b, indexes } if *b == block => Some(indexes.clone()),
+        _ => None,
+    })
+    .expect("the node asks for the missing payments")
+}
+
+#[test]
+fn a_line_rebuilds_each_block_from_its_mempool_without_a_round_trip() {
+    let a = DevNode::start(&[]);
+    let b = DevNode::start(&["--peer", &a.node.p2p_addr()]);
+    let c = DevNode::start(&["--peer", &b.node.p2p_addr()]);
+    a.call("mining_generate", json!([1]));
+    wait_for(T, "the line at height 1", || (c.height() == 1).then_some(())).unwrap();
+    let params = devnet();
+    let to = Keypair::generate().address();
+    for i in 0..10u32 {
+        for nonce in 0..5 {
+            a.call("tx_submit", json!([payment_hex(&params, &dev_key(i), to, 1_000, 10, nonce)]));
+        }
+    }
+    wait_for(T, "every mempool to hold the 50 payments", || {
+        [&a, &b, &c].iter().all(|n| n.call("mempool_info", json!([]))["count"] == 50).then_some(())
+    })
+    .unwrap();
+    let before = [compact(&b), compact(&c)];
+    a.call("mining_generate", json!([1]));
+    wait_for(T, "the far node at height 2", || (c.height() == 2).then_some(())).unwrap();
+    assert_eq!(c.call("chain_getBlock", json!([2]))["txs"].as_array().map(Vec::len), Some(50));
+    assert_eq!(a.digest(), c.digest());
+    for (n, (node, before)) in [&b, &c].iter().zip(before).enumerate() {
+        let after = compact(node);
+        let grew = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+        assert_eq!(grew("rebuilt_from_mempool"), 1, "node {}: {after}", n + 1);
+        assert_eq!(grew("round_trips"), 0, "node {}: {after}", n + 1);
+        assert_eq!(grew("fallbacks"), 0, "node {}: {after}", n + 1);
+    }
+    assert!(compact(&a)["sent"].as_u64() >= Some(1), "a sent its block compact");
+}
+
+#[test]
+fn missing_payments_cost_one_round_trip_and_wrong_answers_are_banned() {
+    let a = DevNode::start(&[]);
+    a.call("mining_generate", json!([1]));
+    let params = devnet();
+    let miner = Keypair::generate().address();
+
+    // Three payments a has never seen: it asks for exactly those, once.
+    let mut h = hostile(&a);
+    let parent = tip_block(&a, &mut h).header;
+    let txs = fresh_payments(0, 3);
+    let block = child_block(&params, &parent, txs.clone(), miner, 0);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&block, 11, &[]))).unwrap();
+    assert_eq!(asked_indexes(&mut h, block.id()), vec![0, 1, 2]);
+    h.send(&Message::BlockTxn { block: block.id(), txs }).unwrap();
+    let id = block.id().to_string();
+    wait_for(T, "the block rebuilt from the answer", || {
+        (a.call("node_info", json!([]))["tip"] == id.as_str()).then_some(())
+    })
+    .unwrap();
+    let st = compact(&a);
+    assert_eq!((st["rebuilt"].as_u64(), st["round_trips"].as_u64()), (Some(1), Some(1)), "{st}");
+    assert!(bans(&a).is_empty());
+
+    // Two missing, one sent back: banned, and the block is not taken.
+    let txs = fresh_payments(3, 2);
+    let block = child_block(&params, &block.header, txs.clone(), miner, 0);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&block, 12, &[1]))).unwrap();
+    assert_eq!(asked_indexes(&mut h, block.id()), vec![0]);
+    h.send(&Message::BlockTxn { block: block.id(), txs: vec![txs[0], txs[1]] }).unwrap();
+    wait_for(T, "a ban for a wrong answer", || (bans(&a).len() == 1).then_some(())).unwrap();
+    assert_eq!(a.height(), 2);
+
+    // A prefilled index out of order: banned.
+    let mut h = hostile(&a);
+    let mut cb = CompactBlock::build(&block, 13, &[0, 1]);
+    cb.prefilled.swap(0, 1);
+    h.send(&Message::CmpctBlock(cb)).unwrap();
+    wait_for(T, "a ban for a malformed compact block", || (bans(&a).len() == 2).then_some(()))
+        .unwrap();
+
+    // A GetBlockTxn past the block's payments: banned.
+    let mut h = hostile(&a);
+    let tip: BlockId = id.parse().unwrap();
+    h.send(&Message::GetBlockTxn { block: tip, indexes: vec![1, 3] }).unwrap();
+    wait_for(T, "a ban for asking past the block", || (bans(&a).len() == 3).then_some(())).unwrap();
+
+    // Two payments of one block with the same short id: the whole block is asked for, and
+    // nobody is banned for it.
+    let mut h = hostile(&a);
+    let mut cb = CompactBlock::build(&block, 14, &[]);
+    cb.short_ids[1] = cb.short_ids[0];
+    h.send(&Message::CmpctBlock(cb)).unwrap();
+    h.recv_until(T, "a getdata of the whole block", |m| match m {
+        Message::GetData(items) => {
+            items.contains(&ember_node::net::wire::Inv::Block(block.id())).then_some(())
+        }
+        _ => None,
+    })
+    .expect("the fallback to the whole block");
+    h.send(&Message::Block(block.clone())).unwrap();
+    let id = block.id().to_string();
+    wait_for(T, "the whole block taken", || {
+        (a.call("node_info", json!([]))["tip"] == id.as_str()).then_some(())
+    })
+    .unwrap();
+    assert_eq!(bans(&a).len(), 3, "a collision is nobody's fault");
+    assert_eq!(compact(&a)["fallbacks"].as_u64(), Some(1));
+}
+
+#[test]
+fn an_invalid_block_relayed_before_validation_gets_no_honest_node_banned() {
+    let b = DevNode::start(&[]);
+    let c = DevNode::start(&["--peer", &b.node.p2p_addr()]);
+    b.call("mining_generate", json!([1]));
+    wait_for(T, "c at height 1", || (c.height() == 1).then_some(())).unwrap();
+    let c_id = c.call("node_info", json!([]))["node_id"].as_str().unwrap().to_string();
+    // c asked b for high-bandwidth relay at connect (b is its only peer).
+    let params = devnet();
+    let mut h = hostile(&b);
+    let parent = tip_block(&b, &mut h).header;
+    // Valid proof of work and signatures, but the payment spends more than the account
+    // holds: only full validation finds it.
+    let holds = params.allocations()[5].1.units();
+    let bad = pay(&params, &dev_key(5), Keypair::generate().address(), holds + 1, 10, 0);
+    let block = child_block(&params, &parent, vec![bad], Keypair::generate().address(), 0);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&block, 21, &[0]))).unwrap();
+    // c rebuilds it from b's forward (sent before b validated it), and refuses it.
+    wait_for(T, "c to rebuild the forwarded block", || {
+        (compact(&c)["rebuilt"].as_u64() >= Some(1)).then_some(())
+    })
+    .unwrap();
+    // b mines on: c handles b's messages in order, so once it has the next block it has
+    // judged the invalid one.
+    b.call("mining_generate", json!([1]));
+    wait_for(T, "c at height 2", || (c.height() == 2).then_some(())).unwrap();
+    let tip = b.call("node_info", json!([]))["tip"].clone();
+    assert_ne!(tip.as_str(), Some(block.id().to_string().as_str()), "b took the invalid block");
+    assert_eq!(c.call("node_info", json!([]))["tip"], tip, "c follows b, not the invalid block");
+    assert!(bans(&c).is_empty(), "c banned the honest relayer: {:?}", bans(&c));
+    let peers = b.call("net_peers", json!([]));
+    let linked = peers.as_array().unwrap().iter().any(|p| p["node_id"] == c_id.as_str());
+    assert!(linked, "b and c are no longer linked: {peers}");
+    // Nor is the block's first sender punished: a high-bandwidth peer may relay what it has
+    // not validated yet.
+    h.round_trip(T).expect("the sender is still connected");
+    assert!(bans(&b).is_empty(), "b banned the sender: {:?}", bans(&b));
+}
