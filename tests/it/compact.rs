@@ -207,3 +207,51 @@ fn an_invalid_block_relayed_before_validation_gets_no_honest_node_banned() {
     h.round_trip(T).expect("the sender is still connected");
     assert!(bans(&b).is_empty(), "b banned the sender: {:?}", bans(&b));
 }
+
+/// `GET url/ready`'s status.
+fn ready_status(n: &DevNode) -> u16 {
+    match ureq::get(&format!("{}/ready", n.node.rpc_url())).call() {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("/ready: {e}"),
+    }
+}
+
+/// A block's proof of work is all a block shows before validation, and it is free on
+/// devnet: a block at a made-up height (an unknown parent, or a height its parent does not
+/// allow) is shown in `net_peers` (at most 2^53 - 1) but never makes `GET /ready` wait for
+/// that height, on the node it was sent to nor on the node it was forwarded to before
+/// validation. (With the height counted on receipt, both answered 503 "a peer has
+/// 4611686018427387904" for as long as the links stayed up.)
+#[test]
+fn made_up_heights_in_blocks_never_hold_ready_back() {
+    let a = DevNode::start(&[]);
+    let c = DevNode::start(&["--peer", &a.node.p2p_addr()]);
+    a.call("mining_generate", json!([3]));
+    wait_for(T, "c at height 3", || (c.height() == 3).then_some(())).unwrap();
+    assert_eq!((ready_status(&a), ready_status(&c)), (200, 200));
+    let params = devnet();
+    let miner = Keypair::generate().address();
+    let mut h = hostile(&a);
+    let tip = tip_block(&a, &mut h).header;
+    // An unknown parent at height 2^62 - 1, then a child of the tip claiming height 8.
+    let mut far = tip;
+    far.height = (1 << 62) - 1;
+    far.prev = BlockId::from_bytes([7; 32]);
+    let orphan = child_block(&params, &far, vec![], miner, 0);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&orphan, 1, &[]))).unwrap();
+    h.send(&Message::Block(orphan)).unwrap();
+    let mut wrong = child_block(&params, &tip, vec![], miner, 0);
+    wrong.header.height = tip.height + 5;
+    assert!(ember_core::validate::solve_pow(&mut wrong.header, u64::MAX));
+    h.send(&Message::CmpctBlock(CompactBlock::build(&wrong, 2, &[]))).unwrap();
+    h.round_trip(T).expect("a handled all three");
+    // c has judged the forwarded block once it has a's next one (a peer's messages are
+    // handled in order).
+    a.call("mining_generate", json!([1]));
+    wait_for(T, "c at height 4", || (c.height() == 4).then_some(())).unwrap();
+    assert_eq!(ready_status(&a), 200, "a waits for a height nobody proved");
+    assert_eq!(ready_status(&c), 200, "c waits for a height nobody proved");
+    let shown = a.call("node_info", json!([]))["best_peer_height"].as_u64().unwrap();
+    assert!(shown < (1 << 53), "a shows a height JSON cannot hold exactly: {shown}");
+}

@@ -94,10 +94,10 @@ impl Network {
             })
             .await;
         if !matches!(verdict, Verdict::BadHeader(_) | Verdict::Malformed(_)) {
-            // Its proof of work checks: it holds a block at that height, as much as a whole
-            // block shows before validation (`on_block` counts it the same way).
+            // Shown, not proven: its proof of work checks, but it may be on an unknown or
+            // invalid branch (and is free on devnet); only once stored does it count.
             if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
-                p.reached(height);
+                p.shows(height);
             }
         }
         match verdict {

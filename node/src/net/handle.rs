@@ -183,7 +183,8 @@ impl Network {
         let requested = match self.peers.lock().expect("never poisoned").get_mut(&id) {
             Some(p) => {
                 p.knows(Inv::Block(bid));
-                p.reached(height);
+                // Shown only: proven once it is validated and stored (below).
+                p.shows(height);
                 p.in_flight.remove(&bid).is_some()
             }
             None => false,
@@ -208,8 +209,11 @@ impl Network {
                 self.send(id, m);
             }
             Ok(accepted) => {
-                if matches!(accepted, Accepted::NewTip { .. } | Accepted::SideChain) {
-                    if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+                if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+                    // Valid and stored (or already was): the peer holds a block at that
+                    // height.
+                    p.reached(height);
+                    if matches!(accepted, Accepted::NewTip { .. } | Accepted::SideChain) {
                         p.last_block = Some(tokio::time::Instant::now());
                     }
                 }

@@ -78,10 +78,19 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    /// The peer has proven it holds a block at `height`.
+    /// The peer has proven it holds a block at `height`: headers we stored, a block we
+    /// validated and stored, or a block of ours it was sent. Only this raises what
+    /// `GET /ready` weighs.
     pub(super) fn reached(&mut self, height: u64) {
-        self.height = self.height.max(height);
-        self.proven = self.proven.max(height);
+        self.shows(height);
+        self.proven = self.proven.max(height.min(MAX_CLAIMED_HEIGHT));
+    }
+
+    /// The peer sent something at `height` that is not proven yet (a block or compact block
+    /// before validation, whose header's proof of work may be all it has): shown in
+    /// `net_peers`, at most 2^53 - 1, never weighed by `GET /ready`.
+    pub(super) fn shows(&mut self, height: u64) {
+        self.height = self.height.max(height.min(MAX_CLAIMED_HEIGHT));
     }
 
     /// A peer just connected, with nothing learned of it yet beyond its key.
