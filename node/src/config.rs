@@ -380,7 +380,7 @@ pub fn other_genesis_hint(data_dir: &Path, network: &str, stored: ember_core::Bl
 /// The `--peer` list checked and without repeats: one entry per endpoint, the pinned
 /// (`ID@`) form kept when both are given; two different ids for one endpoint are refused.
 fn dedup_peers(peers: &[String]) -> anyhow::Result<Vec<String>> {
-    use crate::net::identity::PeerTarget;
+    use crate::identity::PeerTarget;
     let mut out: Vec<(PeerTarget, String)> = Vec::new();
     for text in peers {
         let t: PeerTarget = text.parse().map_err(|e| anyhow::anyhow!("--peer: {e}"))?;
@@ -427,7 +427,7 @@ fn listen_addr(flag: &str, text: &str) -> anyhow::Result<SocketAddr> {
 /// the first).
 fn parse_external(text: &str) -> anyhow::Result<SocketAddr> {
     use std::net::ToSocketAddrs;
-    let endpoint: crate::net::identity::Endpoint =
+    let endpoint: crate::identity::Endpoint =
         text.parse().map_err(|e| anyhow::anyhow!("--external-addr: {e}"))?;
     let addrs: Vec<SocketAddr> = endpoint
         .to_string()

@@ -47,6 +47,7 @@ pub mod chain;
 pub mod config;
 pub mod dev_snapshot;
 pub mod genesis_cmd;
+pub mod identity;
 pub mod mempool;
 pub mod mempool_file;
 pub mod metrics;

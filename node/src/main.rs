@@ -231,7 +231,8 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
         anyhow::anyhow!("cannot write the RPC cookie in {}: {e}", data_dir.display())
     })?;
     let tokens = std::iter::once(token).chain(node.config.rpc_token.clone()).collect();
-    let bound = ember_node::rpc::serve(node.clone(), rpc_addr, tokens).await?;
+    let net_slot = ember_node::rpc::NetSlot::default();
+    let bound = ember_node::rpc::serve(node.clone(), net_slot.clone(), rpc_addr, tokens).await?;
     let net = ember_node::net::Network::new(node.clone());
     let p2p = net.start(node.config.p2p_addr, &node.config.peers).await.map_err(|e| {
         // The network's own message names the address and the cause; the flag that
@@ -245,7 +246,7 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
             e
         }
     })?;
-    let _ = node.net.set(net);
+    let _ = net_slot.set(net);
     // Signal handlers before anything tells the world we are up: a SIGTERM sent as soon as
     // rpc.addr exists must stop the node cleanly, not kill it.
     use tokio::signal::unix::{signal, SignalKind};
@@ -266,7 +267,7 @@ async fn run(config: ember_node::config::NodeConfig) -> anyhow::Result<()> {
         // Devnet: one miner task follows the mining mode (interval, automine), which RPC
         // may change at any time.
         Some(miner) if devnet => {
-            tokio::spawn(ember_node::mining_mode::run(node.clone(), miner));
+            tokio::spawn(ember_node::miner::run_devnet(node.clone(), miner));
         }
         Some(miner) if node.config.mine => {
             tokio::spawn(ember_node::miner::run(node.clone(), miner));

@@ -83,6 +83,27 @@ pub fn search(
     found.into_inner().expect("never poisoned")
 }
 
+/// Mines `count` blocks now (devnet), paying `miner` (`mining_generate`). Returns their
+/// ids; an error on a network with retargeting, or when a mined block was refused.
+pub fn generate(
+    node: &Node,
+    count: u32,
+    miner: Address,
+) -> Result<Vec<ember_core::BlockId>, String> {
+    if node.params.retarget {
+        return Err("mining_generate is only available on devnet".into());
+    }
+    let stop = AtomicBool::new(false);
+    let mut ids = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        match mine_one(node, miner, &stop) {
+            Some(b) => ids.push(b.id()),
+            None => return Err("a mined block was refused (see the node log)".into()),
+        }
+    }
+    Ok(ids)
+}
+
 /// Mines one block on the current tip and submits it; on devnet this takes microseconds.
 pub fn mine_one(node: &Node, miner: Address, stop: &AtomicBool) -> Option<Block> {
     let _turn = node.making_block.lock().expect("never poisoned");
@@ -124,7 +145,7 @@ pub fn mine_one(node: &Node, miner: Address, stop: &AtomicBool) -> Option<Block>
 }
 
 /// The `--mine` loop of a network with real proof of work: mine continuously, restarting
-/// on a new tip. (Devnet's paced and automatic mining is [`crate::mining_mode::run`].)
+/// on a new tip. (Devnet's paced and automatic mining is [`run_devnet`].)
 pub async fn run(node: Arc<Node>, miner: Address) {
     let stop = Arc::new(AtomicBool::new(false));
     loop {
@@ -146,6 +167,60 @@ pub async fn run(node: Arc<Node>, miner: Address) {
             Ok(None) if node.shutdown.is_cancelled() => return,
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "miner task failed"),
+        }
+    }
+}
+/// An exponentially distributed wait with mean `mean` (at most 20 means).
+fn next_wait(mean: Duration) -> Duration {
+    let u: f64 = rand::thread_rng().gen_range(f64::EPSILON..1.0);
+    Duration::from_secs_f64((-u.ln() * mean.as_secs_f64()).min(mean.as_secs_f64() * 20.0))
+}
+
+/// The devnet miner ([`crate::mining_mode`]): waits for the next interval block, a freshly admitted payment
+/// (automine), a change of mode or the shutdown, and mines one block at a time on the
+/// blocking pool. Automine mines only while payments are pending: the notifications of
+/// payments a block already took wake it for nothing, and payments a reorganisation, an
+/// invalidation or a revert gave back (not on `fresh_txs`) wait for a new payment or an
+/// interval block, so `dev_revert` leaves the snapshot's state in place.
+pub async fn run_devnet(node: Arc<Node>, miner: Address) {
+    let mut mode_rx = node.mining.subscribe();
+    let mut admitted = node.fresh_txs.subscribe();
+    let stop = Arc::new(AtomicBool::new(false));
+    loop {
+        let mode = *mode_rx.borrow_and_update();
+        let wait = mode.interval.map(next_wait);
+        let mine = tokio::select! {
+            _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => true,
+            r = admitted.recv(), if mode.automine => match r {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Every notification up to now: this block takes their payments.
+                    while admitted.try_recv().is_ok() {}
+                    !node.mempool.lock().expect("mempool lock is never poisoned").is_empty()
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            changed = mode_rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                false
+            }
+            _ = node.shutdown.cancelled() => return,
+        };
+        if !mine {
+            continue;
+        }
+        let (n, s) = (node.clone(), stop.clone());
+        let mined = tokio::task::spawn_blocking(move || mine_one(&n, miner, &s)).await;
+        match mined {
+            Ok(Some(b)) => {
+                tracing::info!(height = b.header.height, id = %b.id(), txs = b.txs.len(), "mined block")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "miner task failed"),
+        }
+        if node.shutdown.is_cancelled() {
+            return;
         }
     }
 }

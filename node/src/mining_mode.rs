@@ -9,16 +9,11 @@
 //!   next one.
 //!
 //! Both can be on at once. The mode is one value behind a `watch` channel: the miner task
-//! ([`run`]) wakes on every change. Other networks keep `--mine`'s continuous search and
+//! (`miner::run_devnet`) wakes on every change. Other networks keep `--mine`'s continuous search and
 //! refuse these controls (`-32020`).
 
-use crate::node::Node;
-use ember_core::Address;
-use rand::Rng;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 /// The longest mean interval `mining_setInterval` takes (an hour, as `--block-time`).
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
@@ -59,64 +54,9 @@ impl MiningControl {
         self.tx.send_modify(|m| m.interval = mean);
     }
 
-    fn subscribe(&self) -> watch::Receiver<MiningMode> {
+    /// A receiver that wakes on every change of mode (the devnet miner task's).
+    pub fn subscribe(&self) -> watch::Receiver<MiningMode> {
         self.tx.subscribe()
-    }
-}
-
-/// An exponentially distributed wait with mean `mean` (at most 20 means).
-fn next_wait(mean: Duration) -> Duration {
-    let u: f64 = rand::thread_rng().gen_range(f64::EPSILON..1.0);
-    Duration::from_secs_f64((-u.ln() * mean.as_secs_f64()).min(mean.as_secs_f64() * 20.0))
-}
-
-/// The devnet miner: waits for the next interval block, a freshly admitted payment
-/// (automine), a change of mode or the shutdown, and mines one block at a time on the
-/// blocking pool. Automine mines only while payments are pending: the notifications of
-/// payments a block already took wake it for nothing, and payments a reorganisation, an
-/// invalidation or a revert gave back (not on `fresh_txs`) wait for a new payment or an
-/// interval block, so `dev_revert` leaves the snapshot's state in place.
-pub async fn run(node: Arc<Node>, miner: Address) {
-    let mut mode_rx = node.mining.subscribe();
-    let mut admitted = node.fresh_txs.subscribe();
-    let stop = Arc::new(AtomicBool::new(false));
-    loop {
-        let mode = *mode_rx.borrow_and_update();
-        let wait = mode.interval.map(next_wait);
-        let mine = tokio::select! {
-            _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => true,
-            r = admitted.recv(), if mode.automine => match r {
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    // Every notification up to now: this block takes their payments.
-                    while admitted.try_recv().is_ok() {}
-                    !node.mempool.lock().expect("mempool lock is never poisoned").is_empty()
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            changed = mode_rx.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                false
-            }
-            _ = node.shutdown.cancelled() => return,
-        };
-        if !mine {
-            continue;
-        }
-        let (n, s) = (node.clone(), stop.clone());
-        let mined =
-            tokio::task::spawn_blocking(move || crate::miner::mine_one(&n, miner, &s)).await;
-        match mined {
-            Ok(Some(b)) => {
-                tracing::info!(height = b.header.height, id = %b.id(), txs = b.txs.len(), "mined block")
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "miner task failed"),
-        }
-        if node.shutdown.is_cancelled() {
-            return;
-        }
     }
 }
 

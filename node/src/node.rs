@@ -52,7 +52,7 @@ pub struct Node {
     pub config: NodeConfig,
     pub params: Arc<ChainParams>,
     /// The static key proved to peers (`<data dir>/node.key`); its public half is the node id.
-    pub node_key: crate::net::identity::NodeKey,
+    pub node_key: crate::identity::NodeKey,
     pub chain: Mutex<ChainManager>,
     /// The chain's store, for readers that need no chain lock (RocksDB reads are
     /// thread-safe; one that needs several reads to agree uses a snapshot).
@@ -78,13 +78,11 @@ pub struct Node {
     pub new_txs: broadcast::Sender<Txid>,
     /// Txids of fresh admissions only (RPC, peers): what automine mines.
     pub fresh_txs: broadcast::Sender<Txid>,
-    /// The P2P side, once started.
-    pub net: std::sync::OnceLock<Arc<crate::net::Network>>,
     /// How a devnet node mines (interval, automine); see [`crate::mining_mode`].
     pub mining: crate::mining_mode::MiningControl,
     /// `dev_snapshot`s taken (devnet).
     pub snapshots: Mutex<crate::dev_snapshot::Snapshots>,
-    /// Held while this node makes a block ([`crate::miner::mine_one`]): concurrent
+    /// Held while this node makes a block (the miner's `mine_one`): concurrent
     /// `mining_generate` calls and the miner task take turns, so each block builds on the
     /// tip the previous one made and none forks off another.
     pub making_block: Mutex<()>,
@@ -128,7 +126,7 @@ impl Node {
     /// Builds a node on an opened store, with the node key from the data dir (created on
     /// first start).
     pub fn new(config: NodeConfig, store: ChainStore) -> anyhow::Result<Arc<Node>> {
-        let node_key = crate::net::identity::NodeKey::load_or_create(&config.data_dir)?;
+        let node_key = crate::identity::NodeKey::load_or_create(&config.data_dir)?;
         let params = config.params.clone();
         let chain = ChainManager::open(params.clone(), store)?;
         chain.store().ensure_history_counts()?;
@@ -166,7 +164,6 @@ impl Node {
             events,
             new_txs: broadcast::channel(8192).0,
             fresh_txs: broadcast::channel(8192).0,
-            net: std::sync::OnceLock::new(),
             mining: crate::mining_mode::MiningControl::new(mining),
             snapshots: Mutex::new(Default::default()),
             making_block: Mutex::new(()),
@@ -361,26 +358,6 @@ impl Node {
             }
         }
         report
-    }
-
-    /// Mines `count` blocks now (devnet), paying `miner`. Returns their ids.
-    pub fn generate(
-        &self,
-        count: u32,
-        miner: ember_core::Address,
-    ) -> Result<Vec<ember_core::BlockId>, String> {
-        if self.params.retarget {
-            return Err("mining_generate is only available on devnet".into());
-        }
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let mut ids = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            match crate::miner::mine_one(self, miner, &stop) {
-                Some(b) => ids.push(b.id()),
-                None => return Err("a mined block was refused (see the node log)".into()),
-            }
-        }
-        Ok(ids)
     }
 
     /// Drops expired mempool transactions; run periodically.

@@ -78,7 +78,7 @@ fn sim_timings() -> Timings {
 }
 
 /// Shared view of the nodes the hosts run, for the test driver.
-type Registry = Arc<Mutex<HashMap<String, Arc<Node>>>>;
+type Registry = Arc<Mutex<HashMap<String, (Arc<Node>, Arc<Network>)>>>;
 
 struct Net<'a> {
     sim: Sim<'a>,
@@ -153,8 +153,7 @@ impl<'a> Net<'a> {
                 let net =
                     Network::with_transport(node.clone(), Arc::new(SimTransport), sim_timings());
                 net.start(node.config.p2p_addr, &peers).await.map_err(|e| e.to_string())?;
-                let _ = node.net.set(net);
-                registry.lock().unwrap().insert(host, node.clone());
+                registry.lock().unwrap().insert(host, (node.clone(), net));
                 node.shutdown.cancelled().await;
                 Ok(())
             }
@@ -173,7 +172,21 @@ impl<'a> Net<'a> {
     }
 
     fn node(&self, i: usize) -> Arc<Node> {
-        self.nodes.lock().unwrap().get(&name(i)).cloned().unwrap_or_else(|| panic!("n{i} runs"))
+        self.nodes
+            .lock()
+            .unwrap()
+            .get(&name(i))
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| panic!("n{i} runs"))
+    }
+
+    fn network(&self, i: usize) -> Arc<Network> {
+        self.nodes
+            .lock()
+            .unwrap()
+            .get(&name(i))
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| panic!("n{i} runs"))
     }
 
     fn miner(&self, i: usize) -> Address {
@@ -184,7 +197,10 @@ impl<'a> Net<'a> {
     fn mine(&mut self, i: usize, n: usize, gap: Duration) -> Vec<BlockId> {
         let mut ids = Vec::new();
         for _ in 0..n {
-            ids.extend(self.node(i).generate(1, self.miner(i)).expect("devnet mining"));
+            ids.extend(
+                ember_node::miner::generate(&self.node(i), 1, self.miner(i))
+                    .expect("devnet mining"),
+            );
             self.run_for(gap);
         }
         ids
@@ -241,9 +257,9 @@ impl<'a> Net<'a> {
         names
             .iter()
             .map(|n| {
-                let node = &reg[n];
+                let (node, net) = &reg[n];
                 let chain = node.chain.lock().unwrap();
-                let peers = node.net.get().map_or(0, |net| net.peer_count());
+                let peers = net.peer_count();
                 format!("{n}: height {} tip {} peers {peers}", chain.height(), chain.tip())
             })
             .collect::<Vec<_>>()
@@ -259,9 +275,7 @@ fn all(n: usize) -> Vec<usize> {
 fn ten_nodes_in_a_line_converge_on_one_tip() {
     let mut net = Net::line(10);
     net.wait("the line is connected", Duration::from_secs(30), |n| {
-        (0..10).all(|i| {
-            n.node(i).net.get().unwrap().peer_count() == if i == 0 || i == 9 { 1 } else { 2 }
-        })
+        (0..10).all(|i| n.network(i).peer_count() == if i == 0 || i == 9 { 1 } else { 2 })
     });
     // Blocks from both ends of the line, interleaved.
     for _ in 0..5 {
@@ -345,18 +359,18 @@ fn late_joiner_syncs_a_long_chain() {
     net.add_node(0, &[]);
     net.wait("n0 started", Duration::from_secs(5), |n| n.running(1));
     const BLOCKS: u64 = 1_200;
-    net.node(0).generate(BLOCKS as u32, net.miner(0)).expect("mining");
+    ember_node::miner::generate(&net.node(0), BLOCKS as u32, net.miner(0)).expect("mining");
     assert_eq!(net.tip(0).0, BLOCKS);
     // n1 joins through n0; n2 joins through n1 only.
     net.add_node(1, &[0]);
     net.add_node(2, &[1]);
     net.wait("n1 and n2 started", Duration::from_secs(5), |n| n.running(3));
     net.wait("n1 reports the sync target", Duration::from_secs(30), |n| {
-        let st = n.node(1).net.get().unwrap().sync_status();
+        let st = n.network(1).sync_status();
         st.target_height == BLOCKS
     });
     net.wait("the late joiners synced", Duration::from_secs(600), |n| n.agree(&[0, 1, 2]));
-    let st = net.node(2).net.get().unwrap().sync_status();
+    let st = net.network(2).sync_status();
     assert!(!st.syncing, "sync finished: {st:?}");
     assert_eq!(net.digest(2), net.digest(0));
 }
@@ -386,7 +400,7 @@ fn links_with_latency_and_loss_still_converge() {
     // The loss was real: broken connections were detected and re-established.
     let reconnects: u64 = (0..N)
         .map(|i| {
-            let peers = net.node(i).net.get().unwrap().peers();
+            let peers = net.network(i).peers();
             let initial = if i == 0 || i == N - 1 { 1 } else { 2 };
             peers.iter().map(|p| p.id).max().unwrap_or(0).saturating_sub(initial)
         })
@@ -400,18 +414,18 @@ fn a_stalling_peer_does_not_stop_the_sync() {
     net.add_node(0, &[]);
     net.wait("n0 started", Duration::from_secs(5), |n| n.running(1));
     const BLOCKS: u64 = 800;
-    net.node(0).generate(BLOCKS as u32, net.miner(0)).expect("mining");
+    ember_node::miner::generate(&net.node(0), BLOCKS as u32, net.miner(0)).expect("mining");
     net.add_node(1, &[0]);
     net.wait("n1 synced", Duration::from_secs(300), |n| n.running(2) && n.agree(&[0, 1]));
     // n2 syncs from both; as soon as it has asked n0 for bodies, n0 goes silent.
     net.add_node(2, &[0, 1]);
     net.wait("n2 connected to both", Duration::from_secs(10), |n| {
-        n.running(3) && n.node(2).net.get().unwrap().peer_count() == 2
+        n.running(3) && n.network(2).peer_count() == 2
     });
     net.wait("n2 downloading", Duration::from_secs(10), |n| n.tip(2).0 > 0);
     net.sim.partition("n0", "n2");
     net.wait("n2 synced from n1 alone", Duration::from_secs(300), |n| n.agree(&[1, 2]));
-    let st = net.node(2).net.get().unwrap().sync_status();
+    let st = net.network(2).sync_status();
     assert!(st.stalled_requests > 0, "n0's requests were moved: {st:?}");
     assert_eq!(net.digest(2), net.digest(0));
 }
@@ -468,6 +482,6 @@ fn a_peer_that_connects_and_stays_silent_is_dropped_at_the_handshake_timeout() {
     // The slot it held is free: an honest peer connects.
     net.add_node(1, &[0]);
     net.wait("n1 connected to n0", Duration::from_secs(10), |n| {
-        n.running(2) && n.node(0).net.get().unwrap().peer_count() == 1
+        n.running(2) && n.network(0).peer_count() == 1
     });
 }

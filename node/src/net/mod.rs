@@ -45,7 +45,8 @@ pub mod disconnect;
 mod fuzz;
 mod handle;
 pub mod headers;
-pub mod identity;
+/// Node keys live at the crate root (the node owns its key); the network uses them.
+pub use crate::identity;
 pub mod outbox;
 pub mod peer;
 pub mod ping;

@@ -9,6 +9,7 @@
 use super::{codes, RpcError};
 use crate::mempool::MempoolError;
 use crate::metrics::metric;
+use crate::net::Network;
 use crate::node::Node;
 use crate::store::BlockStatus;
 use ember_core::{Address, Amount, Block, BlockHeader, BlockId, Transaction, Txid};
@@ -27,6 +28,7 @@ mod controls;
 /// rest of its batch ([`submit_parsed`]); the method then only reports it.
 pub async fn dispatch(
     node: &Arc<Node>,
+    net: Option<&Arc<Network>>,
     method: &str,
     params: &Value,
     authorized: bool,
@@ -45,7 +47,7 @@ pub async fn dispatch(
     }
     let p = Params(params);
     match method {
-        "node_info" => node_info(node),
+        "node_info" => node_info(node, net),
         "chain_getBlock" => chain_get_block(node, &p),
         "chain_getHeader" => chain_get_header(node, &p),
         "chain_getTransaction" => chain_get_transaction(node, &p),
@@ -60,12 +62,12 @@ pub async fn dispatch(
         "mining_setInterval" => controls::set_interval(node, &p),
         "chain_getTips" => controls::chain_tips(node, &p),
         "chain_invalidateBlock" => controls::invalidate(node, &p).await,
-        "chain_reconsiderBlock" => controls::reconsider(node, &p).await,
+        "chain_reconsiderBlock" => controls::reconsider(node, net, &p).await,
         "dev_snapshot" => controls::snapshot(node, &p),
         "dev_revert" => controls::revert(node, &p).await,
         "state_digest" => state_digest(node).await,
         "net_peers" | "net_addPeer" | "net_disconnect" | "net_ban" | "net_unban" | "net_bans" => {
-            net_method(node, method, &p)
+            net_method(net, method, &p)
         }
         "node_stop" => {
             p.no_more(0)?;
@@ -181,7 +183,7 @@ fn confirmations(tip_height: u64, height: u64, main: bool) -> Option<u64> {
     main.then(|| tip_height.saturating_sub(height) + 1)
 }
 
-fn node_info(node: &Node) -> Result<Value, RpcError> {
+fn node_info(node: &Node, net: Option<&Arc<Network>>) -> Result<Value, RpcError> {
     // The tip snapshot, not the chain lock: a block being connected does not hold this up.
     let crate::tip::TipSnapshot { height, tip, work, known_headers } = node.tip.get();
     let (count, bytes) = {
@@ -196,15 +198,15 @@ fn node_info(node: &Node) -> Result<Value, RpcError> {
         "height": height,
         "tip": tip,
         "work": format!("{work:x}"),
-        "peers": node.net.get().map_or(0, |n| n.peer_count()),
+        "peers": net.map_or(0, |n| n.peer_count()),
         "mempool_size": count,
         "mempool_bytes": bytes,
         // Validated headers ahead of the tip, not a peer's claim (see PROTOCOL.md).
-        "syncing": node.net.get().is_some_and(|n| n.sync_status().syncing),
-        "best_peer_height": node.net.get().map_or(0, |n| n.best_peer_height()),
-        "sync": node.net.get().map(|n| n.sync_status()),
-        "compact": node.net.get().map(|n| n.compact_stats()),
-        "known_addresses": node.net.get().map_or(0, |n| n.known_address_count()),
+        "syncing": net.is_some_and(|n| n.sync_status().syncing),
+        "best_peer_height": net.map_or(0, |n| n.best_peer_height()),
+        "sync": net.map(|n| n.sync_status()),
+        "compact": net.map(|n| n.compact_stats()),
+        "known_addresses": net.map_or(0, |n| n.known_address_count()),
         "known_headers": known_headers,
         // The mining mode now (--mine / --automine, or as mining_set* changed it) and the
         // resolved --discover setting (flags, then environment, then file).
@@ -454,7 +456,7 @@ async fn mining_generate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcE
             })?,
     };
     let n = node.clone();
-    let ids = tokio::task::spawn_blocking(move || n.generate(count as u32, miner))
+    let ids = tokio::task::spawn_blocking(move || crate::miner::generate(&n, count as u32, miner))
         .await
         .map_err(internal)?
         .map_err(|e| RpcError::new(codes::UNSUPPORTED, e))?;
@@ -481,7 +483,7 @@ async fn state_digest(node: &Arc<Node>) -> Result<Value, RpcError> {
     }))
 }
 
-pub fn render_metrics(node: &Node) -> String {
+pub fn render_metrics(node: &Node, net: Option<&Arc<Network>>) -> String {
     let mut out = String::new();
     {
         let chain = node.chain.lock().expect("chain lock is never poisoned");
@@ -532,14 +534,8 @@ pub fn render_metrics(node: &Node) -> String {
             mp.bytes(),
         );
     }
-    metric(
-        &mut out,
-        "ember_peers",
-        "gauge",
-        "Connected peers.",
-        node.net.get().map_or(0, |n| n.peer_count()),
-    );
-    if let Some(net) = node.net.get() {
+    metric(&mut out, "ember_peers", "gauge", "Connected peers.", net.map_or(0, |n| n.peer_count()));
+    if let Some(net) = net {
         let st = net.sync_status();
         metric(
             &mut out,
@@ -581,11 +577,8 @@ pub fn render_metrics(node: &Node) -> String {
     out
 }
 
-fn net_method(node: &Node, method: &str, p: &Params) -> Result<Value, RpcError> {
-    let net = node
-        .net
-        .get()
-        .ok_or_else(|| RpcError::new(codes::UNSUPPORTED, "networking is not running"))?;
+fn net_method(net: Option<&Arc<Network>>, method: &str, p: &Params) -> Result<Value, RpcError> {
+    let net = net.ok_or_else(|| RpcError::new(codes::UNSUPPORTED, "networking is not running"))?;
     match method {
         "net_peers" => {
             p.no_more(0)?;

@@ -78,6 +78,8 @@ impl RpcError {
 #[derive(Clone)]
 struct AppState {
     node: Arc<Node>,
+    /// The P2P side, once started (the RPC server starts first).
+    net: NetSlot,
     /// Admin tokens: the cookie's, and the --rpc-token-file one when given.
     tokens: Arc<Vec<String>>,
     /// WebSocket connections still allowed ([`ws::MAX_CONNECTIONS`]).
@@ -94,10 +96,15 @@ pub fn write_cookie(data_dir: &Path) -> std::io::Result<String> {
     Ok(token)
 }
 
+/// Where the RPC server finds the network once `main` has started it (RPC answers first:
+/// `node_info` then shows no peers).
+pub type NetSlot = Arc<std::sync::OnceLock<Arc<crate::net::Network>>>;
+
 /// Binds the RPC listener and serves until the node shuts down. Returns the bound address
 /// (useful with port 0) once listening.
 pub async fn serve(
     node: Arc<Node>,
+    net: NetSlot,
     addr: SocketAddr,
     tokens: Vec<String>,
 ) -> anyhow::Result<SocketAddr> {
@@ -108,8 +115,12 @@ pub async fn serve(
         )
     })?;
     let local = listener.local_addr()?;
-    let state =
-        AppState { node: node.clone(), tokens: Arc::new(tokens), ws_slots: ws::connection_slots() };
+    let state = AppState {
+        node: node.clone(),
+        net,
+        tokens: Arc::new(tokens),
+        ws_slots: ws::connection_slots(),
+    };
     let app = Router::new()
         .route("/", post(handle_rpc))
         .route("/health", get(health))
@@ -177,7 +188,7 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
 /// orchestrators (a container's health check, a Kubernetes readiness probe) and scripts.
 async fn ready(State(s): State<AppState>) -> Response {
     let height = s.node.tip.get().height;
-    let (r, syncing, alone) = match s.node.net.get() {
+    let (r, syncing, alone) = match s.net.get() {
         Some(n) => (
             n.readiness(),
             n.sync_status().syncing,
@@ -227,7 +238,7 @@ async fn ws_upgrade(
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let text = methods::render_metrics(&s.node);
+    let text = methods::render_metrics(&s.node, s.net.get());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
@@ -279,14 +290,16 @@ async fn handle_rpc(State(s): State<AppState>, headers: HeaderMap, body: Body) -
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
                     let pre = submitted[i].take();
-                    if let Some(r) = handle_one(&s.node, item, authorized, pre).await {
+                    if let Some(r) = handle_one(&s.node, s.net.get(), item, authorized, pre).await {
                         out.push(r);
                     }
                 }
                 Value::Array(out)
             }
         }
-        single => handle_one(&s.node, single, authorized, None).await.unwrap_or(Value::Null),
+        single => {
+            handle_one(&s.node, s.net.get(), single, authorized, None).await.unwrap_or(Value::Null)
+        }
     };
     s.node.metrics.observe_rpc(started.elapsed().as_secs_f64());
     json_reply(StatusCode::OK, reply)
@@ -357,6 +370,7 @@ fn envelope(req: &Value) -> Result<(Option<&Value>, &str, &Value), Value> {
 /// `submitted` is its payment's outcome when the batch already admitted it.
 async fn handle_one(
     node: &Arc<Node>,
+    net: Option<&Arc<crate::net::Network>>,
     req: Value,
     authorized: bool,
     submitted: Option<Result<ember_core::Txid, crate::mempool::MempoolError>>,
@@ -365,7 +379,7 @@ async fn handle_one(
         Ok(x) => x,
         Err(response) => return Some(response),
     };
-    let result = methods::dispatch(node, method, params, authorized, submitted).await;
+    let result = methods::dispatch(node, net, method, params, authorized, submitted).await;
     id.map(|id| rpc_response(id.clone(), result))
 }
 
@@ -376,6 +390,7 @@ async fn handle_one(
 pub async fn fuzz_request(node: &Arc<Node>, body: &[u8], authorized: bool) -> (u16, Vec<u8>) {
     let state = AppState {
         node: node.clone(),
+        net: Default::default(),
         tokens: Arc::new(vec!["fuzz".into()]),
         ws_slots: ws::connection_slots(),
     };

@@ -158,13 +158,17 @@ pub async fn invalidate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcEr
     manual_result(node, r)
 }
 
-pub async fn reconsider(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+pub async fn reconsider(
+    node: &Arc<Node>,
+    net: Option<&Arc<crate::net::Network>>,
+    p: &Params<'_>,
+) -> Result<Value, RpcError> {
     p.no_more(1)?;
     let id = block_param(node, p, true)?;
     let r = on_blocking_pool(node, move |n| n.reconsider_block(&id)).await?;
     if r.is_ok() {
         // Peers' blocks on the reconsidered branch were refused, not kept: ask again.
-        if let Some(net) = node.net.get() {
+        if let Some(net) = net {
             net.resync();
         }
     }
