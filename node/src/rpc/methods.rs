@@ -16,6 +16,9 @@ use ember_core::{Address, Amount, Block, BlockHeader, BlockId, Transaction, Txid
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// The largest integer a JSON number holds exactly in most clients (2^53 - 1).
+const MAX_JSON_INT: u64 = (1 << 53) - 1;
+
 /// Most incoming pending payments `account_history` lists (`pending_received_total` says
 /// how many there are).
 const MAX_PENDING_RECEIVED: usize = 500;
@@ -321,6 +324,10 @@ async fn account_history(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcE
     p.no_more(3)?;
     let addr = p.address(node, 0, "address")?;
     let page = p.opt_u64(1, "page")?.unwrap_or(0);
+    // Echoed back as a JSON number, which must stay exact.
+    if page > MAX_JSON_INT {
+        return Err(RpcError::params(format!("page must be at most {MAX_JSON_INT}")));
+    }
     let page_size = p.opt_u64(2, "page_size")?.unwrap_or(50);
     if page_size == 0 || page_size > 500 {
         return Err(RpcError::params("page_size must be between 1 and 500"));

@@ -14,7 +14,7 @@
 use super::{Change, Column, KvRead, KvStore, Op, StoreError};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    MergeOperands, Options, WriteBatch, WriteOptions, DB,
+    MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 use std::path::Path;
 
@@ -106,15 +106,25 @@ fn rev_mode(end: &Option<Vec<u8>>) -> IteratorMode<'_> {
     }
 }
 
-/// Reads through a RocksDB snapshot.
-struct SnapshotRead<'a> {
+/// Reads from the database as it is now, or through a snapshot of it.
+struct Reader<'a> {
     kv: &'a RocksKv,
-    snap: rocksdb::Snapshot<'a>,
+    snap: Option<rocksdb::Snapshot<'a>>,
 }
 
-impl KvRead for SnapshotRead<'_> {
+impl Reader<'_> {
+    fn opts(&self) -> ReadOptions {
+        let mut o = ReadOptions::default();
+        if let Some(snap) = &self.snap {
+            o.set_snapshot(snap);
+        }
+        o
+    }
+}
+
+impl KvRead for Reader<'_> {
     fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.snap.get_cf(self.kv.cf(col), key).map_err(db_err)
+        self.kv.db.get_cf_opt(self.kv.cf(col), key, &self.opts()).map_err(db_err)
     }
 
     fn scan_prefix(
@@ -124,7 +134,7 @@ impl KvRead for SnapshotRead<'_> {
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         let mode = IteratorMode::From(prefix, Direction::Forward);
-        scan(self.snap.iterator_cf(self.kv.cf(col), mode), prefix, f)
+        scan(self.kv.db.iterator_cf_opt(self.kv.cf(col), self.opts(), mode), prefix, f)
     }
 
     fn scan_prefix_rev(
@@ -134,7 +144,7 @@ impl KvRead for SnapshotRead<'_> {
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         let end = prefix_end(prefix);
-        let iter = self.snap.iterator_cf(self.kv.cf(col), rev_mode(&end));
+        let iter = self.kv.db.iterator_cf_opt(self.kv.cf(col), self.opts(), rev_mode(&end));
         scan(
             iter.skip_while(|i| i.as_ref().is_ok_and(|(k, _)| end.as_deref() == Some(&k[..]))),
             prefix,
@@ -180,7 +190,7 @@ impl RocksKv {
 
 impl KvRead for RocksKv {
     fn get(&self, col: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(self.cf(col), key).map_err(db_err)
+        Reader { kv: self, snap: None }.get(col, key)
     }
 
     fn scan_prefix(
@@ -189,8 +199,7 @@ impl KvRead for RocksKv {
         prefix: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        let mode = IteratorMode::From(prefix, Direction::Forward);
-        scan(self.db.iterator_cf(self.cf(col), mode), prefix, f)
+        Reader { kv: self, snap: None }.scan_prefix(col, prefix, f)
     }
 
     fn scan_prefix_rev(
@@ -199,13 +208,7 @@ impl KvRead for RocksKv {
         prefix: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        let end = prefix_end(prefix);
-        let iter = self.db.iterator_cf(self.cf(col), rev_mode(&end));
-        scan(
-            iter.skip_while(|i| i.as_ref().is_ok_and(|(k, _)| end.as_deref() == Some(&k[..]))),
-            prefix,
-            f,
-        )
+        Reader { kv: self, snap: None }.scan_prefix_rev(col, prefix, f)
     }
 }
 
@@ -230,7 +233,7 @@ impl KvStore for RocksKv {
         &self,
         f: &mut dyn FnMut(&dyn KvRead) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let view = SnapshotRead { kv: self, snap: self.db.snapshot() };
+        let view = Reader { kv: self, snap: Some(self.db.snapshot()) };
         f(&view)
     }
 
