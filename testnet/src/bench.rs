@@ -86,6 +86,10 @@ pub struct Sizes {
     pub empty_block_samples: usize,
     pub full_block_samples: usize,
     pub full_block_txs: usize,
+    /// The 5-node line alone (nodes 5-9 stopped): blocks of each kind, and the payments of
+    /// its full blocks (~500, issue 16's comparison with Litecoin Core 0.21).
+    pub line5_samples: usize,
+    pub line5_block_txs: usize,
     pub payment_samples: usize,
     pub throughput_secs: u64,
     pub sync_blocks: u64,
@@ -111,6 +115,8 @@ impl Sizes {
                 empty_block_samples: 10,
                 full_block_samples: 3,
                 full_block_txs: 1_000,
+                line5_samples: 5,
+                line5_block_txs: 500,
                 payment_samples: 10,
                 throughput_secs: 10,
                 sync_blocks: 1_000,
@@ -128,6 +134,8 @@ impl Sizes {
                 empty_block_samples: 30,
                 full_block_samples: 10,
                 full_block_txs: 2_000,
+                line5_samples: 15,
+                line5_block_txs: 500,
                 payment_samples: 30,
                 throughput_secs: 60,
                 sync_blocks: 10_000,
@@ -319,6 +327,7 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report
         &mut senders,
     )?;
     record_peaks(&tn, &mut peaks);
+    b.compact_counters(&clients, "10-node line")?;
     progress(
         "the same blocks with and without encryption (the nodes restarted in each mode in turn)",
     );
@@ -330,6 +339,11 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report
     for i in 5..tn.len() {
         tn.stop_node(i)?;
     }
+    progress(&format!(
+        "the 5-node line alone: empty and {}-payment blocks, mining call to far node",
+        sizes.line5_block_txs
+    ));
+    b.line5(&tn, &clients[..5], &mut senders)?;
     progress(&format!("throughput on a 5-node line for {} s", sizes.throughput_secs));
     b.throughput(&tn, &clients[..5], &mut senders)?;
     record_peaks(&tn, &mut peaks);
@@ -466,6 +480,53 @@ impl Bench<'_> {
             self.time_per_hop(p50_name, p50, last, per_hop, what);
             let p95_name = format!("block propagation {name}, {label} line p95");
             self.time_per_hop(p95_name, p95, last, per_hop, what);
+        }
+        Ok(())
+    }
+
+    /// The 5-node line alone, as issue 16 compared Ember with Litecoin Core 0.21 (same
+    /// machine, 5-node line on loopback, from the mining RPC call until the far node's
+    /// height moves): empty blocks, and blocks of `line5_block_txs` payments that every
+    /// mempool already holds. Core took 6.8-10.0 ms (empty) and 31-81 ms (~500 payments,
+    /// median of its runs 39 ms); the ratios are to those medians (6.9 and 39 ms).
+    fn line5(&mut self, tn: &Testnet, clients: &[RpcClient], senders: &mut Senders) -> Result<()> {
+        let n = self.sizes.line5_samples;
+        for (txs, core_ms, what) in [
+            (0, 6.9, "Litecoin Core 0.21: 6.9 ms"),
+            (self.sizes.line5_block_txs, 39.0, "Litecoin Core 0.21: 39 ms"),
+        ] {
+            let times = self.propagation_samples(tn, clients, n, txs, senders, Clock::Polled)?;
+            let mut far = line_times(&times, clients.len() - 1);
+            let kind = if txs > 0 { format!("{txs}-payment block") } else { "empty block".into() };
+            for p in [50.0, 95.0] {
+                let name = format!("5-node line alone, {kind}, mining call to node 4, p{p:.0}");
+                self.figure(name, percentile(&mut far, p), "ms", core_ms, what);
+            }
+        }
+        self.compact_counters(clients, "5-node line")
+    }
+
+    /// Compact relay's counters added over `clients`' nodes (`node_info.compact`): how many
+    /// blocks were rebuilt from the mempool alone, round trips for missing payments, whole
+    /// blocks fetched instead. Counts since each node started.
+    fn compact_counters(&mut self, clients: &[RpcClient], label: &str) -> Result<()> {
+        let mut sum = [0u64; 4];
+        for c in clients {
+            let st = c.call("node_info", json!([]))?["compact"].clone();
+            for (k, key) in
+                ["rebuilt", "rebuilt_from_mempool", "round_trips", "fallbacks"].iter().enumerate()
+            {
+                sum[k] += st[key].as_u64().unwrap_or(0);
+            }
+        }
+        let names = [
+            "blocks rebuilt from compact blocks",
+            "of those, rebuilt from the mempool alone",
+            "round trips for missing payments",
+            "whole blocks fetched instead (collisions)",
+        ];
+        for (k, name) in names.iter().enumerate() {
+            self.figure_alone(format!("compact relay, {label}: {name}"), sum[k] as f64, "count");
         }
         Ok(())
     }
