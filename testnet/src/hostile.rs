@@ -68,6 +68,8 @@ pub struct HostileOptions {
     /// Cumulative work of its claimed tip, big-endian.
     pub best_work: [u8; 32],
     pub user_agent: String,
+    /// The P2P protocol version it claims (this build's unless set).
+    pub protocol: u32,
 }
 
 impl Default for HostileOptions {
@@ -77,6 +79,7 @@ impl Default for HostileOptions {
             best_height: 0,
             best_work: [0; 32],
             user_agent: "ember-hostile/0.1".into(),
+            protocol: PROTOCOL_VERSION,
         }
     }
 }
@@ -138,7 +141,7 @@ impl HostilePeer {
         let key = NodeKey::generate();
         let prologue = secure::prologue(params.magic, params.genesis_id(), FrameMode::Encrypted);
         let ours = Version {
-            protocol: PROTOCOL_VERSION,
+            protocol: opts.protocol,
             genesis: params.genesis_id(),
             best_height: opts.best_height,
             best_work: opts.best_work,

@@ -255,3 +255,28 @@ fn made_up_heights_in_blocks_never_hold_ready_back() {
     let shown = a.call("node_info", json!([]))["best_peer_height"].as_u64().unwrap();
     assert!(shown < (1 << 53), "a shows a height JSON cannot hold exactly: {shown}");
 }
+
+/// A peer of the previous protocol version (1, before compact blocks) is refused at the
+/// handshake, with a log line naming both versions, and not banned: it is an old build,
+/// not an attacker.
+#[test]
+fn a_peer_of_another_protocol_version_is_refused_by_name_and_not_banned() {
+    let a = DevNode::start(&[]);
+    let opts = HostileOptions {
+        listen_port: free_port(),
+        protocol: ember_node::net::wire::PROTOCOL_VERSION - 1,
+        ..Default::default()
+    };
+    // Both sides exchange Version and Verack before judging; the node then closes.
+    if let Ok(mut h) = HostilePeer::connect(p2p(&a), &devnet(), &opts) {
+        assert!(h.wait_closed(T), "the node kept a version-1 peer");
+    }
+    let log = || std::fs::read_to_string(a.node.data_dir().join("node.log")).unwrap_or_default();
+    wait_for(T, "the refusal in the log", || {
+        log().contains("peer speaks another P2P protocol version").then_some(())
+    })
+    .unwrap();
+    assert!(log().contains("theirs=1") && log().contains("ours=2"), "versions named");
+    assert!(bans(&a).is_empty(), "an old build is not an attacker");
+    assert_eq!(a.call("net_peers", json!([])), json!([]));
+}

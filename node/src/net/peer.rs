@@ -252,10 +252,20 @@ pub async fn run_peer(
         }
         return Ended::Failed;
     }
-    if version.genesis != net.node.params.genesis_id() || version.protocol != wire::PROTOCOL_VERSION
-    {
+    if version.genesis != net.node.params.genesis_id() {
         tracing::info!(peer = %addr, genesis = %version.genesis, "peer is on another network; refusing");
         net.addr_book.lock().expect("never poisoned").forget(&addr);
+        return Ended::Failed;
+    }
+    if version.protocol != wire::PROTOCOL_VERSION {
+        // Kept in the address book: the same node may come back upgraded.
+        tracing::warn!(
+            peer = %addr,
+            theirs = version.protocol,
+            ours = wire::PROTOCOL_VERSION,
+            "peer speaks another P2P protocol version; refusing (run the same ember-node \
+             version on every node of a network)"
+        );
         return Ended::Failed;
     }
     let listen_addr =
