@@ -9,7 +9,6 @@ use super::disconnect::Misbehaviour;
 use super::outbox;
 use super::wire::{Inv, Message};
 use super::Network;
-use crate::node::now_ms;
 use crate::store::BlockStatus;
 use ember_core::block::max_txs_for;
 use ember_core::{Block, BlockId, Transaction};
@@ -75,23 +74,15 @@ impl Network {
                 if let Err(e) = ember_core::validate::check_header(&node.params, &cb.header) {
                     return Verdict::BadHeader(e.to_string());
                 }
+                match node
+                    .chain
+                    .lock()
+                    .expect("chain lock is never poisoned")
+                    .body_wanted(&cb.header)
                 {
-                    let mut chain = node.chain.lock().expect("chain lock is never poisoned");
-                    match chain.body_wanted(&cb.header) {
-                        None => return Verdict::Orphan,
-                        Some(false) => return Verdict::Ignore,
-                        Some(true) => {}
-                    }
-                    // Its header goes into the index first (as Core's cmpctblock handling
-                    // does), so that if the block cannot be rebuilt (its round trip lost,
-                    // its partial replaced) the body is still fetched whole like any
-                    // missing body. A header its parent does not allow may come from an
-                    // honest relayer that forwarded before validating: dropped, no blame.
-                    if let Err(e) = chain.accept_header(&cb.header, now_ms()) {
-                        tracing::debug!(block = %cb.header.id(), error = %e, "compact block's header refused");
-                        return Verdict::Ignore;
-                    }
-                    node.tip.publish(&chain);
+                    None => return Verdict::Orphan,
+                    Some(false) => return Verdict::Ignore,
+                    Some(true) => {}
                 }
                 let max_txs = max_txs_for(node.params.max_block_bytes);
                 let mp = node.mempool.lock().expect("mempool lock is never poisoned");
