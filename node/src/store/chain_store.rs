@@ -296,13 +296,6 @@ impl ChainStore {
         err.map_or(Ok(()), Err)
     }
 
-    /// Txids touching `address`, oldest first, as (height, position, txid).
-    /// How many history entries `address` has (one per confirmed payment it sent or
-    /// received; a payment to itself counts once). One read.
-    pub fn history_count(&self, address: &Address) -> Result<u64, StoreError> {
-        count_of(self.kv.as_ref(), address)
-    }
-
     /// Page `skip / limit` of `address`'s history, newest first, read from one snapshot so
     /// the tip, the count and the entries agree whatever blocks are connected meanwhile. No
     /// lock: costs one seek plus `skip + limit` index steps, and per entry one main-chain
