@@ -132,6 +132,9 @@ pub fn mine_one(node: &Node, miner: Address, stop: &AtomicBool) -> Option<Block>
         let threads = node.config.mine_threads.max(1);
         if let Some(h) = search(block.header, threads, &stop_now, deadline, &node.hashes) {
             block.header = h;
+            if let Some(found) = node.on_found.get() {
+                found(&block);
+            }
             match node.accept_block(block.clone()) {
                 Ok(_) => return Some(block),
                 Err(e) => {

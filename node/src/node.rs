@@ -86,7 +86,15 @@ pub struct Node {
     /// `mining_generate` calls and the miner task take turns, so each block builds on the
     /// tip the previous one made and none forks off another.
     pub making_block: Mutex<()>,
+    /// Told of each block this node makes, after its proof of work and before it is
+    /// validated and connected: the network sends it to high-bandwidth peers at once (as
+    /// Core announces a block once its proof of work checks, BIP152). Set once, by the
+    /// network; unset, nobody is told.
+    pub on_found: std::sync::OnceLock<FoundHook>,
 }
+
+/// What [`Node::on_found`] calls.
+pub type FoundHook = Box<dyn Fn(&Block) + Send + Sync>;
 
 /// Opens the node's RocksDB store under `data_dir/chain`, refusing a foreign data dir and
 /// one another node has open, each with what to do instead.
@@ -167,6 +175,7 @@ impl Node {
             mining: crate::mining_mode::MiningControl::new(mining),
             snapshots: Mutex::new(Default::default()),
             making_block: Mutex::new(()),
+            on_found: std::sync::OnceLock::new(),
         }))
     }
 

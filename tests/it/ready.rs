@@ -147,3 +147,83 @@ fn bad_peer_token_and_external_addresses_are_refused_before_anything_is_created(
         assert!(!data.exists(), "{args:?} created the data dir");
     }
 }
+
+/// A header proves a block exists, not that anyone will send it: a peer that sends a valid
+/// header on the tip and withholds the body (silent, or `NotFound`) holds `/ready` at 503
+/// only until its body request stalls (10 s), and reconnecting does not make the header
+/// count again. (With every stored header counted, /ready answered 503 "syncing" for as
+/// long as the header stayed ahead of the tip.)
+#[test]
+fn a_header_whose_body_is_withheld_holds_ready_back_only_until_the_request_stalls() {
+    use ember_node::net::wire::Message;
+    let a = DevNode::start(&[]);
+    let b = DevNode::start(&["--peer", &a.node.p2p_addr()]);
+    a.call("mining_generate", json!([3]));
+    wait_for(Duration::from_secs(30), "b at height 3", || (b.height() == 3).then_some(())).unwrap();
+    wait_for(Duration::from_secs(30), "a ready", || {
+        (ready(a.node.rpc_url())?.0 == 200).then_some(())
+    })
+    .unwrap();
+    let params = crate::support::devnet();
+    let addr = a.node.p2p_addr().parse().expect("p2p address");
+    let opts = HostileOptions { listen_port: free_port(), ..Default::default() };
+    let connect = || HostilePeer::connect(addr, &params, &opts).expect("handshake");
+    let tip: ember_core::BlockId =
+        a.call("node_info", json!([]))["tip"].as_str().unwrap().parse().unwrap();
+    let mut h = connect();
+    let tip = h.fetch_block(tip, Duration::from_secs(30)).expect("the tip block").header;
+    let header = ember_testnet::hostile::side_branch(&params, &tip, 1, tip.time + 1, 7)
+        .expect("a header on the tip")
+        .remove(0);
+    let asked = |h: &mut HostilePeer| {
+        h.recv_until(Duration::from_secs(30), "a's request for the body", |m| match m {
+            Message::GetData(items) => {
+                items.contains(&ember_node::net::wire::Inv::Block(header.id())).then_some(())
+            }
+            _ => None,
+        })
+    };
+    h.send(&Message::Headers(vec![header])).unwrap();
+    asked(&mut h).expect("a asks the header's sender for the body");
+    let status = |n: &DevNode| ready(n.node.rpc_url()).expect("answers");
+    let (code, body) = status(&a);
+    assert_eq!(code, 503, "a header ahead with its body asked for: syncing: {body}");
+    // Silent: the request stalls and the header stops counting, the peer still connected.
+    wait_for(Duration::from_secs(40), "a ready with the body withheld", || {
+        (status(&a).0 == 200).then_some(())
+    })
+    .unwrap();
+    h.round_trip(Duration::from_secs(10)).expect("the silent peer is still connected");
+    assert_eq!(a.height(), 3);
+    // The same peer again, on a new connection: asked again (it may be an honest slow
+    // peer), but its request holds nothing back.
+    drop(h);
+    let mut h = connect();
+    h.send(&Message::Headers(vec![header])).unwrap();
+    h.round_trip(Duration::from_secs(10)).expect("a handled the header");
+    let (code, body) = status(&a);
+    assert_eq!(code, 200, "a reconnection made the withheld header count again: {body}");
+    if asked(&mut h).is_ok() {
+        let (code, body) = status(&a);
+        assert_eq!(code, 200, "asked again of the peer that withheld it: {body}");
+    }
+    // Another peer (another group) answering `NotFound`: counted while asked, then not.
+    let other = HostileOptions { listen_port: free_port(), ..Default::default() };
+    let mut g = HostilePeer::connect(addr, &params, &other).expect("handshake");
+    g.send(&Message::Headers(vec![header])).unwrap();
+    if asked(&mut g).is_ok() {
+        g.send(&Message::NotFound(vec![ember_node::net::wire::Inv::Block(header.id())])).unwrap();
+    }
+    g.round_trip(Duration::from_secs(10)).expect("a handled the answer");
+    let (code, body) = status(&a);
+    assert_eq!(code, 200, "a NotFound left the header counting: {body}");
+    // A real block overtakes the header; b, which never saw it, was ready throughout.
+    a.call("mining_generate", json!([1]));
+    assert_eq!((status(&a).0, status(&b).0, a.height()), (200, 200, 4));
+}
+
+/// A port nothing listens on: what a hostile peer claims (the node groups loopback peers by
+/// `ip:listen_port`).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}

@@ -288,6 +288,9 @@ impl HighBandwidth {
 /// Blocks kept in memory for `GetBlockTxn` (one just rebuilt may not be stored yet when a
 /// high-bandwidth peer asks), with the indexes we lacked ourselves.
 pub const MAX_RECENT: usize = 4;
+/// Blocks forwarded before we had them whole, remembered at most (see
+/// [`CompactState::forwarded`]).
+pub const MAX_FORWARDED: usize = 16;
 
 /// What compact relay did (`node_info.compact`, the bench's counters).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -312,6 +315,9 @@ pub struct CompactState {
     partials: std::collections::VecDeque<(u64, PartialBlock)>,
     /// Recently rebuilt or relayed blocks, newest last, with the indexes we lacked.
     recent: std::collections::VecDeque<(std::sync::Arc<Block>, Vec<u32>)>,
+    /// Blocks forwarded to high-bandwidth peers before we rebuilt and judged them, oldest
+    /// first: a peer that asks us for one meanwhile is answered once we have.
+    forwarded: std::collections::VecDeque<BlockId>,
     pub stats: CompactStats,
 }
 
@@ -354,6 +360,27 @@ impl CompactState {
     /// A recent block and the indexes we lacked of it.
     pub fn recent(&self, id: &BlockId) -> Option<(std::sync::Arc<Block>, Vec<u32>)> {
         self.recent.iter().find(|(b, _)| b.id() == *id).cloned()
+    }
+
+    /// We forwarded `block` before having it whole (at most [`MAX_FORWARDED`] are
+    /// remembered: the oldest is dropped).
+    pub fn forwarded(&mut self, block: BlockId) {
+        if self.forwarded.len() >= MAX_FORWARDED {
+            self.forwarded.pop_front();
+        }
+        self.forwarded.push_back(block);
+    }
+
+    /// Whether `block` was forwarded and is not judged yet.
+    pub fn pending(&self, block: &BlockId) -> bool {
+        self.forwarded.contains(block)
+    }
+
+    /// `block` is judged (stored, refused) or given up on; true if it was pending.
+    pub fn settled(&mut self, block: &BlockId) -> bool {
+        let before = self.forwarded.len();
+        self.forwarded.retain(|b| b != block);
+        self.forwarded.len() != before
     }
 
     /// Partial blocks held.
@@ -504,6 +531,15 @@ mod tests {
             st.remember(std::sync::Arc::new(b), vec![]);
         }
         assert_eq!(st.recent.len(), MAX_RECENT);
+        // Blocks forwarded before being judged: pending until settled, bounded.
+        let id = |n: u8| BlockId::from_bytes([n; 32]);
+        st.forwarded(id(1));
+        assert!(st.pending(&id(1)) && !st.pending(&id(2)));
+        assert!(st.settled(&id(1)) && !st.settled(&id(1)), "settled once");
+        for n in 0..=MAX_FORWARDED as u8 {
+            st.forwarded(id(n));
+        }
+        assert!(!st.pending(&id(0)) && st.pending(&id(MAX_FORWARDED as u8)), "oldest dropped");
     }
 
     #[test]

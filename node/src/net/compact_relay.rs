@@ -1,8 +1,11 @@
 //! What compact-block messages do (the decisions are [`super::compact`]'s): ask peers for
-//! compact relay at connect, rebuild a peer's compact block from the mempool on the
-//! blocking pool, ask for what is missing, serve `GetBlockTxn`, and forward a rebuilt block
-//! to high-bandwidth peers before validating it (BIP152's high-bandwidth mode; a block that
-//! then fails validation is not the forwarder's fault, as in Core).
+//! compact relay at connect, forward a compact block to high-bandwidth peers as soon as its
+//! header's proof of work checks and it would extend our best chain (BIP152's
+//! high-bandwidth mode: before rebuilding or validating it; a block that then fails is not
+//! the forwarder's fault, as in Core), rebuild it from the mempool on the blocking pool,
+//! ask for what is missing, and serve `GetBlockTxn` (a peer asking for a block we forwarded
+//! before having it is answered once we have judged it, waiting at most
+//! [`FORWARDED_WAIT`]).
 
 use super::compact::{CompactBlock, CompactError, CompactStats, PartialBlock};
 use super::disconnect::Misbehaviour;
@@ -13,6 +16,11 @@ use crate::store::BlockStatus;
 use ember_core::block::max_txs_for;
 use ember_core::{Block, BlockId, Transaction};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest a peer's `GetBlockTxn` or `GetData` waits for a block we forwarded before we
+/// had it whole (its sender's answer and our validation).
+pub const FORWARDED_WAIT: Duration = Duration::from_secs(5);
 
 /// What a compact block leads to, decided on the blocking pool.
 enum Verdict {
@@ -69,10 +77,10 @@ impl Network {
             p.knows(Inv::Block(bid));
         }
         let node = self.node.clone();
-        let verdict = self
+        let (verdict, forward) = self
             .blocking(move || {
                 if let Err(e) = ember_core::validate::check_header(&node.params, &cb.header) {
-                    return Verdict::BadHeader(e.to_string());
+                    return (Verdict::BadHeader(e.to_string()), None);
                 }
                 match node
                     .chain
@@ -80,19 +88,29 @@ impl Network {
                     .expect("chain lock is never poisoned")
                     .body_wanted(&cb.header)
                 {
-                    None => return Verdict::Orphan,
-                    Some(false) => return Verdict::Ignore,
+                    None => return (Verdict::Orphan, None),
+                    Some(false) => return (Verdict::Ignore, None),
                     Some(true) => {}
                 }
                 let max_txs = max_txs_for(node.params.max_block_bytes);
-                let mp = node.mempool.lock().expect("mempool lock is never poisoned");
-                match PartialBlock::new(&cb, max_txs, mp.with_txids()) {
-                    Ok(p) => Verdict::Partial(p),
-                    Err(CompactError::Collision) => Verdict::Fallback,
-                    Err(CompactError::Malformed(m)) => Verdict::Malformed(m),
-                }
+                let verdict = {
+                    let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+                    match PartialBlock::new(&cb, max_txs, mp.with_txids()) {
+                        Ok(p) => Verdict::Partial(p),
+                        Err(CompactError::Collision) => Verdict::Fallback,
+                        Err(CompactError::Malformed(m)) => return (Verdict::Malformed(m), None),
+                    }
+                };
+                // Well formed, proof of work checked, extends our best chain: forwarded as
+                // it came (its prefilled payments are what its sender predicted we lack,
+                // likely what our peers lack too).
+                (verdict, Some(outbox::payload(&Message::CmpctBlock(cb))))
             })
             .await;
+        if let Some(payload) = forward {
+            self.compact.lock().expect("never poisoned").forwarded(bid);
+            self.forward_high_bandwidth(id, Inv::Block(bid), payload);
+        }
         if !matches!(verdict, Verdict::BadHeader(_) | Verdict::Malformed(_)) {
             // Shown, not proven: its proof of work checks, but it may be on an unknown or
             // invalid branch (and is free on devnet); only once stored does it count.
@@ -145,7 +163,7 @@ impl Network {
     }
 
     /// A partial block with nothing missing: checked against its header's root on the
-    /// blocking pool, forwarded to high-bandwidth peers, then validated and connected.
+    /// blocking pool, then validated and connected.
     async fn compact_rebuilt(self: &Arc<Self>, id: u64, partial: PartialBlock, lacked: Vec<u32>) {
         let bid = partial.id();
         let block = match self.blocking(move || partial.complete()).await {
@@ -158,21 +176,25 @@ impl Network {
         {
             let mut st = self.compact.lock().expect("never poisoned");
             st.stats.rebuilt += 1;
-            st.remember(block.clone(), lacked.clone());
+            st.remember(block.clone(), lacked);
         }
-        self.forward_high_bandwidth(id, &block, &lacked);
         self.on_block_from(id, Block::clone(&block), true).await;
     }
 
-    /// Sends `block` as a compact block, before validating it, to every high-bandwidth peer
-    /// but `from` that does not know it, with the payments we lacked sent whole.
-    fn forward_high_bandwidth(&self, from: u64, block: &Block, lacked: &[u32]) {
-        let inv = Inv::Block(block.id());
-        let payload = outbox::payload(&Message::CmpctBlock(CompactBlock::build(
-            block,
-            rand::random(),
-            lacked,
-        )));
+    /// A block we just made, before we validate it: to every high-bandwidth peer as a
+    /// compact block at once, and kept for their `GetBlockTxn`s.
+    pub(super) fn announce_found(&self, block: &Block) {
+        let block = Arc::new(block.clone());
+        let cb = CompactBlock::build(&block, rand::random(), &[]);
+        let payload = outbox::payload(&Message::CmpctBlock(cb));
+        self.compact.lock().expect("never poisoned").remember(block.clone(), Vec::new());
+        // Peer ids start at 1: 0 is nobody.
+        self.forward_high_bandwidth(0, Inv::Block(block.id()), payload);
+    }
+
+    /// Sends a compact block (`payload`), before validating it, to every high-bandwidth
+    /// peer but `from` that does not know it.
+    fn forward_high_bandwidth(&self, from: u64, inv: Inv, payload: outbox::Payload) {
         let mut sent = 0;
         let mut slow = Vec::new();
         {
@@ -193,6 +215,31 @@ impl Network {
         }
     }
 
+    /// `block` was judged (stored or refused): peers waiting for it are answered.
+    pub(super) fn compact_settled(&self, block: &BlockId) {
+        if self.compact.lock().expect("never poisoned").settled(block) {
+            self.compact_done.notify_waiters();
+        }
+    }
+
+    /// Waits while `block` is one we forwarded before having it whole, until it is judged
+    /// or [`FORWARDED_WAIT`] passed (then it is given up on: no later request waits).
+    pub(super) async fn await_forwarded(&self, block: &BlockId) {
+        let deadline = tokio::time::Instant::now() + FORWARDED_WAIT;
+        loop {
+            let notified = self.compact_done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.compact.lock().expect("never poisoned").pending(block) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                self.compact_settled(block);
+                return;
+            }
+        }
+    }
+
     /// Asks `id` for the whole block (BIP152's fallback).
     fn fetch_whole(&self, id: u64, block: BlockId) {
         self.compact.lock().expect("never poisoned").stats.fallbacks += 1;
@@ -208,6 +255,7 @@ impl Network {
         block: BlockId,
         indexes: Vec<u32>,
     ) {
+        self.await_forwarded(&block).await;
         let recent = self.compact.lock().expect("never poisoned").recent(&block);
         let txs: Option<Vec<Transaction>> = match recent {
             Some((b, _)) => Some(b.txs.clone()),

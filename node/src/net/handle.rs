@@ -42,12 +42,16 @@ impl Network {
             Message::NotFound(items) => {
                 let mut peers = self.peers.lock().expect("never poisoned");
                 if let Some(p) = peers.get_mut(&id) {
+                    let group = super::claims::claim_group(p.addr, p.listen_addr);
                     for i in items {
                         if let Inv::Block(b) = i {
-                            if p.in_flight.remove(&b).is_some() {
-                                // It does not have it: ask someone else.
+                            if let Some((_, height)) = p.in_flight.remove(&b) {
+                                // It does not have it: ask someone else, and not its group
+                                // again (see `undelivered`).
                                 p.stalled.insert(b);
                                 self.sync.lock().expect("never poisoned").stalled_requests += 1;
+                                let mut u = self.undelivered.lock().expect("never poisoned");
+                                u.failed(b, height, group.clone());
                             }
                         }
                     }
@@ -196,12 +200,16 @@ impl Network {
             // if its branch ever gets ahead.
             let chain = self.node.chain.lock().expect("chain lock is never poisoned");
             if chain.would_improve_best(&block.header) == Some(false) {
+                drop(chain);
                 tracing::debug!(block = %bid, "pushed block behind the best chain; not stored");
+                self.compact_settled(&bid);
                 return;
             }
         }
         let node = self.node.clone();
         let result = self.blocking(move || node.accept_block(block)).await;
+        // Judged: peers waiting for a block we forwarded before having it get their answer.
+        self.compact_settled(&bid);
         match result {
             Ok(Accepted::Orphan) => {
                 // We lack its ancestors: sync headers from this peer.
@@ -209,6 +217,7 @@ impl Network {
                 self.send(id, m);
             }
             Ok(accepted) => {
+                self.undelivered.lock().expect("never poisoned").delivered(&bid);
                 if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
                     // Valid and stored (or already was): the peer holds a block at that
                     // height.

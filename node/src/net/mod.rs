@@ -18,6 +18,7 @@
 //! | `compact_relay` | what compact-block messages do; forwards rebuilt blocks to high-bandwidth peers before validating them | the peer's reader task + the blocking pool |
 //! | [`bans`] | persisted bans (no I/O but the store) | — |
 //! | [`claims`] | which unproven claims may still hold `/ready` back (no I/O; unit-tested) | — |
+//! | [`undelivered`] | bodies asked for and never sent: not asked of that group again, not counted towards the sync target (no I/O; unit-tested) | — |
 //! | `addrman` | addresses in new/tried buckets (Bitcoin Core's addrman), persisted | — |
 //! | `status` | what RPC and `GET /ready` read: peers, sync progress, readiness (claims) | RPC handlers |
 //! | [`disconnect`] | why a connection ends; only misbehaviour is the peer's fault | — |
@@ -57,6 +58,7 @@ mod serve;
 mod status;
 mod sync;
 pub mod transport;
+pub mod undelivered;
 pub mod wire;
 
 pub use status::{PeerView, Readiness, READY_GRACE};
@@ -170,8 +172,12 @@ pub struct Network {
     sync: Mutex<SyncStatus>,
     /// Address groups whose claims no longer hold `/ready` back ([`claims`]).
     claims: Mutex<claims::ClaimGrace>,
+    /// Header-only blocks whose bodies a peer withheld ([`undelivered`]).
+    undelivered: Mutex<undelivered::Undelivered>,
     /// Compact relay: high-bandwidth peers, partial and recent blocks ([`compact`]).
     compact: Mutex<compact::CompactState>,
+    /// Woken when a block forwarded before we had it is judged (see `compact_relay`).
+    compact_done: tokio::sync::Notify,
 }
 
 impl Network {
@@ -199,7 +205,7 @@ impl Network {
             secure::FrameMode::Encrypted
         };
         let own: HashSet<SocketAddr> = node.config.external_addr.into_iter().collect();
-        Arc::new(Network {
+        let net = Arc::new(Network {
             magic: node.params.magic,
             prologue: secure::prologue(node.params.magic, node.params.genesis_id(), mode),
             mode,
@@ -220,8 +226,20 @@ impl Network {
             tx_queue: Mutex::new(Vec::new()),
             sync: Mutex::new(SyncStatus::default()),
             claims: Mutex::new(claims::ClaimGrace::default()),
+            undelivered: Mutex::new(undelivered::Undelivered::default()),
             compact: Mutex::new(compact::CompactState::default()),
-        })
+            compact_done: tokio::sync::Notify::new(),
+        });
+        // Our own blocks go to high-bandwidth peers before we validate them. Weak: the
+        // node must not keep its network alive.
+        let weak = Arc::downgrade(&net);
+        let hook: crate::node::FoundHook = Box::new(move |block| {
+            if let Some(net) = weak.upgrade() {
+                net.announce_found(block);
+            }
+        });
+        let _ = net.node.on_found.set(hook);
+        net
     }
 
     /// Runs CPU-heavy work (validation, store reads for peers) off the async threads, or

@@ -64,8 +64,9 @@ pub(super) struct Peer {
     pub(super) connected: Instant,
     /// Inventory the peer is known to have: not announced back to it.
     pub(super) known: KnownInventory,
-    /// Blocks requested from it and not yet received, with when they were asked for.
-    pub(super) in_flight: HashMap<BlockId, Instant>,
+    /// Blocks requested from it and not yet received: when they were asked for, and their
+    /// heights.
+    pub(super) in_flight: HashMap<BlockId, (Instant, u64)>,
     /// Blocks it failed to deliver in time: never asked of it again.
     pub(super) stalled: HashSet<BlockId>,
     /// When it last gave us a block we did not have (inbound eviction protects such peers).

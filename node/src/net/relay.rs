@@ -144,6 +144,11 @@ impl Network {
                             } else {
                                 slow.push(*id);
                             }
+                        } else if b.height > 0 {
+                            // It has this block of our main chain already (we sent it before
+                            // validating it, or it sent it to us): at most our own height,
+                            // so it cannot hold readiness back.
+                            p.reached(b.height);
                         }
                     }
                 }

@@ -104,6 +104,9 @@ impl Network {
                 .get(&t)
                 .map(|tx| Message::Tx(*tx)),
             Inv::Block(b) => {
+                // A block we forwarded (compact, before validating it) is served once
+                // judged: the peer's own rebuild of it may have failed.
+                self.await_forwarded(&b).await;
                 let store = self.store.clone();
                 let block = self.blocking(move || stored_block(&store, &b)).await;
                 if let Some(block) = &block {

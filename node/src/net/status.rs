@@ -7,6 +7,7 @@ use super::claims::claim_group;
 use super::{Network, SyncStatus};
 use ember_core::U256;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
@@ -71,11 +72,32 @@ impl Network {
             // grace that ran out is marked.
             awaiting_headers |= claims.holds(&claim_group(p.addr, p.listen_addr), now);
         }
+        // A height proven by headers whose bodies nobody sends does not count.
+        let cap = self.cap_locked(&peers, self.node.tip.get().height);
         Readiness {
             peers: peers.len(),
-            proven_height: peers.values().map(|p| p.proven).max().unwrap_or(0),
+            proven_height: peers.values().map(|p| p.proven).max().unwrap_or(0).min(cap),
             awaiting_headers,
         }
+    }
+
+    /// The highest height the sync target and proven heights may count: below the lowest
+    /// header-only block above `height` whose body a peer withheld and nobody else is
+    /// fetching ([`super::undelivered`]).
+    pub(super) fn undelivered_cap(&self, height: u64) -> u64 {
+        let peers = self.peers.lock().expect("never poisoned");
+        self.cap_locked(&peers, height)
+    }
+
+    fn cap_locked(&self, peers: &HashMap<u64, super::peer::Peer>, height: u64) -> u64 {
+        let groups: Vec<(u64, Vec<u8>)> =
+            peers.iter().map(|(id, p)| (*id, claim_group(p.addr, p.listen_addr))).collect();
+        let in_flight = groups
+            .iter()
+            .flat_map(|(id, g)| peers[id].in_flight.keys().map(move |b| (b, g.as_slice())));
+        let mut undelivered = self.undelivered.lock().expect("never poisoned");
+        undelivered.prune(height);
+        undelivered.cap(in_flight)
     }
 
     /// A peer at `addr` (listening on `listen`) claimed more work and is sent our locator.

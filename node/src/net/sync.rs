@@ -6,6 +6,7 @@
 //! requests. Which bodies to ask of which peer, and which requests stalled, are decided by
 //! [`pick_requests`] and [`take_stalled`] (no I/O, unit-tested).
 
+use super::claims::claim_group;
 use super::disconnect::Misbehaviour;
 use super::headers::{check_chaining, HeadersAction};
 use super::wire::{self, Inv, Message};
@@ -34,7 +35,7 @@ enum Stored {
 pub fn pick_requests(
     wanted: &[(BlockId, u64)],
     height: u64,
-    in_flight: &HashMap<BlockId, Instant>,
+    in_flight: &HashMap<BlockId, (Instant, u64)>,
     stalled: &HashSet<BlockId>,
     elsewhere: &HashSet<BlockId>,
 ) -> Vec<BlockId> {
@@ -56,26 +57,27 @@ pub fn pick_requests(
 pub const MAX_STALLED: usize = 100_000;
 
 /// Moves the requests of one peer older than `after` at `now` from `in_flight` to
-/// `stalled` (never asked of that peer again while it is connected); returns how many.
-/// `stalled` holds at most [`MAX_STALLED`] ids.
+/// `stalled` (never asked of that peer again while it is connected); returns them, with
+/// their heights. `stalled` holds at most [`MAX_STALLED`] ids.
 pub fn take_stalled(
-    in_flight: &mut HashMap<BlockId, Instant>,
+    in_flight: &mut HashMap<BlockId, (Instant, u64)>,
     stalled: &mut HashSet<BlockId>,
     now: Instant,
     after: std::time::Duration,
-) -> usize {
-    let before = in_flight.len();
-    in_flight.retain(|b, at| {
-        let late = now.saturating_duration_since(*at) > after;
-        if late {
+) -> Vec<(BlockId, u64)> {
+    let mut late = Vec::new();
+    in_flight.retain(|b, (at, height)| {
+        let is_late = now.saturating_duration_since(*at) > after;
+        if is_late {
             stalled.insert(*b);
+            late.push((*b, *height));
         }
-        !late
+        !is_late
     });
     if stalled.len() > MAX_STALLED {
         stalled.clear();
     }
-    before - in_flight.len()
+    late
 }
 
 impl Network {
@@ -278,8 +280,14 @@ impl Network {
         let mut moved = 0;
         {
             let mut peers = self.peers.lock().expect("never poisoned");
+            let mut undelivered = self.undelivered.lock().expect("never poisoned");
             for p in peers.values_mut() {
-                moved += take_stalled(&mut p.in_flight, &mut p.stalled, now, self.timings.stall);
+                let late = take_stalled(&mut p.in_flight, &mut p.stalled, now, self.timings.stall);
+                moved += late.len();
+                let group = claim_group(p.addr, p.listen_addr);
+                for (b, height) in late {
+                    undelivered.failed(b, height, group.clone());
+                }
             }
         }
         if moved > 0 {
@@ -304,7 +312,8 @@ impl Network {
             let chain = self.node.chain.lock().expect("chain lock is never poisoned");
             (chain.height(), chain.best_header_height())
         };
-        let target = header_height.max(height);
+        // Headers whose bodies nobody is sending do not count ([`super::undelivered`]).
+        let target = header_height.min(self.undelivered_cap(height)).max(height);
         let now = Instant::now();
         let mut st = self.sync.lock().expect("never poisoned");
         if let Some((at, h)) = *sample {
@@ -345,6 +354,7 @@ impl Network {
             let mut chain = self.node.chain.lock().expect("chain lock is never poisoned");
             chain.missing_bodies(MAX_BLOCKS_IN_FLIGHT * 4)
         };
+        let heights: HashMap<BlockId, u64> = wanted.iter().copied().collect();
         let mut peers = self.peers.lock().expect("never poisoned");
         let in_flight_elsewhere: HashSet<BlockId> = peers
             .iter()
@@ -360,7 +370,7 @@ impl Network {
         let now = Instant::now();
         for i in &ask {
             if let Inv::Block(b) = i {
-                p.in_flight.insert(*b, now);
+                p.in_flight.insert(*b, (now, heights.get(b).copied().unwrap_or(0)));
             }
         }
         if !ask.is_empty() && !p.outbox.gossip_msg(&Message::GetData(ask)) {
@@ -381,11 +391,11 @@ mod tests {
     fn requests_older_than_the_stall_timeout_move_to_stalled() {
         let t0 = Instant::now();
         let after = std::time::Duration::from_secs(10);
-        let mut in_flight: HashMap<BlockId, Instant> =
-            [(id(1), t0), (id(2), t0 + std::time::Duration::from_secs(5))].into();
+        let mut in_flight: HashMap<BlockId, (Instant, u64)> =
+            [(id(1), (t0, 1)), (id(2), (t0 + std::time::Duration::from_secs(5), 2))].into();
         let mut stalled = HashSet::new();
         // Exactly at the timeout: not yet late.
-        assert_eq!(take_stalled(&mut in_flight, &mut stalled, t0 + after, after), 0);
+        assert_eq!(take_stalled(&mut in_flight, &mut stalled, t0 + after, after), vec![]);
         assert_eq!(
             take_stalled(
                 &mut in_flight,
@@ -393,7 +403,7 @@ mod tests {
                 t0 + after + std::time::Duration::from_millis(1),
                 after
             ),
-            1
+            vec![(id(1), 1)]
         );
         assert_eq!(
             (in_flight.len(), stalled.iter().copied().collect::<Vec<_>>()),
@@ -403,15 +413,18 @@ mod tests {
         let wanted = [(id(1), 1), (id(2), 2), (id(3), 3)];
         assert_eq!(pick_requests(&wanted, 3, &in_flight, &stalled, &HashSet::new()), vec![id(3)]);
         // The stalled set is bounded.
-        let mut many: HashMap<BlockId, Instant> = (0..=MAX_STALLED as u32)
+        let mut many: HashMap<BlockId, (Instant, u64)> = (0..=MAX_STALLED as u32)
             .map(|n| {
                 let mut b = [0u8; 32];
                 b[..4].copy_from_slice(&n.to_le_bytes());
-                (BlockId::from_bytes(b), t0)
+                (BlockId::from_bytes(b), (t0, n as u64))
             })
             .collect();
         let mut stalled = HashSet::new();
-        assert_eq!(take_stalled(&mut many, &mut stalled, t0 + after * 2, after), MAX_STALLED + 1);
+        assert_eq!(
+            take_stalled(&mut many, &mut stalled, t0 + after * 2, after).len(),
+            MAX_STALLED + 1
+        );
         assert!(stalled.is_empty(), "over {MAX_STALLED}: forgotten at once");
     }
 
@@ -424,14 +437,14 @@ mod tests {
         assert_eq!(got, (1..=10u8).map(id).collect::<Vec<_>>());
         // In flight with it, with another peer, or stalled with it: not asked.
         let mut in_flight = HashMap::new();
-        in_flight.insert(id(1), Instant::now());
+        in_flight.insert(id(1), (Instant::now(), 1));
         let elsewhere: HashSet<BlockId> = [id(2)].into();
         let stalled: HashSet<BlockId> = [id(3)].into();
         let got = pick_requests(&wanted, 5, &in_flight, &stalled, &elsewhere);
         assert_eq!(got, vec![id(4), id(5)]);
         // At most 64 in flight per peer.
-        let full: HashMap<BlockId, Instant> =
-            (101..=160u8).map(|n| (id(n), Instant::now())).collect();
+        let full: HashMap<BlockId, (Instant, u64)> =
+            (101..=160u8).map(|n| (id(n), (Instant::now(), n as u64))).collect();
         assert_eq!(
             pick_requests(&wanted, 100, &full, &none, &none).len(),
             MAX_BLOCKS_IN_FLIGHT - 60
