@@ -169,6 +169,40 @@ fn missing_payments_cost_one_round_trip_and_wrong_answers_are_banned() {
     assert_eq!(compact(&a)["fallbacks"].as_u64(), Some(1));
 }
 
+/// A relayer forwards a compact block before it has it whole: b forwards a block to c as
+/// it came from its sender, although neither has its payments; c's `GetBlockTxn` to b waits
+/// until b has them (from the sender, one round trip later), then c rebuilds the block.
+/// (Had b answered `NotFound` at once and kept c marked as having the block, c would have
+/// stayed a block behind; b's unmarking c on `NotFound`, so that it pushes the block once
+/// connected, is the second line and passes this test on its own.)
+#[test]
+fn a_block_forwarded_before_the_relayer_has_it_is_served_once_it_does() {
+    let b = DevNode::start(&[]);
+    let c = DevNode::start(&["--peer", &b.node.p2p_addr()]);
+    b.call("mining_generate", json!([1]));
+    wait_for(T, "c at height 1", || (c.height() == 1).then_some(())).unwrap();
+    let before = compact(&c);
+    let grew = |k: &str| compact(&c)[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    let params = devnet();
+    let mut h = hostile(&b);
+    let parent = tip_block(&b, &mut h).header;
+    let txs = fresh_payments(0, 2);
+    let block = child_block(&params, &parent, txs.clone(), Keypair::generate().address(), 0);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&block, 21, &[]))).unwrap();
+    assert_eq!(asked_indexes(&mut h, block.id()), vec![0, 1]);
+    // b has forwarded it by now (before asking): c asks b, and waits.
+    wait_for(T, "c's round trip to b", || (grew("round_trips") == 1).then_some(())).unwrap();
+    assert_eq!(c.height(), 1, "c cannot have the block yet");
+    h.send(&Message::BlockTxn { block: block.id(), txs }).unwrap();
+    let id = block.id().to_string();
+    wait_for(T, "c rebuilt the block through b", || {
+        (c.call("node_info", json!([]))["tip"] == id.as_str()).then_some(())
+    })
+    .unwrap();
+    assert_eq!((grew("rebuilt"), grew("fallbacks")), (1, 0), "{}", compact(&c));
+    assert!(bans(&b).is_empty() && bans(&c).is_empty());
+}
+
 #[test]
 fn an_invalid_block_relayed_before_validation_gets_no_honest_node_banned() {
     let b = DevNode::start(&[]);

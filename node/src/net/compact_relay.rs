@@ -271,6 +271,7 @@ impl Network {
             }
         };
         let Some(txs) = txs else {
+            self.lacks(id, &[Inv::Block(block)]);
             self.send(id, Message::NotFound(vec![Inv::Block(block)]));
             return;
         };

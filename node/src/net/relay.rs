@@ -39,6 +39,12 @@ impl KnownInventory {
         self.0.insert(inv)
     }
 
+    /// Forgets `inv`: the peer asked us for it, so it does not have it (and once we do, it
+    /// is worth sending).
+    pub fn remove(&mut self, inv: &Inv) {
+        self.0.remove(inv);
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.0.len()

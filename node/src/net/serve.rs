@@ -124,6 +124,18 @@ impl Network {
         }
     }
 
+    /// Peer `id` asked for `items` and we could not serve them: it does not have them, so
+    /// they are pushed to it if we get them (a block we forwarded before we had it whole,
+    /// and whose verdict took longer than the peer's request could wait, reaches it once we
+    /// connect it).
+    pub(super) fn lacks(&self, id: u64, items: &[Inv]) {
+        if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
+            for inv in items {
+                p.known.remove(inv);
+            }
+        }
+    }
+
     /// Raises peer `id`'s known height to `height` (never lowers it).
     pub(super) fn peer_reached(&self, id: u64, height: u64) {
         if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
@@ -134,6 +146,7 @@ impl Network {
     /// Answers what could not be served with one `NotFound`.
     pub(super) fn finish_requests(&self, id: u64, q: &mut Requests) {
         let missing = std::mem::take(&mut q.missing);
+        self.lacks(id, &missing);
         for chunk in missing.chunks(wire::MAX_INV) {
             self.send(id, Message::NotFound(chunk.to_vec()));
         }
