@@ -190,9 +190,10 @@ impl NodeProcess {
         let mut cmd = Command::new(binary("ember-node")?);
         // The node's settings are the args given here, nothing else: an `EMBER_*` variable
         // of the caller's shell (`EMBER_AUTOMINE=true`, say) would change what a test or a
-        // testnet runs without anyone seeing it.
+        // testnet runs without anyone seeing it. `EMBER_LOG` (what the log shows) passes.
         for (key, _) in std::env::vars_os() {
-            if key.to_str().is_some_and(|k| k.starts_with("EMBER_") && k != "EMBER_BIN_DIR") {
+            let kept = ["EMBER_BIN_DIR", "EMBER_LOG"];
+            if key.to_str().is_some_and(|k| k.starts_with("EMBER_") && !kept.contains(&k)) {
                 cmd.env_remove(key);
             }
         }

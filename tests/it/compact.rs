@@ -169,6 +169,40 @@ fn missing_payments_cost_one_round_trip_and_wrong_answers_are_banned() {
     assert_eq!(compact(&a)["fallbacks"].as_u64(), Some(1));
 }
 
+/// With blocks forwarded before validation, a child can arrive before its parent is
+/// rebuilt: both wait for their payments at once (several partial blocks per peer), the
+/// child, completed first, waits in the orphan pool, and the parent's arrival connects
+/// both. (With one partial block per peer, or an orphan compact block dropped, the node
+/// stayed at height 1 and, on a line, so did every node after it.)
+#[test]
+fn a_child_that_overtakes_its_parent_is_kept_until_the_parent_is_rebuilt() {
+    let a = DevNode::start(&[]);
+    a.call("mining_generate", json!([1]));
+    let params = devnet();
+    let miner = Keypair::generate().address();
+    let mut h = hostile(&a);
+    let tip = tip_block(&a, &mut h).header;
+    let (txs1, txs2) = (fresh_payments(0, 2), fresh_payments(2, 2));
+    let parent = child_block(&params, &tip, txs1.clone(), miner, 0);
+    let child = child_block(&params, &parent.header, txs2.clone(), miner, 0);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&parent, 31, &[]))).unwrap();
+    assert_eq!(asked_indexes(&mut h, parent.id()), vec![0, 1]);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&child, 32, &[]))).unwrap();
+    assert_eq!(asked_indexes(&mut h, child.id()), vec![0, 1]);
+    // The child's payments first: complete, but its parent is not there yet.
+    h.send(&Message::BlockTxn { block: child.id(), txs: txs2 }).unwrap();
+    h.round_trip(T).expect("a handled the child");
+    assert_eq!(a.height(), 1);
+    h.send(&Message::BlockTxn { block: parent.id(), txs: txs1 }).unwrap();
+    let id = child.id().to_string();
+    wait_for(T, "both blocks connected", || {
+        (a.call("node_info", json!([]))["tip"] == id.as_str()).then_some(())
+    })
+    .unwrap();
+    assert_eq!((a.height(), compact(&a)["rebuilt"].as_u64()), (3, Some(2)));
+    assert!(bans(&a).is_empty());
+}
+
 /// A relayer forwards a compact block before it has it whole: b forwards a block to c as
 /// it came from its sender, although neither has its payments; c's `GetBlockTxn` to b waits
 /// until b has them (from the sender, one round trip later), then c rebuilds the block.

@@ -10,10 +10,10 @@
 //! and any valid signature of a payment is as good as another). A per-block random nonce
 //! keys each block differently, so collisions cannot be prepared for every peer at once.
 //!
-//! Bounds (what one peer can make us hold): at most one partly rebuilt block per peer and
-//! [`MAX_PARTIALS`] in all, each at most the network's largest block; a compact block is
-//! looked at only when its header's proof of work checks and it would extend our best
-//! chain.
+//! Bounds (what one peer can make us hold): at most [`PARTIALS_PER_PEER`] partly rebuilt
+//! blocks per peer and [`MAX_PARTIALS`] in all, each at most the network's largest block;
+//! a compact block is looked at only when its header's proof of work checks and it would
+//! extend our best chain or its parent is unknown (then it goes to the orphan pool).
 
 use ember_core::encoding::encode;
 use ember_core::hash::sha256;
@@ -22,6 +22,9 @@ use std::collections::HashMap;
 
 /// Most partly rebuilt blocks held at once (over all peers).
 pub const MAX_PARTIALS: usize = 8;
+/// Most partly rebuilt blocks held for one peer: a block and its child can both be waiting
+/// for payments (blocks forwarded before validation can arrive close together).
+pub const PARTIALS_PER_PEER: usize = 4;
 /// Peers asked to send compact blocks before validating them (BIP152's high-bandwidth
 /// mode; Core asks three).
 pub const HIGH_BANDWIDTH_PEERS: usize = 3;
@@ -322,10 +325,18 @@ pub struct CompactState {
 }
 
 impl CompactState {
-    /// Holds `partial` from `peer` until its `BlockTxn` comes: replaces the peer's previous
-    /// one, and the oldest of all beyond [`MAX_PARTIALS`].
+    /// Holds `partial` from `peer` until its `BlockTxn` comes: replaces the same block's
+    /// partial from that peer, the peer's oldest beyond [`PARTIALS_PER_PEER`], and the
+    /// oldest of all beyond [`MAX_PARTIALS`].
     pub fn hold(&mut self, peer: u64, partial: PartialBlock) {
-        self.partials.retain(|(p, _)| *p != peer);
+        let id = partial.id();
+        self.partials.retain(|(p, b)| *p != peer || b.id() != id);
+        if self.partials.iter().filter(|(p, _)| *p == peer).count() >= PARTIALS_PER_PEER {
+            let oldest = self.partials.iter().position(|(p, _)| *p == peer);
+            if let Some(i) = oldest {
+                self.partials.remove(i);
+            }
+        }
         if self.partials.len() >= MAX_PARTIALS {
             self.partials.pop_front();
         }
@@ -514,7 +525,23 @@ mod tests {
         let mut st = CompactState::default();
         st.hold(1, partial.clone());
         st.hold(1, partial.clone());
-        assert_eq!(st.partial_count(), 1, "one per peer");
+        assert_eq!(st.partial_count(), 1, "one per peer and block");
+        // Several blocks of one peer, up to the per-peer bound (the oldest goes first).
+        let others: Vec<PartialBlock> = (0..=PARTIALS_PER_PEER as u64)
+            .map(|n| {
+                let mut b = block.clone();
+                b.header.time += n + 1;
+                PartialBlock::new(&CompactBlock::build(&b, 1, &[]), 100, std::iter::empty())
+                    .unwrap()
+            })
+            .collect();
+        for p in &others {
+            st.hold(2, p.clone());
+        }
+        assert_eq!(st.partial_count(), 1 + PARTIALS_PER_PEER);
+        assert!(st.take(2, &others[0].id()).is_none(), "peer 2's oldest made room");
+        assert!(st.take(2, &others[1].id()).is_some());
+        st.forget_peer(2);
         for peer in 2..20 {
             st.hold(peer, partial.clone());
         }

@@ -26,8 +26,6 @@ pub const FORWARDED_WAIT: Duration = Duration::from_secs(5);
 enum Verdict {
     /// Known already, or not better than our tip: nothing to do.
     Ignore,
-    /// Its parent is unknown: sync headers from the sender.
-    Orphan,
     /// Its header breaks a rule (proof of work, structure).
     BadHeader(String),
     /// Rebuilt (maybe partly).
@@ -77,36 +75,47 @@ impl Network {
             p.knows(Inv::Block(bid));
         }
         let node = self.node.clone();
-        let (verdict, forward) = self
+        let (verdict, forward, orphan) = self
             .blocking(move || {
                 if let Err(e) = ember_core::validate::check_header(&node.params, &cb.header) {
-                    return (Verdict::BadHeader(e.to_string()), None);
+                    return (Verdict::BadHeader(e.to_string()), None, false);
                 }
-                match node
+                // An unknown parent is rebuilt all the same (and held in the orphan pool
+                // until its parent comes): with blocks forwarded before validation, a block
+                // can overtake its parent on a line of nodes.
+                let orphan = match node
                     .chain
                     .lock()
                     .expect("chain lock is never poisoned")
                     .body_wanted(&cb.header)
                 {
-                    None => return (Verdict::Orphan, None),
-                    Some(false) => return (Verdict::Ignore, None),
-                    Some(true) => {}
-                }
+                    None => true,
+                    Some(false) => return (Verdict::Ignore, None, false),
+                    Some(true) => false,
+                };
                 let max_txs = max_txs_for(node.params.max_block_bytes);
                 let verdict = {
                     let mp = node.mempool.lock().expect("mempool lock is never poisoned");
                     match PartialBlock::new(&cb, max_txs, mp.with_txids()) {
                         Ok(p) => Verdict::Partial(p),
                         Err(CompactError::Collision) => Verdict::Fallback,
-                        Err(CompactError::Malformed(m)) => return (Verdict::Malformed(m), None),
+                        Err(CompactError::Malformed(m)) => {
+                            return (Verdict::Malformed(m), None, false)
+                        }
                     }
                 };
                 // Well formed, proof of work checked, extends our best chain: forwarded as
                 // it came (its prefilled payments are what its sender predicted we lack,
-                // likely what our peers lack too).
-                (verdict, Some(outbox::payload(&Message::CmpctBlock(cb))))
+                // likely what our peers lack too). An orphan is not: we cannot tell yet.
+                let forward = (!orphan).then(|| outbox::payload(&Message::CmpctBlock(cb)));
+                (verdict, forward, orphan)
             })
             .await;
+        if orphan {
+            // Its parent is unknown: sync headers from the sender too.
+            let m = self.locator_message();
+            self.send(id, m);
+        }
         if let Some(payload) = forward {
             self.compact.lock().expect("never poisoned").forwarded(bid);
             self.forward_high_bandwidth(id, Inv::Block(bid), payload);
@@ -120,10 +129,6 @@ impl Network {
         }
         match verdict {
             Verdict::Ignore => {}
-            Verdict::Orphan => {
-                let m = self.locator_message();
-                self.send(id, m);
-            }
             Verdict::BadHeader(e) => self.punish(id, Misbehaviour::InvalidHeaders(e)),
             Verdict::Malformed(m) => self.punish(id, Misbehaviour::Protocol(m)),
             Verdict::Fallback => self.fetch_whole(id, bid),
