@@ -335,6 +335,24 @@ pub struct Mempool {
     bytes: usize,
     next_seq: u64,
     stats: MempoolStats,
+    /// Count and bytes, published for readers that must not wait for the mempool lock.
+    size: Arc<MempoolSize>,
+}
+
+/// The mempool's count and bytes as of its last change, readable without its lock
+/// (`node_info` under load must not wait behind a block's removals).
+#[derive(Debug, Default)]
+pub struct MempoolSize {
+    count: std::sync::atomic::AtomicUsize,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+impl MempoolSize {
+    /// Pending payments and their encoded bytes.
+    pub fn get(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.count.load(Relaxed), self.bytes.load(Relaxed))
+    }
 }
 
 impl Mempool {
@@ -349,7 +367,19 @@ impl Mempool {
             bytes: 0,
             next_seq: 0,
             stats: MempoolStats::default(),
+            size: Arc::new(MempoolSize::default()),
         }
+    }
+
+    /// The published count and bytes (see [`MempoolSize`]).
+    pub fn size_cell(&self) -> Arc<MempoolSize> {
+        self.size.clone()
+    }
+
+    fn publish_size(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.size.count.store(self.by_txid.len(), Relaxed);
+        self.size.bytes.store(self.bytes, Relaxed);
     }
 
     pub fn limits(&self) -> &MempoolLimits {
@@ -926,6 +956,7 @@ impl Mempool {
         let displaced = self.queues.entry(sender).or_default().txs.insert(nonce, entry);
         debug_assert!(displaced.is_none(), "a replaced entry is removed first");
         self.refresh_evict_key(sender);
+        self.publish_size();
     }
 
     fn remove_entry(&mut self, sender: &Address, nonce: u64) -> Option<Entry> {
@@ -940,6 +971,7 @@ impl Mempool {
         }
         self.bytes -= entry.size;
         self.refresh_evict_key(*sender);
+        self.publish_size();
         Some(entry)
     }
 
@@ -1035,6 +1067,8 @@ mod tests {
 
     /// Checks every structural invariant, and guarantee 2 of the module doc against `state`.
     fn assert_consistent(pool: &Mempool, state: &dyn StateView) {
+        // What readers see without the lock is what the pool holds.
+        assert_eq!(pool.size_cell().get(), (pool.len(), pool.bytes()), "published size");
         let mut count = 0;
         let mut keys = BTreeSet::new();
         for (sender, queue) in &pool.queues {

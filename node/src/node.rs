@@ -60,6 +60,8 @@ pub struct Node {
     /// The chain's tip as of its last change, readable without the chain lock.
     pub tip: crate::tip::TipCell,
     pub mempool: Mutex<Mempool>,
+    /// The mempool's count and bytes, readable without its lock.
+    pub mempool_size: Arc<crate::mempool::MempoolSize>,
     pub sig_cache: Arc<SigCache>,
     pub metrics: Metrics,
     /// Cancelled to stop every task of the node.
@@ -162,6 +164,7 @@ impl Node {
             tip: crate::tip::TipCell::new(&chain),
             store: chain.store().clone(),
             chain: Mutex::new(chain),
+            mempool_size: mempool.size_cell(),
             mempool: Mutex::new(mempool),
             sig_cache,
             metrics: Metrics::default(),

@@ -189,10 +189,8 @@ fn confirmations(tip_height: u64, height: u64, main: bool) -> Option<u64> {
 fn node_info(node: &Node, net: Option<&Arc<Network>>) -> Result<Value, RpcError> {
     // The tip snapshot, not the chain lock: a block being connected does not hold this up.
     let crate::tip::TipSnapshot { height, tip, work, known_headers } = node.tip.get();
-    let (count, bytes) = {
-        let mp = node.mempool.lock().expect("mempool lock is never poisoned");
-        (mp.len(), mp.bytes())
-    };
+    // Published by the mempool: a block's removals under its lock do not hold this up.
+    let (count, bytes) = node.mempool_size.get();
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "network": node.params.network.name(),
