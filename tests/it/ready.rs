@@ -222,6 +222,59 @@ fn a_header_whose_body_is_withheld_holds_ready_back_only_until_the_request_stall
     assert_eq!((status(&a).0, status(&b).0, a.height()), (200, 200, 4));
 }
 
+/// A header whose sender leaves at once (before or after it is asked for the body) holds
+/// `/ready` back only until the next sync check finds nobody to ask: no connected peer has
+/// shown that height. (Found by an attacker: the header was never marked undelivered, and
+/// the node stayed "syncing" with an honest peer connected for as long as it ran.)
+#[test]
+fn a_header_whose_sender_leaves_at_once_does_not_hold_ready_back() {
+    use ember_node::net::wire::Message;
+    let a = DevNode::start(&[]);
+    let b = DevNode::start(&["--peer", &a.node.p2p_addr()]);
+    a.call("mining_generate", json!([5]));
+    wait_for(Duration::from_secs(30), "b at height 5", || (b.height() == 5).then_some(())).unwrap();
+    let params = crate::support::devnet();
+    let addr = a.node.p2p_addr().parse().expect("p2p address");
+    let status = || ready(a.node.rpc_url()).expect("answers");
+    for (round, linger) in [Duration::ZERO, Duration::from_millis(300)].into_iter().enumerate() {
+        let opts = HostileOptions { listen_port: free_port(), ..Default::default() };
+        let mut h = HostilePeer::connect(addr, &params, &opts).expect("handshake");
+        let tip: ember_core::BlockId =
+            a.call("node_info", json!([]))["tip"].as_str().unwrap().parse().unwrap();
+        let tip = h.fetch_block(tip, Duration::from_secs(30)).expect("the tip block").header;
+        // Round r: r + 1 headers on a's tip, so each round's branch is the new best header.
+        let headers = ember_testnet::hostile::side_branch(
+            &params,
+            &tip,
+            round + 1,
+            tip.time + 1,
+            round as u64,
+        )
+        .expect("headers on the tip");
+        h.send(&Message::Headers(headers)).unwrap();
+        h.round_trip(Duration::from_secs(10)).expect("a stored the header");
+        std::thread::sleep(linger);
+        drop(h);
+        wait_for(Duration::from_secs(30), "a ready with the header's sender gone", || {
+            (status().0 == 200).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("round {round}: {e:#}: {}", status().1));
+        // And it stays ready through the next sync checks (one a second), which used to
+        // find the header ahead and say "syncing" for good.
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            let (code, body) = status();
+            let syncing = a.call("node_info", json!([]))["syncing"].clone();
+            assert_eq!((code, syncing), (200, json!(false)), "round {round}: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert_eq!(
+        (a.height(), status().0, ready(b.node.rpc_url()).expect("answers").0),
+        (5, 200, 200)
+    );
+}
+
 /// A port nothing listens on: what a hostile peer claims (the node groups loopback peers by
 /// `ip:listen_port`).
 fn free_port() -> u16 {

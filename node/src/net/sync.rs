@@ -53,6 +53,10 @@ pub fn pick_requests(
         .collect()
 }
 
+/// The group a missing body is charged to when no connected peer can be asked for it
+/// (see [`Network::mark_unrequestable`]); no peer's group looks like it.
+const NOBODY: &[u8] = b"(no connected peer)";
+
 /// Stalled requests remembered per peer, then forgotten at once (each costs 32 bytes).
 pub const MAX_STALLED: usize = 100_000;
 
@@ -308,10 +312,12 @@ impl Network {
     /// Recomputes the sync status; logs progress while syncing. Only validated headers
     /// make the node "syncing": a height a peer merely claims does not.
     fn update_sync(&self, sample: &mut Option<(Instant, u64)>, last_log: &mut Option<Instant>) {
-        let (height, header_height) = {
-            let chain = self.node.chain.lock().expect("chain lock is never poisoned");
-            (chain.height(), chain.best_header_height())
+        let (height, header_height, wanted) = {
+            let mut chain = self.node.chain.lock().expect("chain lock is never poisoned");
+            let wanted = chain.missing_bodies(MAX_BLOCKS_IN_FLIGHT * 4);
+            (chain.height(), chain.best_header_height(), wanted)
         };
+        self.mark_unrequestable(&wanted);
         // Headers whose bodies nobody is sending do not count ([`super::undelivered`]).
         let target = header_height.min(self.undelivered_cap(height)).max(height);
         let now = Instant::now();
@@ -344,6 +350,22 @@ impl Network {
                 eta_secs = st.eta_secs,
                 "syncing"
             );
+        }
+    }
+
+    /// Marks as undelivered (by nobody in particular) the missing bodies that no connected
+    /// peer can be asked for and nobody is fetching: their headers' senders left (before or
+    /// after we asked them) or stalled, and no other peer has shown that height. Such a
+    /// header counts again once a peer that has shown its height is asked for it.
+    fn mark_unrequestable(&self, wanted: &[(BlockId, u64)]) {
+        let peers = self.peers.lock().expect("never poisoned");
+        let mut undelivered = self.undelivered.lock().expect("never poisoned");
+        for (b, height) in wanted {
+            let fetching = peers.values().any(|p| p.in_flight.contains_key(b));
+            let askable = peers.values().any(|p| p.height >= *height && !p.stalled.contains(b));
+            if !fetching && !askable {
+                undelivered.failed(*b, *height, NOBODY.to_vec());
+            }
         }
     }
 

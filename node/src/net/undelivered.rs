@@ -12,7 +12,8 @@
 //! [`MAX_GROUPS_PER_BLOCK`] groups failed to deliver it, it never counts again: a party
 //! with many addresses holds readiness back by at most that many stall timeouts (80 s)
 //! per header chain it makes (each new one needs more work than the last). Blocks at or
-//! below the tip no longer matter and are dropped.
+//! below the tip no longer matter and are dropped. A body no connected peer can be asked
+//! for is charged to a group of its own ("nobody"; see `sync`'s `mark_unrequestable`).
 //!
 //! Bounds: at most [`MAX_BLOCKS`] blocks (the lowest heights are kept: they are what caps
 //! the target), each with at most [`MAX_GROUPS_PER_BLOCK`] groups.
