@@ -42,19 +42,19 @@ impl Network {
             Message::NotFound(items) => {
                 let mut peers = self.peers.lock().expect("never poisoned");
                 if let Some(p) = peers.get_mut(&id) {
-                    let group = super::claims::claim_group(p.addr, p.listen_addr);
+                    let mut missing = Vec::new();
                     for i in items {
                         if let Inv::Block(b) = i {
                             if let Some((_, height)) = p.in_flight.remove(&b) {
-                                // It does not have it: ask someone else, and not its group
-                                // again (see `undelivered`).
+                                // It does not have it: ask someone else (as a stall).
                                 p.stalled.insert(b);
-                                self.sync.lock().expect("never poisoned").stalled_requests += 1;
-                                let mut u = self.undelivered.lock().expect("never poisoned");
-                                u.failed(b, height, group.clone());
+                                missing.push((b, height));
                             }
                         }
                     }
+                    self.sync.lock().expect("never poisoned").stalled_requests +=
+                        missing.len() as u64;
+                    self.not_delivered(p, missing);
                 }
             }
             Message::Tx(tx) => self.on_tx(id, tx).await,

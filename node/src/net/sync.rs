@@ -284,14 +284,10 @@ impl Network {
         let mut moved = 0;
         {
             let mut peers = self.peers.lock().expect("never poisoned");
-            let mut undelivered = self.undelivered.lock().expect("never poisoned");
             for p in peers.values_mut() {
                 let late = take_stalled(&mut p.in_flight, &mut p.stalled, now, self.timings.stall);
                 moved += late.len();
-                let group = claim_group(p.addr, p.listen_addr);
-                for (b, height) in late {
-                    undelivered.failed(b, height, group.clone());
-                }
+                self.not_delivered(p, late);
             }
         }
         if moved > 0 {
@@ -350,6 +346,19 @@ impl Network {
                 eta_secs = st.eta_secs,
                 "syncing"
             );
+        }
+    }
+
+    /// Peer `p` did not deliver these bodies (stalled, or `NotFound`): charged to its
+    /// address group ([`super::undelivered`]).
+    pub(super) fn not_delivered(&self, p: &super::peer::Peer, blocks: Vec<(BlockId, u64)>) {
+        if blocks.is_empty() {
+            return;
+        }
+        let group = claim_group(p.addr, p.listen_addr);
+        let mut undelivered = self.undelivered.lock().expect("never poisoned");
+        for (b, height) in blocks {
+            undelivered.failed(b, height, group.clone());
         }
     }
 
