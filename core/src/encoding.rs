@@ -39,6 +39,12 @@ pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
     bincode::encode_to_vec(value, CONFIG).expect("encoding into a Vec cannot fail")
 }
 
+/// Encodes a value canonically into `out` (no allocation). Returns the bytes written, or
+/// `None` when `out` is too short.
+pub fn encode_into<T: Encode>(value: &T, out: &mut [u8]) -> Option<usize> {
+    bincode::encode_into_slice(value, out, CONFIG).ok()
+}
+
 /// Length of a value's canonical encoding, without allocating it.
 pub fn encoded_len<T: Encode>(value: &T) -> usize {
     let mut counter = bincode::enc::write::SizeWriter::default();

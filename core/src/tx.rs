@@ -15,8 +15,11 @@ use bincode::{Decode, Encode};
 /// Domain tag of transaction signatures.
 pub const TX_SIGNING_DOMAIN: &[u8] = b"ember/tx/v1";
 
-/// Size in bytes of every encoded transaction: all fields are fixed width.
-pub const TX_ENCODED_LEN: usize = 32 + 32 + 32 + 8 + 8 + 8 + 64;
+/// Size in bytes of every encoded transaction body: all fields are fixed width.
+pub const TX_BODY_ENCODED_LEN: usize = 32 + 32 + 32 + 8 + 8 + 8;
+
+/// Size in bytes of every encoded transaction: the body, then the 64-byte signature.
+pub const TX_ENCODED_LEN: usize = TX_BODY_ENCODED_LEN + 64;
 
 /// What a transaction says; the signed part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
@@ -33,13 +36,23 @@ pub struct TxBody {
 }
 
 impl TxBody {
+    /// `sha256(encode(body))`. A [`Transaction`] computes it once, when it is made or
+    /// decoded, and keeps it ([`Transaction::txid`]).
     pub fn txid(&self) -> Txid {
-        Txid::from_hash(sha256(&[&encoding::encode(self)]))
+        Txid::from_hash(sha256(&[&self.encode_fixed()]))
+    }
+
+    /// The canonical encoding into a stack buffer: every field is fixed width.
+    fn encode_fixed(&self) -> [u8; TX_BODY_ENCODED_LEN] {
+        let mut out = [0u8; TX_BODY_ENCODED_LEN];
+        let n = encoding::encode_into(self, &mut out).expect("a body always fits its fixed length");
+        debug_assert_eq!(n, TX_BODY_ENCODED_LEN);
+        out
     }
 
     /// The 32-byte digest that is signed.
     pub fn signing_digest(&self) -> [u8; 32] {
-        sha256(&[TX_SIGNING_DOMAIN, &encoding::encode(self)]).to_bytes()
+        sha256(&[TX_SIGNING_DOMAIN, &self.encode_fixed()]).to_bytes()
     }
 
     /// `amount + fee`, or `None` when that overflows.
@@ -50,21 +63,49 @@ impl TxBody {
     /// Signs the body. The caller's key must own `from`; otherwise the result won't verify.
     pub fn sign(self, key: &Keypair) -> Transaction {
         let signature = key.sign(&self.signing_digest());
-        Transaction { body: self, signature }
+        Transaction::from_parts(self, signature)
     }
 }
 
-/// A signed transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
+/// A signed transaction. Immutable: its txid is computed once, when it is made or decoded,
+/// and every later use reads it (as Core's `CTransaction` caches its hash); a block's
+/// payments are hashed once per node, not once per step of their path.
+///
+/// Encoded as the body then the signature ([`TX_ENCODED_LEN`] bytes); the txid is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Transaction {
     body: TxBody,
     signature: Signature,
+    /// `body.txid()`, kept.
+    txid: Txid,
 }
 
+impl Encode for Transaction {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.body.encode(encoder)?;
+        self.signature.encode(encoder)
+    }
+}
+
+impl<C> Decode<C> for Transaction {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let body = TxBody::decode(decoder)?;
+        let signature = Signature::decode(decoder)?;
+        Ok(Transaction::from_parts(body, signature))
+    }
+}
+bincode::impl_borrow_decode!(Transaction);
+
 impl Transaction {
-    /// Assembles a transaction from parts (e.g. a body signed offline); nothing is checked.
+    /// Assembles a transaction from parts (e.g. a body signed offline); nothing is checked
+    /// but the txid is computed.
     pub fn from_parts(body: TxBody, signature: Signature) -> Self {
-        Transaction { body, signature }
+        Transaction { txid: body.txid(), body, signature }
     }
     pub fn body(&self) -> &TxBody {
         &self.body
@@ -72,8 +113,9 @@ impl Transaction {
     pub fn signature(&self) -> &Signature {
         &self.signature
     }
+    /// The txid, computed when the transaction was made or decoded.
     pub fn txid(&self) -> Txid {
-        self.body.txid()
+        self.txid
     }
     /// The consensus signature check (strict ed25519 by `from`).
     pub fn verify_signature(&self) -> Result<(), SignatureError> {
