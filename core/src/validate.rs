@@ -184,33 +184,50 @@ pub fn check_block_structure(
     check_block_body(params, block, verifier)
 }
 
-/// The body part of [`check_block_structure`], for blocks whose header was checked already.
+/// The body part of [`check_block_structure`], for blocks whose header was checked already:
+/// [`check_tx_root`], then [`check_block_txs`].
 pub fn check_block_body(
     params: &ChainParams,
     block: &Block,
     verifier: &dyn SigVerifier,
 ) -> Result<(), BlockError> {
-    // The merkle root first: a body that does not match it is not this block's body, and
-    // must be reported as a bad copy before any rule that would condemn the id.
-    let txids: Vec<Txid> = block.txs.iter().map(Transaction::txid).collect();
-    let computed = crate::block::merkle_root(&txids);
+    check_tx_root(block)?;
+    check_block_txs(params, block, verifier)
+}
+
+/// Whether the body is the header's: the merkle root of its txids equals `tx_root`. Checked
+/// first: a body that does not match is not this block's body, and must be reported as a bad
+/// copy ([`BlockError::BadTxRoot`]) before any rule that would condemn the id.
+pub fn check_tx_root(block: &Block) -> Result<(), BlockError> {
+    let computed = block.compute_tx_root();
     if computed != block.header.tx_root {
         return Err(BlockError::BadTxRoot { found: block.header.tx_root, computed });
     }
+    Ok(())
+}
+
+/// The rest of [`check_block_body`], for a body already matched to its header by
+/// [`check_tx_root`]: size, no payment twice, and each payment's chain, cost and signature
+/// (through `verifier`).
+pub fn check_block_txs(
+    params: &ChainParams,
+    block: &Block,
+    verifier: &dyn SigVerifier,
+) -> Result<(), BlockError> {
     let size = block.encoded_len();
     if size > params.max_block_bytes {
         return Err(BlockError::TooLarge { size, max: params.max_block_bytes });
     }
-    let mut seen = HashSet::with_capacity(txids.len());
-    for id in &txids {
-        if !seen.insert(*id) {
-            return Err(BlockError::DuplicateTx(*id));
+    let mut seen = HashSet::with_capacity(block.txs.len());
+    for tx in &block.txs {
+        if !seen.insert(tx.txid()) {
+            return Err(BlockError::DuplicateTx(tx.txid()));
         }
     }
-    for (index, (tx, txid)) in block.txs.iter().zip(&txids).enumerate() {
+    for (index, tx) in block.txs.iter().enumerate() {
         check_tx(params, tx, verifier).map_err(|error| BlockError::Tx {
             index,
-            txid: *txid,
+            txid: tx.txid(),
             error,
         })?;
     }

@@ -6,7 +6,7 @@
 //! locked first. Signature checks for submitted transactions run in `spawn_blocking`, before
 //! any lock is taken, so RPC stays responsive under a flood.
 
-use crate::chain::{Accepted, ChainError, ChainEvent, ChainManager, SigCache};
+use crate::chain::{Accepted, ChainError, ChainEvent, ChainManager, PreparedBlock, SigCache};
 use crate::config::NodeConfig;
 use crate::mempool::{Mempool, MempoolError};
 use crate::mempool_file::{self, SavedTx};
@@ -70,10 +70,8 @@ pub struct Node {
     pub tip_generation: AtomicU64,
     /// Hashes tried by the miner.
     pub hashes: AtomicU64,
-    /// Chain events for the mempool, drained while the chain lock is held so the mempool
-    /// never lags behind the tip a template is built on.
-    mempool_events: Mutex<broadcast::Receiver<ChainEvent>>,
-    /// Chain events for everyone else (RPC waiters, network).
+    /// Chain events, each sent once, after the mempool has applied it (RPC waiters, miner,
+    /// network).
     pub events: broadcast::Sender<ChainEvent>,
     /// Txids admitted to the mempool, for relay and subscriptions (fresh admissions and
     /// payments a reorganisation returned).
@@ -141,7 +139,6 @@ impl Node {
         let chain = ChainManager::open(params.clone(), store)?;
         chain.store().ensure_history_counts()?;
         let sig_cache = chain.sig_cache().clone();
-        let mempool_events = chain.subscribe();
         let (events, _) = broadcast::channel(1024);
         let mempool = Mempool::new(params.clone(), config.mempool);
         let devnet = !params.retarget;
@@ -171,7 +168,6 @@ impl Node {
             shutdown: CancellationToken::new(),
             tip_generation: AtomicU64::new(0),
             hashes: AtomicU64::new(0),
-            mempool_events: Mutex::new(mempool_events),
             events,
             new_txs: broadcast::channel(8192).0,
             fresh_txs: broadcast::channel(8192).0,
@@ -190,16 +186,23 @@ impl Node {
 
     /// Accepts a block from anywhere and brings the mempool up to date before returning.
     pub fn accept_block(&self, block: Block) -> Result<Accepted, ChainError> {
+        self.accept_prepared(PreparedBlock::new(block))
+    }
+
+    /// [`Node::accept_block`] for a block some of whose checks may be done already (a
+    /// compact block's rebuild matched its root; a peer's reader verified its signatures):
+    /// blocking, call it from a blocking thread.
+    pub fn accept_prepared(&self, mut block: PreparedBlock) -> Result<Accepted, ChainError> {
         // Signatures the cache lacks (a block from sync, or payments we never saw) are
         // checked on every core before the chain lock is taken: RPC, admission and the other
-        // peers' blocks are not held up by them, and the chain manager then finds them all
-        // cached.
+        // peers' blocks are not held up by them, and the chain manager does not look them up
+        // again.
         // Only for a block that can be connected now: an orphan's (or a known block's)
         // signatures would be checked for nothing, and anyone can send endless orphans.
-        if self.can_connect(&block.header) {
-            self.sig_cache.preverify(&block.txs);
+        if self.can_connect(&block.block().header) {
+            block.verify_signatures(&self.sig_cache);
         }
-        self.change_chain(|chain| chain.accept_block(block, now_ms()))
+        self.change_chain(|chain| chain.accept_prepared(block, now_ms()))
     }
 
     /// Runs `f` on the chain under its lock, then brings the mempool up to date with what
@@ -207,7 +210,7 @@ impl Node {
     pub(crate) fn change_chain<T>(&self, f: impl FnOnce(&mut ChainManager) -> T) -> T {
         let mut chain = self.chain.lock().expect("chain lock is never poisoned");
         let result = f(&mut chain);
-        self.drain_events(&chain);
+        self.drain_events(&mut chain);
         self.tip.publish(&chain);
         result
     }
@@ -241,55 +244,44 @@ impl Node {
                 .is_some()
     }
 
-    /// Applies pending chain events to the mempool; the caller holds the chain lock.
-    fn drain_events(&self, chain: &ChainManager) {
-        let mut rx = self.mempool_events.lock().expect("event lock is never poisoned");
-        loop {
-            match rx.try_recv() {
-                Ok(ev) => {
-                    let readmitted = {
-                        let state = chain.state();
-                        let mut mp = self.mempool.lock().expect("mempool lock is never poisoned");
-                        for b in &ev.connected {
-                            mp.remove_for_block(b, &state);
-                        }
-                        let back: Vec<Transaction> =
-                            ev.disconnected.iter().flat_map(|b| b.txs.iter().copied()).collect();
-                        let returned = back.len();
-                        let again = if back.is_empty() {
-                            Vec::new()
-                        } else {
-                            mp.readmit_reorged(back, &state, now_ms())
-                        };
-                        if again.len() < returned {
-                            tracing::warn!(
-                                returned,
-                                readmitted = again.len(),
-                                "payments of disconnected blocks that no longer fit the mempool's \
-                                 rules (nonce gap, size, fee) were dropped"
-                            );
-                        }
-                        again
-                    };
-                    self.tip_generation.fetch_add(1, Ordering::Relaxed);
-                    // The chain event first, then the payments it returned: a subscriber sees
-                    // a payment disconnected, then pending again.
-                    let _ = self.events.send(ev);
-                    // Announce them again: peers on the winning branch never saw payments
-                    // confirmed only on the losing one. Not on `fresh_txs`: automine does not
-                    // re-mine what a reorg, an invalidation or a revert gave back.
-                    for txid in readmitted {
-                        let _ = self.new_txs.send(txid);
-                    }
+    /// Applies the chain's new events to the mempool, then sends each once on
+    /// [`Node::events`]; the caller holds the chain lock, so the mempool never lags behind
+    /// the tip a template is built on.
+    fn drain_events(&self, chain: &mut ChainManager) {
+        for ev in chain.take_events() {
+            let readmitted = {
+                let state = chain.state();
+                let mut mp = self.mempool.lock().expect("mempool lock is never poisoned");
+                for b in &ev.connected {
+                    mp.remove_for_block(b, &state);
                 }
-                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    // Cannot happen while every accept drains (capacity 1024); if it does,
-                    // re-check the whole pool against the state rather than guess.
-                    tracing::error!(missed = n, "mempool missed chain events; revalidating");
-                    let state = chain.state();
-                    self.mempool.lock().expect("mempool lock is never poisoned").revalidate(&state);
+                let back: Vec<Transaction> =
+                    ev.disconnected.iter().flat_map(|b| b.txs.iter().copied()).collect();
+                let returned = back.len();
+                let again = if back.is_empty() {
+                    Vec::new()
+                } else {
+                    mp.readmit_reorged(back, &state, now_ms())
+                };
+                if again.len() < returned {
+                    tracing::warn!(
+                        returned,
+                        readmitted = again.len(),
+                        "payments of disconnected blocks that no longer fit the mempool's \
+                         rules (nonce gap, size, fee) were dropped"
+                    );
                 }
-                Err(_) => break,
+                again
+            };
+            self.tip_generation.fetch_add(1, Ordering::Relaxed);
+            // The chain event first, then the payments it returned: a subscriber sees a
+            // payment disconnected, then pending again.
+            let _ = self.events.send(ev);
+            // Announce them again: peers on the winning branch never saw payments confirmed
+            // only on the losing one. Not on `fresh_txs`: automine does not re-mine what a
+            // reorg, an invalidation or a revert gave back.
+            for txid in readmitted {
+                let _ = self.new_txs.send(txid);
             }
         }
     }

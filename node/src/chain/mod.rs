@@ -12,15 +12,19 @@
 //! body that fails only because it was altered in transit (see
 //! [`ember_core::BlockError::is_body_malleation`]) is refused without marking the id.
 //!
-//! Every change of tip is published as a [`ChainEvent`] on a broadcast channel, for the
-//! mempool, miner, RPC and network.
+//! Every change of tip is recorded as a [`ChainEvent`]; the caller takes them after each
+//! change ([`ChainManager::take_events`]) and hands them on once (`Node::change_chain`: the
+//! mempool, then one broadcast for the miner, RPC and network).
 
+mod account_cache;
 mod manual;
 mod orphans;
+mod prepared;
 pub mod sigcache;
 pub mod tips;
 
 use crate::store::{Batch, BlockStatus, ChainStore, HeaderEntry, StoreError, TxLocation};
+use account_cache::AccountCache;
 use ember_core::state::StateHasher;
 use ember_core::validate::{self, apply_block, check_header, check_header_context};
 use ember_core::{
@@ -29,11 +33,12 @@ use ember_core::{
 };
 pub use manual::ManualError;
 use orphans::OrphanPool;
+pub use prepared::PreparedBlock;
 pub use sigcache::SigCache;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::broadcast;
 
 /// A change of the main chain.
 #[derive(Debug, Clone)]
@@ -110,13 +115,23 @@ pub struct ChainStats {
     pub txs_connected: u64,
 }
 
-/// Reads account state from the store. A read error means the disk or the database is
-/// failing; the node cannot continue safely, so it stops (RocksDB reopens consistently).
-struct StoreState<'a>(&'a ChainStore);
+/// Reads the tip's account state: from the account cache, else from the store (then
+/// cached). A read error means the disk or the database is failing; the node cannot
+/// continue safely, so it stops (RocksDB reopens consistently).
+struct StoreState<'a> {
+    store: &'a ChainStore,
+    cache: &'a RefCell<AccountCache>,
+}
 
 impl StateView for StoreState<'_> {
     fn account(&self, address: &Address) -> Account {
-        self.0.account(address).expect("account read failed: the store is unusable")
+        if let Some(account) = self.cache.borrow().get(address) {
+            return account;
+        }
+        let account =
+            self.store.account(address).expect("account read failed: the store is unusable");
+        self.cache.borrow_mut().put(*address, account);
+        account
     }
 }
 
@@ -134,7 +149,10 @@ pub struct ChainManager {
     missing: (BlockId, std::collections::VecDeque<(BlockId, u64)>),
     orphans: OrphanPool,
     sig_cache: Arc<SigCache>,
-    events: broadcast::Sender<ChainEvent>,
+    /// Changes of the main chain not yet taken by the caller ([`ChainManager::take_events`]).
+    /// The node takes them after every change it makes, under the same lock hold, so this
+    /// holds the events of one call at most.
+    events: Vec<ChainEvent>,
     stats: ChainStats,
     /// When this node stored each of the last [`STORED_AT_KEPT`] bodies it stored since it
     /// started (unix µs; oldest first in the queue). Only a diagnostic: how long blocks take
@@ -142,11 +160,15 @@ pub struct ChainManager {
     stored_at: (HashMap<BlockId, u64>, VecDeque<BlockId>),
     /// The block `accept_one` has just stored, while it activates the best chain: connecting
     /// it takes this copy instead of reading the body back from the store and decoding it.
-    in_hand: Option<Block>,
+    in_hand: Option<Arc<Block>>,
     /// The clock `stored_at` is read from (unix µs): the system clock, or a test's.
     unix_us: fn() -> u64,
     /// Blocks invalidated by hand (kept in the store's meta), see [`manual`].
     manual: HashSet<BlockId>,
+    /// The tip state's recently used accounts ([`account_cache`]); a `RefCell` because reads
+    /// through `&self` fill it (the chain manager is used by one thread at a time, behind
+    /// the node's chain lock).
+    accounts: RefCell<AccountCache>,
 }
 
 /// The system clock in unix µs (0 before 1970).
@@ -192,7 +214,6 @@ impl ChainManager {
         if !index.contains_key(&tip) {
             return Err(StoreError::Corrupt(format!("tip {tip} has no header")).into());
         }
-        let (events, _) = broadcast::channel(1024);
         let best_header = best_header_of(&index);
         let manual = store.manual_invalid()?.into_iter().collect();
         let mut cm = ChainManager {
@@ -205,14 +226,18 @@ impl ChainManager {
             missing: (BlockId::ZERO, Default::default()),
             orphans: OrphanPool::new(256, 10 * 60 * 1000),
             sig_cache: Arc::new(SigCache::new(200_000)),
-            events,
+            events: Vec::new(),
             stats: ChainStats::default(),
             stored_at: Default::default(),
             in_hand: None,
             unix_us: system_unix_us,
             manual,
+            accounts: RefCell::new(AccountCache::new(AccountCache::DEFAULT_CAPACITY)),
         };
         cm.activate_best_chain(None)?;
+        // A branch switch resumed here is reported in the log; nobody is waiting for events
+        // before the chain opens.
+        cm.events.clear();
         Ok(cm)
     }
 
@@ -225,8 +250,9 @@ impl ChainManager {
     pub fn sig_cache(&self) -> &Arc<SigCache> {
         &self.sig_cache
     }
-    pub fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
-        self.events.subscribe()
+    /// The changes of the main chain since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<ChainEvent> {
+        std::mem::take(&mut self.events)
     }
     pub fn stats(&self) -> &ChainStats {
         &self.stats
@@ -266,7 +292,7 @@ impl ChainManager {
 
     /// A `StateView` of the tip state.
     pub fn state(&self) -> impl StateView + '_ {
-        StoreState(&self.store)
+        StoreState { store: &self.store, cache: &self.accounts }
     }
 
     /// The main-chain block id at `height`.
@@ -430,6 +456,16 @@ impl ChainManager {
     /// Accepts a block from anywhere (miner, RPC, peer): validates, stores, and switches the
     /// main chain when it leads to more work. Orphans whose parent this block is follow.
     pub fn accept_block(&mut self, block: Block, now_ms: u64) -> Result<Accepted, ChainError> {
+        self.accept_prepared(PreparedBlock::new(block), now_ms)
+    }
+
+    /// [`ChainManager::accept_block`] for a block whose checks that need no chain state may
+    /// already be done ([`PreparedBlock`]): those are not repeated.
+    pub fn accept_prepared(
+        &mut self,
+        block: PreparedBlock,
+        now_ms: u64,
+    ) -> Result<Accepted, ChainError> {
         let result = self.accept_one(block, now_ms);
         match &result {
             Ok(Accepted::NewTip { .. } | Accepted::SideChain) => self.stats.blocks_accepted += 1,
@@ -439,8 +475,9 @@ impl ChainManager {
         result
     }
 
-    fn accept_one(&mut self, block: Block, now_ms: u64) -> Result<Accepted, ChainError> {
-        let id = block.id();
+    fn accept_one(&mut self, prepared: PreparedBlock, now_ms: u64) -> Result<Accepted, ChainError> {
+        let id = prepared.id();
+        let block = prepared.block().clone();
         let known = self.index.get(&id).copied();
         match known {
             Some(e) if e.status == BlockStatus::Invalid => return Err(self.known_invalid(id)),
@@ -451,7 +488,7 @@ impl ChainManager {
             if !self.index.contains_key(&block.header.prev) {
                 check_header(&self.params, &block.header)
                     .map_err(|error| ChainError::Invalid { id, error: Box::new(error) })?;
-                self.orphans.insert(block, now_ms);
+                self.orphans.insert(Arc::unwrap_or_clone(block), now_ms);
                 return Ok(Accepted::Orphan);
             }
             // A block nobody asked for (its header is not indexed) on a branch that cannot
@@ -464,11 +501,10 @@ impl ChainManager {
             self.check_new_header(&id, &block.header, now_ms)?;
         }
         // Body. Callers check uncached signatures in parallel before they take the chain
-        // lock (`Node::accept_block`, the peer's reader); one they did not check is
-        // verified here, through the cache.
-        if let Err(error) =
-            validate::check_block_body(&self.params, &block, self.sig_cache.as_ref())
-        {
+        // lock (`Node::accept_block`, the peer's reader), and may have matched the body to
+        // the header (a compact block's rebuild): what they did is not done again, what they
+        // did not is done here (signatures through the cache).
+        if let Err(error) = prepared.check_body(&self.params, &self.sig_cache) {
             if error.is_body_malleation() {
                 return Err(ChainError::BadCopy { id, error: Box::new(error) });
             }
@@ -502,7 +538,7 @@ impl ChainManager {
         // Children that were waiting for this block.
         for orphan in self.orphans.take_children(&id, now_ms) {
             let oid = orphan.id();
-            match self.accept_one(orphan, now_ms) {
+            match self.accept_one(PreparedBlock::new(orphan), now_ms) {
                 Ok(Accepted::NewTip { .. }) => result = Some(self.height()),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(block = %oid, error = %e, "orphan refused"),
@@ -587,7 +623,7 @@ impl ChainManager {
             );
         }
         let height = self.height();
-        let _ = self.events.send(ChainEvent {
+        self.events.push(ChainEvent {
             tip: self.tip,
             height,
             connected: all_connected,
@@ -707,12 +743,13 @@ impl ChainManager {
         for id in path {
             let block = match self.in_hand.take_if(|b| b.id() == id) {
                 Some(block) => block,
-                None => self
-                    .block(&id)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("body of {id} missing")))?,
+                None => Arc::new(
+                    self.block(&id)?
+                        .ok_or_else(|| StoreError::Corrupt(format!("body of {id} missing")))?,
+                ),
             };
             match self.connect_tip(&block) {
-                Ok(()) => connected.push(Arc::new(block)),
+                Ok(()) => connected.push(block),
                 Err(ChainError::Invalid { id, error }) => {
                     self.mark_invalid_tree(&id)?;
                     return Err(ChainError::Invalid { id, error });
@@ -727,7 +764,7 @@ impl ChainManager {
     fn connect_tip(&mut self, block: &Block) -> Result<(), ChainError> {
         let id = block.id();
         debug_assert_eq!(block.header.prev, self.tip);
-        let delta = apply_block(&self.params, &StoreState(&self.store), block)
+        let delta = apply_block(&self.params, &self.state(), block)
             .map_err(|error| ChainError::Invalid { id, error: Box::new(error) })?;
         let height = block.header.height;
         let mut b = Batch::new();
@@ -748,6 +785,11 @@ impl ChainManager {
         add_history_counts(&mut b, block, 1);
         b.set_tip(&id);
         self.store.write(b)?;
+        let mut cache = self.accounts.borrow_mut();
+        for (addr, acct) in &delta.updates {
+            cache.put(*addr, *acct);
+        }
+        drop(cache);
         self.tip = id;
         self.stats.txs_connected += block.txs.len() as u64;
         Ok(())
@@ -778,6 +820,11 @@ impl ChainManager {
         add_history_counts(&mut b, &block, -1);
         b.set_tip(&block.header.prev);
         self.store.write(b)?;
+        let mut cache = self.accounts.borrow_mut();
+        for (addr, acct) in &undo.previous {
+            cache.put(*addr, *acct);
+        }
+        drop(cache);
         self.tip = block.header.prev;
         Ok(block)
     }

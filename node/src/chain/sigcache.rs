@@ -32,6 +32,20 @@ struct Inner {
     order: VecDeque<[u8; 32]>,
 }
 
+impl Inner {
+    /// Adds `e`, evicting the oldest entries beyond `capacity`.
+    fn insert(&mut self, e: [u8; 32], capacity: usize) {
+        if self.set.insert(e) {
+            self.order.push_back(e);
+            while self.order.len() > capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 /// The entry of a (txid, signature) pair.
 fn entry(txid: &Txid, sig: &Signature) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -58,31 +72,37 @@ impl SigCache {
     /// Records that `tx`'s signature verified.
     pub fn insert(&self, txid: Txid, sig: Signature) {
         let e = entry(&txid, &sig);
-        let mut inner = self.inner.lock().expect("sig cache lock is never poisoned");
-        if inner.set.insert(e) {
-            inner.order.push_back(e);
-            while inner.order.len() > self.capacity {
-                if let Some(old) = inner.order.pop_front() {
-                    inner.set.remove(&old);
-                }
-            }
-        }
+        self.inner.lock().expect("sig cache lock is never poisoned").insert(e, self.capacity);
     }
 
     /// Verifies the signatures of `txs` not yet cached, in parallel on all cores, and caches
     /// the good ones. Errors are not reported here: validation runs afterwards and refuses
     /// the bad ones through [`SigVerifier::verify`].
     pub fn preverify(&self, txs: &[Transaction]) {
-        let todo: Vec<&Transaction> = txs.iter().filter(|t| !self.contains(t)).collect();
-        let good: Vec<(Txid, Signature)> = todo
-            .par_iter()
-            .filter(|t| t.verify_signature().is_ok())
-            .map(|t| (t.txid(), *t.signature()))
-            .collect();
-        self.verified.fetch_add(todo.len() as u64, Ordering::Relaxed);
-        for (id, sig) in good {
-            self.insert(id, sig);
+        self.verify_all(txs);
+    }
+
+    /// [`SigCache::preverify`], telling whether every signature of `txs` is valid (cached
+    /// before, or verified now). Each entry is hashed once and the lock taken once for the
+    /// look-ups and once for the insertions, whatever the count.
+    pub fn verify_all(&self, txs: &[Transaction]) -> bool {
+        let entries: Vec<[u8; 32]> = txs.iter().map(|t| entry(&t.txid(), t.signature())).collect();
+        let todo: Vec<usize> = {
+            let inner = self.inner.lock().expect("sig cache lock is never poisoned");
+            (0..txs.len()).filter(|&i| !inner.set.contains(&entries[i])).collect()
+        };
+        if todo.is_empty() {
+            return true;
         }
+        let good: Vec<usize> =
+            todo.par_iter().copied().filter(|&i| txs[i].verify_signature().is_ok()).collect();
+        self.verified.fetch_add(todo.len() as u64, Ordering::Relaxed);
+        let all_valid = good.len() == todo.len();
+        let mut inner = self.inner.lock().expect("sig cache lock is never poisoned");
+        for i in good {
+            inner.insert(entries[i], self.capacity);
+        }
+        all_valid
     }
 
     pub fn len(&self) -> usize {

@@ -87,6 +87,12 @@ fn most_work_branch_wins_in_every_arrival_order() {
         // The stored state equals a replay of the main chain.
         let (_, stored, replayed) = replay_check(&params, cm.store()).unwrap();
         assert_eq!(stored, replayed);
+        // The account cache agrees with the store on every account, the losing branch's
+        // miner and payer included (their blocks were connected, then disconnected).
+        for key in &k {
+            let a = key.address();
+            assert_eq!(cm.state().account(&a), cm.store().account(&a).unwrap(), "{a:?}");
+        }
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]), "same state whatever the order");
 }
@@ -96,18 +102,18 @@ fn reorg_publishes_disconnected_transactions() {
     let (k, params, kv) = setup();
     let (a, b) = branches(&k, &params);
     let mut cm = open(&params, &kv);
-    let mut rx = cm.subscribe();
     for block in &a {
         cm.accept_block(block.clone(), NOW).unwrap();
     }
-    while rx.try_recv().is_ok() {}
+    assert_eq!(cm.take_events().len(), a.len(), "one event per block that moved the tip");
     for block in &b {
         cm.accept_block(block.clone(), NOW).unwrap();
     }
     let mut disconnected = Vec::new();
-    while let Ok(ev) = rx.try_recv() {
+    for ev in cm.take_events() {
         disconnected.extend(ev.disconnected.iter().flat_map(|b| b.txs.clone()));
     }
+    assert!(cm.take_events().is_empty(), "taken once");
     assert_eq!(disconnected, a[0].txs, "the losing branch's payment comes back");
     assert_eq!(cm.stats().reorgs, 1);
     // Its payment is no longer confirmed, the winner's is.

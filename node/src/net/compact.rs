@@ -15,6 +15,7 @@
 //! a compact block is looked at only when its header's proof of work checks and it would
 //! extend our best chain or its parent is unknown (then it goes to the orphan pool).
 
+use crate::chain::PreparedBlock;
 use ember_core::encoding::encode;
 use ember_core::hash::sha256;
 use ember_core::{Block, BlockHeader, BlockId, Transaction, Txid};
@@ -238,14 +239,14 @@ impl PartialBlock {
 
     /// The whole block once nothing is missing, if its payments match the header's root
     /// (`Err(Collision)` otherwise: a short id matched the wrong pool payment, or a
-    /// payment sent is not the block's; either way the whole block is fetched).
-    pub fn complete(&self) -> Option<Result<Block, CompactError>> {
+    /// payment sent is not the block's; either way the whole block is fetched). The root
+    /// found matching is carried with the block, so validation does not hash it again.
+    pub fn complete(&self) -> Option<Result<PreparedBlock, CompactError>> {
         let txs: Option<Vec<Transaction>> = self.slots.iter().copied().collect();
-        let block = Block { header: self.header, txs: txs? };
-        Some(if block.compute_tx_root() == block.header.tx_root {
-            Ok(block)
-        } else {
-            Err(CompactError::Collision)
+        let mut block = PreparedBlock::new(Block { header: self.header, txs: txs? });
+        Some(match block.check_root() {
+            Ok(()) => Ok(block),
+            Err(_) => Err(CompactError::Collision),
         })
     }
 }
@@ -446,7 +447,7 @@ mod tests {
         assert!(encode(&cb).len() < 50 * 7 + 200, "about 6 bytes a payment");
         let p = PartialBlock::new(&cb, 1000, pool(&txs).into_iter()).unwrap();
         assert!(p.missing.is_empty());
-        assert_eq!(p.complete().unwrap().unwrap(), block);
+        assert_eq!(**p.complete().unwrap().unwrap().block(), block);
     }
 
     #[test]
@@ -468,9 +469,9 @@ mod tests {
         // Wrong payments fill the slots but the root does not match: fetch the block.
         let mut wrong = p.clone();
         wrong.fill(vec![txs[11], txs[5]]).unwrap();
-        assert_eq!(wrong.complete().unwrap(), Err(CompactError::Collision));
+        assert_eq!(wrong.complete().unwrap().unwrap_err(), CompactError::Collision);
         p.fill(vec![txs[5], txs[11]]).unwrap();
-        assert_eq!(p.complete().unwrap().unwrap(), block);
+        assert_eq!(**p.complete().unwrap().unwrap().block(), block);
     }
 
     #[test]

@@ -177,13 +177,12 @@ impl Network {
             // block's: the whole block settles it.
             Some(Err(_)) | None => return self.fetch_whole(id, bid),
         };
-        let block = Arc::new(block);
         {
             let mut st = self.compact.lock().expect("never poisoned");
             st.stats.rebuilt += 1;
-            st.remember(block.clone(), lacked);
+            st.remember(block.block().clone(), lacked);
         }
-        self.on_block_from(id, Block::clone(&block), true).await;
+        self.on_block_from(id, block, true).await;
     }
 
     /// A block we just made, before we validate it: to every high-bandwidth peer as a

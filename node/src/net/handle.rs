@@ -11,7 +11,7 @@
 use super::disconnect::Misbehaviour;
 use super::wire::{self, Inv, Message};
 use super::Network;
-use crate::chain::{Accepted, ChainError};
+use crate::chain::{Accepted, ChainError, PreparedBlock};
 use crate::mempool::MempoolError;
 use crate::node::now_ms;
 use crate::store::BlockStatus;
@@ -169,7 +169,7 @@ impl Network {
     }
 
     pub(super) async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {
-        self.on_block_from(id, block, false).await
+        self.on_block_from(id, PreparedBlock::new(block), false).await
     }
 
     /// A block from peer `id`, whole or rebuilt from a compact block (`via_compact`). A
@@ -179,11 +179,11 @@ impl Network {
     pub(super) async fn on_block_from(
         self: &Arc<Self>,
         id: u64,
-        block: ember_core::Block,
+        block: PreparedBlock,
         via_compact: bool,
     ) {
         let bid = block.id();
-        let height = block.header.height;
+        let height = block.block().header.height;
         let requested = match self.peers.lock().expect("never poisoned").get_mut(&id) {
             Some(p) => {
                 p.knows(Inv::Block(bid));
@@ -199,7 +199,7 @@ impl Network {
             // held for ever. A block that loses a race is asked for again through headers
             // if its branch ever gets ahead.
             let chain = self.node.chain.lock().expect("chain lock is never poisoned");
-            if chain.would_improve_best(&block.header) == Some(false) {
+            if chain.would_improve_best(&block.block().header) == Some(false) {
                 drop(chain);
                 tracing::debug!(block = %bid, "pushed block behind the best chain; not stored");
                 self.compact_settled(&bid);
@@ -207,7 +207,7 @@ impl Network {
             }
         }
         let node = self.node.clone();
-        let result = self.blocking(move || node.accept_block(block)).await;
+        let result = self.blocking(move || node.accept_prepared(block)).await;
         // Judged: peers waiting for a block we forwarded before having it get their answer.
         self.compact_settled(&bid);
         match result {

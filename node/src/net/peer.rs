@@ -24,6 +24,7 @@ use super::transport::BoxStream;
 use super::wire::Inv;
 use super::wire::{self, Message, WireError};
 use super::{secure, Network, BLOCK_PIPELINE};
+use crate::chain::PreparedBlock;
 use crate::node::now_ms;
 use ember_core::BlockId;
 use ember_core::U256;
@@ -418,12 +419,12 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
 ) {
     let pipelined = !net.transport.inline_blocking();
     let (import_tx, mut import_rx) =
-        mpsc::channel::<tokio::task::JoinHandle<ember_core::Block>>(BLOCK_PIPELINE);
+        mpsc::channel::<tokio::task::JoinHandle<PreparedBlock>>(BLOCK_PIPELINE);
     let import_net = net.clone();
     let importer = tokio::spawn(async move {
         while let Some(checked) = import_rx.recv().await {
             let Ok(block) = checked.await else { break };
-            import_net.on_block(id, block).await;
+            import_net.on_block_from(id, block, false).await;
         }
     });
     let outbox = net.peers.lock().expect("never poisoned").get(&id).map(|p| p.outbox.clone());
@@ -475,8 +476,10 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                             // validate (see `worth_verifying`).
                             let n = net.clone();
                             let checked = tokio::task::spawn_blocking(move || {
-                                if n.worth_verifying(id, &block.header) {
-                                    n.node.sig_cache.preverify(&block.txs);
+                                let worth = n.worth_verifying(id, &block.header);
+                                let mut block = PreparedBlock::new(block);
+                                if worth {
+                                    block.verify_signatures(&n.node.sig_cache);
                                 }
                                 block
                             });
