@@ -495,8 +495,9 @@ impl Bench<'_> {
             (0, 6.9, "Litecoin Core 0.21: 6.9 ms"),
             (self.sizes.line5_block_txs, 39.0, "Litecoin Core 0.21: 39 ms"),
         ] {
-            let times = self.propagation_samples(tn, clients, n, txs, senders, Clock::Polled)?;
-            let mut far = line_times(&times, clients.len() - 1);
+            let times = self.propagation_samples(tn, clients, n, txs, senders, Clock::Far)?;
+            // One time per block: the far node's.
+            let mut far: Vec<f64> = times.iter().map(|t| t[0]).collect();
             let kind = if txs > 0 { format!("{txs}-payment block") } else { "empty block".into() };
             for p in [50.0, 95.0] {
                 let name = format!("5-node line alone, {kind}, mining call to node 4, p{p:.0}");
@@ -535,7 +536,8 @@ impl Bench<'_> {
     /// mempool); returns, per block, the ms until each node had it, as seen by polling
     /// heights from the mining call on (`Clock::Polled`), or as each node's own record of
     /// when it stored the block, from when node 0 did (`Clock::Stored`, `stored_at_us` of
-    /// `chain_getHeader`: every node runs on this machine's clock).
+    /// `chain_getHeader`: every node runs on this machine's clock); with `Clock::Far`, one
+    /// time per block: the last node's, polled alone.
     fn propagation_samples(
         &self,
         tn: &Testnet,
@@ -548,8 +550,12 @@ impl Bench<'_> {
         // Polling for the stored times only has to see the height reached: it leaves the
         // cores to the nodes between rounds instead of spinning on RPC.
         let pause = match clock {
-            Clock::Polled => Duration::ZERO,
+            Clock::Polled | Clock::Far => Duration::ZERO,
             Clock::Stored => Duration::from_millis(2),
+        };
+        let polled = match clock {
+            Clock::Far => &clients[clients.len() - 1..],
+            Clock::Polled | Clock::Stored => clients,
         };
         let mut times = Vec::new();
         for _ in 0..samples {
@@ -563,7 +569,7 @@ impl Bench<'_> {
             let target = h0 + 1;
             let arrived = std::thread::scope(|s| -> Result<Vec<f64>> {
                 let t0 = Instant::now();
-                let poller = s.spawn(move || poll_heights(clients, target, t0, pause));
+                let poller = s.spawn(move || poll_heights(polled, target, t0, pause));
                 let mined = clients[0].call("mining_generate", json!([1]));
                 let arrived = poller.join().map_err(|_| anyhow!("poller panicked"))??;
                 mined.context("mining_generate on node 0")?;
@@ -571,7 +577,7 @@ impl Bench<'_> {
             })?;
             senders.confirm_all();
             times.push(match clock {
-                Clock::Polled => arrived,
+                Clock::Polled | Clock::Far => arrived,
                 Clock::Stored => stored_times(clients, target)?,
             });
             if txs > 0 {
@@ -1647,6 +1653,11 @@ enum Clock {
     /// Each node's own record of when it stored the block, from when node 0 stored it:
     /// only the hops, to the microsecond.
     Stored,
+    /// Polling the far node's height alone from the mining call on: the method for
+    /// Litecoin Core and Ember side by side (time from the mining RPC call until the far
+    /// node's height moves), without RPC calls to the line's other nodes taking their
+    /// cores. One time per block.
+    Far,
 }
 
 /// Each node's `stored_at_us` for the block at `height`, in ms after node 0's; fails unless
