@@ -36,7 +36,7 @@
 //! against RocksDB state, and the atomic batch write (WAL, no fsync).
 //!
 //! - `cold_sig_cache`: nothing is cached, so all 1,000 signatures are verified, in parallel
-//!   on every core (rayon, in `SigCache::verify_all`): expect about cores / verify_strict.
+//!   on every core (rayon, in `SigCache::preverify`): expect about cores / verify_strict.
 //! - `cold_sig_cache_1_thread`: the same inside a one-thread rayon pool, so it reads
 //!   directly against 1 / verify_strict on one core.
 //! - `warm_sig_cache`: every (txid, signature) of the block is inserted in the chain's

@@ -156,10 +156,7 @@ fn bad_peer_token_and_external_addresses_are_refused_before_anything_is_created(
 #[test]
 fn a_header_whose_body_is_withheld_holds_ready_back_only_until_the_request_stalls() {
     use ember_node::net::wire::Message;
-    let a = DevNode::start(&[]);
-    let b = DevNode::start(&["--peer", &a.node.p2p_addr()]);
-    a.call("mining_generate", json!([3]));
-    wait_for(Duration::from_secs(30), "b at height 3", || (b.height() == 3).then_some(())).unwrap();
+    let (a, b) = peered_pair(3);
     wait_for(Duration::from_secs(30), "a ready", || {
         (ready(a.node.rpc_url())?.0 == 200).then_some(())
     })
@@ -229,10 +226,7 @@ fn a_header_whose_body_is_withheld_holds_ready_back_only_until_the_request_stall
 #[test]
 fn a_header_whose_sender_leaves_at_once_does_not_hold_ready_back() {
     use ember_node::net::wire::Message;
-    let a = DevNode::start(&[]);
-    let b = DevNode::start(&["--peer", &a.node.p2p_addr()]);
-    a.call("mining_generate", json!([5]));
-    wait_for(Duration::from_secs(30), "b at height 5", || (b.height() == 5).then_some(())).unwrap();
+    let (a, b) = peered_pair(5);
     let params = crate::support::devnet();
     let addr = a.node.p2p_addr().parse().expect("p2p address");
     let status = || ready(a.node.rpc_url()).expect("answers");
@@ -273,6 +267,18 @@ fn a_header_whose_sender_leaves_at_once_does_not_hold_ready_back() {
         (a.height(), status().0, ready(b.node.rpc_url()).expect("answers").0),
         (5, 200, 200)
     );
+}
+
+/// Node `a`, and node `b` peered to it, once `a` has mined `blocks` blocks and `b` has them.
+fn peered_pair(blocks: u64) -> (DevNode, DevNode) {
+    let a = DevNode::start(&[]);
+    let b = DevNode::start(&["--peer", &a.node.p2p_addr()]);
+    a.call("mining_generate", json!([blocks]));
+    wait_for(Duration::from_secs(30), &format!("b at height {blocks}"), || {
+        (b.height() == blocks).then_some(())
+    })
+    .unwrap();
+    (a, b)
 }
 
 /// A port nothing listens on: what a hostile peer claims (the node groups loopback peers by

@@ -785,11 +785,10 @@ impl ChainManager {
         add_history_counts(&mut b, block, 1);
         b.set_tip(&id);
         self.store.write(b)?;
-        let mut cache = self.accounts.borrow_mut();
+        let cache = self.accounts.get_mut();
         for (addr, acct) in &delta.updates {
             cache.put(*addr, *acct);
         }
-        drop(cache);
         self.tip = id;
         self.stats.txs_connected += block.txs.len() as u64;
         Ok(())
@@ -820,11 +819,10 @@ impl ChainManager {
         add_history_counts(&mut b, &block, -1);
         b.set_tip(&block.header.prev);
         self.store.write(b)?;
-        let mut cache = self.accounts.borrow_mut();
+        let cache = self.accounts.get_mut();
         for (addr, acct) in &undo.previous {
             cache.put(*addr, *acct);
         }
-        drop(cache);
         self.tip = block.header.prev;
         Ok(block)
     }

@@ -41,11 +41,6 @@ impl PreparedBlock {
         &self.block
     }
 
-    /// The block, shared with whoever else holds it (no copy).
-    pub fn into_block(self) -> Arc<Block> {
-        self.block
-    }
-
     /// Whether the body is the header's ([`validate::check_tx_root`]): `Err(BadTxRoot)` when
     /// not. Remembered when it is, so validation does not hash the tree again.
     pub fn check_root(&mut self) -> Result<(), BlockError> {
@@ -57,12 +52,12 @@ impl PreparedBlock {
     }
 
     /// Verifies, on every core, the signatures `cache` lacks, and caches the valid ones
-    /// ([`SigCache::verify_all`]). When every one is valid that is remembered, and validation
+    /// ([`SigCache::preverify`]). When every one is valid that is remembered, and validation
     /// asks the cache nothing more; otherwise validation finds the bad one through the cache
     /// and reports it.
     pub fn verify_signatures(&mut self, cache: &SigCache) {
         if !self.signatures_valid {
-            self.signatures_valid = cache.verify_all(&self.block.txs);
+            self.signatures_valid = cache.preverify(&self.block.txs);
         }
     }
 

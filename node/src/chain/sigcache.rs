@@ -76,16 +76,11 @@ impl SigCache {
     }
 
     /// Verifies the signatures of `txs` not yet cached, in parallel on all cores, and caches
-    /// the good ones. Errors are not reported here: validation runs afterwards and refuses
-    /// the bad ones through [`SigVerifier::verify`].
-    pub fn preverify(&self, txs: &[Transaction]) {
-        self.verify_all(txs);
-    }
-
-    /// [`SigCache::preverify`], telling whether every signature of `txs` is valid (cached
-    /// before, or verified now). Each entry is hashed once and the lock taken once for the
-    /// look-ups and once for the insertions, whatever the count.
-    pub fn verify_all(&self, txs: &[Transaction]) -> bool {
+    /// the good ones. Returns whether every signature is valid (cached before, or verified
+    /// now); which one is bad is not reported here: validation, if it runs, refuses it
+    /// through [`SigVerifier::verify`]. Each entry is hashed once and the lock taken once for
+    /// the look-ups and once for the insertions, whatever the count.
+    pub fn preverify(&self, txs: &[Transaction]) -> bool {
         let entries: Vec<[u8; 32]> = txs.iter().map(|t| entry(&t.txid(), t.signature())).collect();
         let todo: Vec<usize> = {
             let inner = self.inner.lock().expect("sig cache lock is never poisoned");
