@@ -12,7 +12,7 @@ use crate::support::{dev_key, devnet, payment_hex, DevNode};
 use ember_core::testkit::{child_block, pay};
 use ember_core::{Block, BlockId, Keypair, Transaction};
 use ember_node::net::compact::CompactBlock;
-use ember_node::net::wire::Message;
+use ember_node::net::wire::{Inv, Message};
 use ember_testnet::hostile::{HostileOptions, HostilePeer};
 use ember_testnet::wait_for;
 use serde_json::{json, Value};
@@ -235,6 +235,62 @@ fn a_block_forwarded_before_the_relayer_has_it_is_served_once_it_does() {
     .unwrap();
     assert_eq!((grew("rebuilt"), grew("fallbacks")), (1, 0), "{}", compact(&c));
     assert!(bans(&b).is_empty() && bans(&c).is_empty());
+}
+
+/// A sender answers the `GetBlockTxn` of its compact block with a payment whose signature
+/// was tampered with (same txid, so the rebuilt block matches its header's root): b refuses
+/// its copy as a bad copy, and must neither serve that copy to the peers it forwarded the
+/// block to nor keep serving it once the valid block is stored. (b kept its rebuilt copy and
+/// answered every `GetBlockTxn` with the tampered payment, even after storing the honest
+/// block: c, which b had forwarded the block to, refused it and stayed a block behind.)
+#[test]
+fn a_tampered_answer_is_never_served_and_the_valid_block_still_spreads() {
+    let b = DevNode::start(&[]);
+    let c = DevNode::start(&["--peer", &b.node.p2p_addr()]);
+    b.call("mining_generate", json!([1]));
+    wait_for(T, "c at height 1", || (c.height() == 1).then_some(())).unwrap();
+    let params = devnet();
+    let mut h = hostile(&b);
+    let parent = tip_block(&b, &mut h).header;
+    let txs = fresh_payments(0, 2);
+    let block = child_block(&params, &parent, txs.clone(), Keypair::generate().address(), 0);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&block, 21, &[]))).unwrap();
+    assert_eq!(asked_indexes(&mut h, block.id()), vec![0, 1]);
+    let mut sig = *txs[1].signature();
+    sig.0[0] ^= 1;
+    let tampered = Transaction::from_parts(*txs[1].body(), sig);
+    h.send(&Message::BlockTxn { block: block.id(), txs: vec![txs[0], tampered] }).unwrap();
+    // Asked now (after b judged its copy, since b handles h's messages in order), b has
+    // no valid body of the block to give.
+    h.round_trip(T).expect("b handled the answer");
+    let mut asker = hostile(&b);
+    asker.send(&Message::GetBlockTxn { block: block.id(), indexes: vec![0, 1] }).unwrap();
+    let answer = asker
+        .recv_until(T, "b's answer", |m| match m {
+            Message::BlockTxn { block: id, txs } if *id == block.id() => Some(Some(txs.clone())),
+            Message::NotFound(items) if items.contains(&Inv::Block(block.id())) => Some(None),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(answer, None, "b served its refused copy");
+    // The valid block, whole: b stores it, serves its payments, and c gets it through b.
+    h.send(&Message::Block(block.clone())).unwrap();
+    let id = block.id().to_string();
+    for n in [&b, &c] {
+        wait_for(T, "the valid block on b and c", || {
+            (n.call("node_info", json!([]))["tip"] == id.as_str()).then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", n.node.log_tail()));
+    }
+    asker.send(&Message::GetBlockTxn { block: block.id(), indexes: vec![0, 1] }).unwrap();
+    let served = asker
+        .recv_until(T, "b's answer", |m| match m {
+            Message::BlockTxn { block: id, txs } if *id == block.id() => Some(txs.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(served, txs, "b serves the stored payments");
+    assert!(bans(&c).is_empty(), "c banned the honest relayer: {:?}", bans(&c));
 }
 
 #[test]

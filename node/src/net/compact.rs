@@ -369,6 +369,12 @@ impl CompactState {
         self.recent.push_back((block, lacked));
     }
 
+    /// Forgets `id`'s recent block: its body did not pass validation (or was not judged),
+    /// and must not be served to peers; `GetBlockTxn` then reads the store.
+    pub fn forget(&mut self, id: &BlockId) {
+        self.recent.retain(|(b, _)| b.id() != *id);
+    }
+
     /// A recent block and the indexes we lacked of it.
     pub fn recent(&self, id: &BlockId) -> Option<(std::sync::Arc<Block>, Vec<u32>)> {
         self.recent.iter().find(|(b, _)| b.id() == *id).cloned()

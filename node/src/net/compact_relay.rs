@@ -245,7 +245,7 @@ impl Network {
     }
 
     /// Asks `id` for the whole block (BIP152's fallback).
-    fn fetch_whole(&self, id: u64, block: BlockId) {
+    pub(super) fn fetch_whole(&self, id: u64, block: BlockId) {
         self.compact.lock().expect("never poisoned").stats.fallbacks += 1;
         self.send(id, Message::GetData(vec![Inv::Block(block)]));
     }

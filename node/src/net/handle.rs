@@ -208,6 +208,13 @@ impl Network {
         }
         let node = self.node.clone();
         let result = self.blocking(move || node.accept_prepared(block)).await;
+        if via_compact && !matches!(result, Ok(Accepted::NewTip { .. } | Accepted::SideChain)) {
+            // Our rebuilt copy was refused (a bad copy: a payment with a tampered signature
+            // from the sender's `BlockTxn`), or was not validated (an orphan, a duplicate):
+            // it must not be served in `GetBlockTxn` answers; the store serves the block
+            // once a valid copy is stored.
+            self.compact.lock().expect("never poisoned").forget(&bid);
+        }
         // Judged: peers waiting for a block we forwarded before having it get their answer.
         self.compact_settled(&bid);
         match result {
@@ -236,11 +243,13 @@ impl Network {
             Err(ChainError::Invalid { error, .. }) if error.is_temporary() => {
                 tracing::debug!(block = %bid, %error, "block not accepted yet");
             }
-            Err(
-                e @ (ChainError::Invalid { .. }
-                | ChainError::KnownInvalid(_)
-                | ChainError::BadCopy { .. }),
-            ) if via_compact => {
+            Err(e @ ChainError::BadCopy { .. }) if via_compact => {
+                // The payments we were sent are not the block's (BIP152: fall back to the
+                // whole block); the id is not condemned, so a valid copy is still welcome.
+                tracing::info!(peer = id, block = %bid, error = %e, "compact block rebuilt wrongly (not the relayer's fault); asking for the whole block");
+                self.fetch_whole(id, bid);
+            }
+            Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) if via_compact => {
                 tracing::info!(peer = id, block = %bid, error = %e, "compact block refused (not the relayer's fault)");
             }
             Err(e @ (ChainError::Invalid { .. } | ChainError::KnownInvalid(_))) => {
