@@ -293,6 +293,53 @@ fn a_tampered_answer_is_never_served_and_the_valid_block_still_spreads() {
     assert!(bans(&c).is_empty(), "c banned the honest relayer: {:?}", bans(&c));
 }
 
+/// Payments of a rebuilt block that was not validated are not served either: a block
+/// behind the best header (stored headers of another branch lead) and a block whose parent
+/// is unknown (an orphan) are rebuilt but not judged, and `GetBlockTxn` for them gets
+/// `NotFound`. (A copy kept before validation was served for both, tampered signature
+/// included, found by an attacker helper.)
+#[test]
+fn payments_of_a_rebuilt_block_not_yet_validated_are_never_served() {
+    let b = DevNode::start(&[]);
+    b.call("mining_generate", json!([1]));
+    let params = devnet();
+    let mut h = hostile(&b);
+    let tip = tip_block(&b, &mut h).header;
+    // Two headers of another branch on the tip: the best header is now two blocks ahead.
+    let ahead = ember_testnet::hostile::side_branch(&params, &tip, 2, tip.time + 1, 7).unwrap();
+    h.send(&Message::Headers(ahead)).unwrap();
+    h.round_trip(T).expect("b stored the headers");
+    let mut asker = hostile(&b);
+    let mut ask = |block: BlockId| {
+        asker.send(&Message::GetBlockTxn { block, indexes: vec![0, 1] }).unwrap();
+        asker
+            .recv_until(T, "b's answer", |m| match m {
+                Message::BlockTxn { block: id, txs } if *id == block => Some(Some(txs.clone())),
+                Message::NotFound(items) if items.contains(&Inv::Block(block)) => Some(None),
+                _ => None,
+            })
+            .unwrap()
+    };
+    // A block at the tip's next height, behind that branch, answered with a tampered
+    // payment; then an orphan (its parent never sent), answered honestly.
+    let txs = fresh_payments(0, 2);
+    let behind = child_block(&params, &tip, txs.clone(), Keypair::generate().address(), 0);
+    let parent = child_block(&params, &tip, vec![], Keypair::generate().address(), 5);
+    let orphan_txs = fresh_payments(2, 2);
+    let orphan = child_block(&params, &parent.header, orphan_txs.clone(), tip.miner, 0);
+    let mut sig = *txs[1].signature();
+    sig.0[0] ^= 1;
+    let tampered = Transaction::from_parts(*txs[1].body(), sig);
+    for (block, answer) in [(&behind, vec![txs[0], tampered]), (&orphan, orphan_txs)] {
+        h.send(&Message::CmpctBlock(CompactBlock::build(block, 21, &[]))).unwrap();
+        assert_eq!(asked_indexes(&mut h, block.id()), vec![0, 1]);
+        h.send(&Message::BlockTxn { block: block.id(), txs: answer }).unwrap();
+        h.round_trip(T).expect("b handled the answer");
+        assert_eq!(ask(block.id()), None, "b served a copy it has not validated");
+    }
+    assert_eq!(b.height(), 1);
+}
+
 #[test]
 fn an_invalid_block_relayed_before_validation_gets_no_honest_node_banned() {
     let b = DevNode::start(&[]);

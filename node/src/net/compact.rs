@@ -357,7 +357,8 @@ impl CompactState {
     }
 
     /// Keeps `block` for `GetBlockTxn`, with the indexes we lacked (what our peers likely
-    /// lack too: sent to them whole).
+    /// lack too: sent to them whole). Only a block that passed validation, or our own mined
+    /// block, is kept: what is kept is served to peers.
     pub fn remember(&mut self, block: std::sync::Arc<Block>, lacked: Vec<u32>) {
         let id = block.id();
         if self.recent.iter().any(|(b, _)| b.id() == id) {
@@ -367,12 +368,6 @@ impl CompactState {
             self.recent.pop_front();
         }
         self.recent.push_back((block, lacked));
-    }
-
-    /// Forgets `id`'s recent block: its body did not pass validation (or was not judged),
-    /// and must not be served to peers; `GetBlockTxn` then reads the store.
-    pub fn forget(&mut self, id: &BlockId) {
-        self.recent.retain(|(b, _)| b.id() != *id);
     }
 
     /// A recent block and the indexes we lacked of it.

@@ -177,12 +177,8 @@ impl Network {
             // block's: the whole block settles it.
             Some(Err(_)) | None => return self.fetch_whole(id, bid),
         };
-        {
-            let mut st = self.compact.lock().expect("never poisoned");
-            st.stats.rebuilt += 1;
-            st.remember(block.block().clone(), lacked);
-        }
-        self.on_block_from(id, block, true).await;
+        self.compact.lock().expect("never poisoned").stats.rebuilt += 1;
+        self.on_block_from(id, block, Some(lacked)).await;
     }
 
     /// A block we just made, before we validate it: to every high-bandwidth peer as a

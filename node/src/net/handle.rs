@@ -169,10 +169,11 @@ impl Network {
     }
 
     pub(super) async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {
-        self.on_block_from(id, PreparedBlock::new(block), false).await
+        self.on_block_from(id, PreparedBlock::new(block), None).await
     }
 
-    /// A block from peer `id`, whole or rebuilt from a compact block (`via_compact`). A
+    /// A block from peer `id`, whole or rebuilt from a compact block (`rebuilt`: the indexes
+    /// we lacked and fetched). A
     /// rebuilt block that fails validation is not held against the peer: in
     /// high-bandwidth mode it relays blocks before validating them (BIP152; Core's
     /// `MaybePunishNodeForBlock` with `via_compact_block`).
@@ -180,8 +181,9 @@ impl Network {
         self: &Arc<Self>,
         id: u64,
         block: PreparedBlock,
-        via_compact: bool,
+        rebuilt: Option<Vec<u32>>,
     ) {
+        let via_compact = rebuilt.is_some();
         let bid = block.id();
         let height = block.block().header.height;
         let requested = match self.peers.lock().expect("never poisoned").get_mut(&id) {
@@ -207,13 +209,17 @@ impl Network {
             }
         }
         let node = self.node.clone();
+        let shared = rebuilt.map(|lacked| (block.block().clone(), lacked));
         let result = self.blocking(move || node.accept_prepared(block)).await;
-        if via_compact && !matches!(result, Ok(Accepted::NewTip { .. } | Accepted::SideChain)) {
-            // Our rebuilt copy was refused (a bad copy: a payment with a tampered signature
-            // from the sender's `BlockTxn`), or was not validated (an orphan, a duplicate):
-            // it must not be served in `GetBlockTxn` answers; the store serves the block
-            // once a valid copy is stored.
-            self.compact.lock().expect("never poisoned").forget(&bid);
+        if let (Some((block, lacked)), Ok(Accepted::NewTip { .. } | Accepted::SideChain)) =
+            (shared, &result)
+        {
+            // Kept for `GetBlockTxn` answers (and the payments we lacked, prefilled when we
+            // relay it) only once validated: a copy refused as bad (a payment with a
+            // tampered signature in the sender's `BlockTxn`) or not judged yet (an orphan,
+            // a block behind the best header) is never served; the store answers for a
+            // block stored since.
+            self.compact.lock().expect("never poisoned").remember(block, lacked);
         }
         // Judged: peers waiting for a block we forwarded before having it get their answer.
         self.compact_settled(&bid);

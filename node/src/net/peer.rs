@@ -424,7 +424,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     let importer = tokio::spawn(async move {
         while let Some(checked) = import_rx.recv().await {
             let Ok(block) = checked.await else { break };
-            import_net.on_block_from(id, block, false).await;
+            import_net.on_block_from(id, block, None).await;
         }
     });
     let outbox = net.peers.lock().expect("never poisoned").get(&id).map(|p| p.outbox.clone());
