@@ -66,6 +66,47 @@ fn asked_indexes(h: &mut HostilePeer, block: BlockId) -> Vec<u32> {
     .expect("the node asks for the missing payments")
 }
 
+/// Node b, and node c peered to it, once b has mined a block and c has it.
+fn relay_pair() -> (DevNode, DevNode) {
+    let b = DevNode::start(&[]);
+    let c = DevNode::start(&["--peer", &b.node.p2p_addr()]);
+    b.call("mining_generate", json!([1]));
+    wait_for(T, "c at height 1", || (c.height() == 1).then_some(())).unwrap();
+    (b, c)
+}
+
+/// A hostile peer sends `b` a compact block on its tip of two payments no mempool holds, and
+/// `b` asks for both: the peer, the block and its payments.
+fn compact_lacking_two(b: &DevNode) -> (HostilePeer, Block, Vec<Transaction>) {
+    let params = devnet();
+    let mut h = hostile(b);
+    let parent = tip_block(b, &mut h).header;
+    let txs = fresh_payments(0, 2);
+    let block = child_block(&params, &parent, txs.clone(), Keypair::generate().address(), 0);
+    h.send(&Message::CmpctBlock(CompactBlock::build(&block, 21, &[]))).unwrap();
+    assert_eq!(asked_indexes(&mut h, block.id()), vec![0, 1]);
+    (h, block, txs)
+}
+
+/// `tx` with one bit of its signature flipped: the same txid, an invalid signature.
+fn tampered(tx: &Transaction) -> Transaction {
+    let mut sig = *tx.signature();
+    sig.0[0] ^= 1;
+    Transaction::from_parts(*tx.body(), sig)
+}
+
+/// Asks for payments 0 and 1 of `block`: what the node answers (`None`: `NotFound`).
+fn ask_payments(asker: &mut HostilePeer, block: BlockId) -> Option<Vec<Transaction>> {
+    asker.send(&Message::GetBlockTxn { block, indexes: vec![0, 1] }).unwrap();
+    asker
+        .recv_until(T, "the node's answer", |m| match m {
+            Message::BlockTxn { block: id, txs } if *id == block => Some(Some(txs.clone())),
+            Message::NotFound(items) if items.contains(&Inv::Block(block)) => Some(None),
+            _ => None,
+        })
+        .unwrap()
+}
+
 #[test]
 fn a_line_rebuilds_each_block_from_its_mempool_without_a_round_trip() {
     let a = DevNode::start(&[]);
@@ -211,19 +252,10 @@ fn a_child_that_overtakes_its_parent_is_kept_until_the_parent_is_rebuilt() {
 /// connected, is the second line and passes this test on its own.)
 #[test]
 fn a_block_forwarded_before_the_relayer_has_it_is_served_once_it_does() {
-    let b = DevNode::start(&[]);
-    let c = DevNode::start(&["--peer", &b.node.p2p_addr()]);
-    b.call("mining_generate", json!([1]));
-    wait_for(T, "c at height 1", || (c.height() == 1).then_some(())).unwrap();
+    let (b, c) = relay_pair();
     let before = compact(&c);
     let grew = |k: &str| compact(&c)[k].as_u64().unwrap() - before[k].as_u64().unwrap();
-    let params = devnet();
-    let mut h = hostile(&b);
-    let parent = tip_block(&b, &mut h).header;
-    let txs = fresh_payments(0, 2);
-    let block = child_block(&params, &parent, txs.clone(), Keypair::generate().address(), 0);
-    h.send(&Message::CmpctBlock(CompactBlock::build(&block, 21, &[]))).unwrap();
-    assert_eq!(asked_indexes(&mut h, block.id()), vec![0, 1]);
+    let (mut h, block, txs) = compact_lacking_two(&b);
     // b has forwarded it by now (before asking): c asks b, and waits.
     wait_for(T, "c's round trip to b", || (grew("round_trips") == 1).then_some(())).unwrap();
     assert_eq!(c.height(), 1, "c cannot have the block yet");
@@ -245,34 +277,15 @@ fn a_block_forwarded_before_the_relayer_has_it_is_served_once_it_does() {
 /// block: c, which b had forwarded the block to, refused it and stayed a block behind.)
 #[test]
 fn a_tampered_answer_is_never_served_and_the_valid_block_still_spreads() {
-    let b = DevNode::start(&[]);
-    let c = DevNode::start(&["--peer", &b.node.p2p_addr()]);
-    b.call("mining_generate", json!([1]));
-    wait_for(T, "c at height 1", || (c.height() == 1).then_some(())).unwrap();
-    let params = devnet();
-    let mut h = hostile(&b);
-    let parent = tip_block(&b, &mut h).header;
-    let txs = fresh_payments(0, 2);
-    let block = child_block(&params, &parent, txs.clone(), Keypair::generate().address(), 0);
-    h.send(&Message::CmpctBlock(CompactBlock::build(&block, 21, &[]))).unwrap();
-    assert_eq!(asked_indexes(&mut h, block.id()), vec![0, 1]);
-    let mut sig = *txs[1].signature();
-    sig.0[0] ^= 1;
-    let tampered = Transaction::from_parts(*txs[1].body(), sig);
+    let (b, c) = relay_pair();
+    let (mut h, block, txs) = compact_lacking_two(&b);
+    let tampered = tampered(&txs[1]);
     h.send(&Message::BlockTxn { block: block.id(), txs: vec![txs[0], tampered] }).unwrap();
     // Asked now (after b judged its copy, since b handles h's messages in order), b has
     // no valid body of the block to give.
     h.round_trip(T).expect("b handled the answer");
     let mut asker = hostile(&b);
-    asker.send(&Message::GetBlockTxn { block: block.id(), indexes: vec![0, 1] }).unwrap();
-    let answer = asker
-        .recv_until(T, "b's answer", |m| match m {
-            Message::BlockTxn { block: id, txs } if *id == block.id() => Some(Some(txs.clone())),
-            Message::NotFound(items) if items.contains(&Inv::Block(block.id())) => Some(None),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(answer, None, "b served its refused copy");
+    assert_eq!(ask_payments(&mut asker, block.id()), None, "b served its refused copy");
     // The valid block, whole: b stores it, serves its payments, and c gets it through b.
     h.send(&Message::Block(block.clone())).unwrap();
     let id = block.id().to_string();
@@ -282,14 +295,7 @@ fn a_tampered_answer_is_never_served_and_the_valid_block_still_spreads() {
         })
         .unwrap_or_else(|e| panic!("{e:#}\n{}", n.node.log_tail()));
     }
-    asker.send(&Message::GetBlockTxn { block: block.id(), indexes: vec![0, 1] }).unwrap();
-    let served = asker
-        .recv_until(T, "b's answer", |m| match m {
-            Message::BlockTxn { block: id, txs } if *id == block.id() => Some(txs.clone()),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(served, txs, "b serves the stored payments");
+    assert_eq!(ask_payments(&mut asker, block.id()), Some(txs), "b serves the stored payments");
     assert!(bans(&c).is_empty(), "c banned the honest relayer: {:?}", bans(&c));
 }
 
@@ -310,16 +316,7 @@ fn payments_of_a_rebuilt_block_not_yet_validated_are_never_served() {
     h.send(&Message::Headers(ahead)).unwrap();
     h.round_trip(T).expect("b stored the headers");
     let mut asker = hostile(&b);
-    let mut ask = |block: BlockId| {
-        asker.send(&Message::GetBlockTxn { block, indexes: vec![0, 1] }).unwrap();
-        asker
-            .recv_until(T, "b's answer", |m| match m {
-                Message::BlockTxn { block: id, txs } if *id == block => Some(Some(txs.clone())),
-                Message::NotFound(items) if items.contains(&Inv::Block(block)) => Some(None),
-                _ => None,
-            })
-            .unwrap()
-    };
+    let mut ask = |block: BlockId| ask_payments(&mut asker, block);
     // A block at the tip's next height, behind that branch, answered with a tampered
     // payment; then an orphan (its parent never sent), answered honestly.
     let txs = fresh_payments(0, 2);
@@ -327,9 +324,7 @@ fn payments_of_a_rebuilt_block_not_yet_validated_are_never_served() {
     let parent = child_block(&params, &tip, vec![], Keypair::generate().address(), 5);
     let orphan_txs = fresh_payments(2, 2);
     let orphan = child_block(&params, &parent.header, orphan_txs.clone(), tip.miner, 0);
-    let mut sig = *txs[1].signature();
-    sig.0[0] ^= 1;
-    let tampered = Transaction::from_parts(*txs[1].body(), sig);
+    let tampered = tampered(&txs[1]);
     for (block, answer) in [(&behind, vec![txs[0], tampered]), (&orphan, orphan_txs)] {
         h.send(&Message::CmpctBlock(CompactBlock::build(block, 21, &[]))).unwrap();
         assert_eq!(asked_indexes(&mut h, block.id()), vec![0, 1]);
@@ -342,10 +337,7 @@ fn payments_of_a_rebuilt_block_not_yet_validated_are_never_served() {
 
 #[test]
 fn an_invalid_block_relayed_before_validation_gets_no_honest_node_banned() {
-    let b = DevNode::start(&[]);
-    let c = DevNode::start(&["--peer", &b.node.p2p_addr()]);
-    b.call("mining_generate", json!([1]));
-    wait_for(T, "c at height 1", || (c.height() == 1).then_some(())).unwrap();
+    let (b, c) = relay_pair();
     let c_id = c.call("node_info", json!([]))["node_id"].as_str().unwrap().to_string();
     // c asked b for high-bandwidth relay at connect (b is its only peer).
     let params = devnet();
