@@ -1,7 +1,7 @@
 //! A devnet node started by hand: mining, a payment through `tx_submit`, confirmation, and
 //! every kind of bad input refused with a precise error and no change of state.
 
-use crate::support::{dev_key, devnet, payment_hex, DevNode};
+use crate::support::{dev_key, devnet, http_get, payment_hex, DevNode};
 use ember_core::Keypair;
 use serde_json::{json, Value};
 
@@ -49,12 +49,6 @@ fn payment_is_mined_and_confirmed() {
     let metrics = http_get(&format!("{url}/metrics"));
     assert!(metrics.contains("ember_height 3"), "{metrics}");
     assert!(metrics.contains("ember_txs_accepted_total 1"), "{metrics}");
-}
-
-/// GETs `url`: the body of a 200 answer; anything else fails the test.
-fn http_get(url: &str) -> String {
-    let resp = ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    resp.into_string().unwrap_or_else(|e| panic!("GET {url}: unreadable body: {e}"))
 }
 
 /// Posts a raw body and returns the parsed JSON answer, whatever its HTTP status (a refused

@@ -1,7 +1,7 @@
 //! Two and three real nodes on loopback: relay of blocks and payments, sync of a node that
 //! starts behind, and a hostile peer sending garbage.
 
-use crate::support::{dev_key, devnet, payment_hex, DevNode};
+use crate::support::{dev_key, devnet, http_get, payment_hex, DevNode};
 use ember_core::Keypair;
 use ember_testnet::wait_for;
 use serde_json::json;
@@ -64,6 +64,10 @@ fn a_node_that_starts_behind_syncs() {
     let want = tip(&a);
     wait_for(T, "b to sync 120 blocks", || (tip(&b) == want).then_some(())).unwrap();
     assert_eq!(a.digest(), b.digest());
+    // Every block of the sync had its signatures checked ahead, on every core, while the
+    // blocks before it were being connected (not one at a time under the chain lock).
+    let metrics = http_get(&format!("{}/metrics", b.node.rpc_url()));
+    assert!(metrics.contains("ember_blocks_checked_ahead_total 120\n"), "{metrics}");
     // A third node syncs from b alone.
     let b_addr = b.node.p2p_addr();
     let c = DevNode::start(&["--peer", &b_addr]);

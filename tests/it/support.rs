@@ -145,3 +145,9 @@ pub fn assert_no_crash(stderr: &str) {
         assert!(!stderr.contains(bad), "{bad:?} in stderr: {stderr}");
     }
 }
+
+/// GETs `url`: the body of a 200 answer; anything else fails the test.
+pub fn http_get(url: &str) -> String {
+    let resp = ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    resp.into_string().unwrap_or_else(|e| panic!("GET {url}: unreadable body: {e}"))
+}

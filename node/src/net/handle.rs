@@ -151,21 +151,28 @@ impl Network {
     }
 
     /// Whether peer `id`'s block with this header will be validated (so its signatures are
-    /// worth checking ahead): valid proof of work, parent known, not known itself, and
-    /// either asked of this peer or more work than the best header (see `on_block`).
+    /// worth checking ahead): valid proof of work, and either asked of this peer (a body we
+    /// lack, its header already indexed: every block of a sync) or, pushed unasked, not known
+    /// itself with its parent known and more work than the best header (see `on_block`).
+    /// An asked-for block is decided without the chain lock, which a connecting block holds.
     pub(super) fn worth_verifying(&self, id: u64, header: &ember_core::BlockHeader) -> bool {
         if ember_core::validate::check_header(&self.node.params, header).is_err() {
             return false;
         }
-        let chain = self.node.chain.lock().expect("chain lock is never poisoned");
-        let Some(improves) = chain.would_improve_best(header) else { return false };
         let requested = self
             .peers
             .lock()
             .expect("never poisoned")
             .get(&id)
             .is_some_and(|p| p.in_flight.contains_key(&header.id()));
-        requested || improves
+        requested
+            || self
+                .node
+                .chain
+                .lock()
+                .expect("chain lock is never poisoned")
+                .would_improve_best(header)
+                == Some(true)
     }
 
     pub(super) async fn on_block(self: &Arc<Self>, id: u64, block: ember_core::Block) {

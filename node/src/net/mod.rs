@@ -178,6 +178,9 @@ pub struct Network {
     compact: Mutex<compact::CompactState>,
     /// Woken when a block forwarded before we had it is judged (see `compact_relay`).
     compact_done: tokio::sync::Notify,
+    /// Whole blocks whose signatures a peer's reader checked ahead, before the chain lock
+    /// (see `worth_verifying`): every block of a sync should be.
+    checked_ahead: AtomicU64,
 }
 
 impl Network {
@@ -229,6 +232,7 @@ impl Network {
             undelivered: Mutex::new(undelivered::Undelivered::default()),
             compact: Mutex::new(compact::CompactState::default()),
             compact_done: tokio::sync::Notify::new(),
+            checked_ahead: AtomicU64::new(0),
         });
         // Our own blocks go to high-bandwidth peers before we validate them. Weak: the
         // node must not keep its network alive.

@@ -480,6 +480,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                                 let mut block = PreparedBlock::new(block);
                                 if worth {
                                     block.verify_signatures(&n.node.sig_cache);
+                                    n.checked_ahead.fetch_add(1, Ordering::Relaxed);
                                 }
                                 block
                             });

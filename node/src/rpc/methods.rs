@@ -570,6 +570,14 @@ pub fn render_metrics(node: &Node, net: Option<&Arc<Network>>) -> String {
             "Addresses in the P2P address book.",
             net.known_address_count(),
         );
+        metric(
+            &mut out,
+            "ember_blocks_checked_ahead_total",
+            "counter",
+            "Whole blocks from peers whose signatures were checked on every core before the \
+             chain lock (every block of a sync).",
+            net.blocks_checked_ahead(),
+        );
     }
     metric(
         &mut out,
