@@ -69,48 +69,21 @@ impl Network {
         }
     }
 
+    /// A compact block from peer `id`: judged, forwarded, rebuilt and (when nothing is
+    /// missing) validated and connected in one task on the blocking pool, so that a block
+    /// relayed on a busy machine waits for a thread once per hop, not once per step.
     pub(super) async fn on_cmpct_block(self: &Arc<Self>, id: u64, cb: CompactBlock) {
+        let net = self.clone();
+        self.blocking(move || net.cmpct_block_now(id, cb)).await
+    }
+
+    /// [`Network::on_cmpct_block`] on the calling (blocking) thread.
+    fn cmpct_block_now(&self, id: u64, cb: CompactBlock) {
         let (bid, height) = (cb.header.id(), cb.header.height);
         if let Some(p) = self.peers.lock().expect("never poisoned").get_mut(&id) {
             p.knows(Inv::Block(bid));
         }
-        let node = self.node.clone();
-        let (verdict, forward, orphan) = self
-            .blocking(move || {
-                if let Err(e) = ember_core::validate::check_header(&node.params, &cb.header) {
-                    return (Verdict::BadHeader(e.to_string()), None, false);
-                }
-                // An unknown parent is rebuilt all the same (and held in the orphan pool
-                // until its parent comes): with blocks forwarded before validation, a block
-                // can overtake its parent on a line of nodes.
-                let orphan = match node
-                    .chain
-                    .lock()
-                    .expect("chain lock is never poisoned")
-                    .body_wanted(&cb.header)
-                {
-                    None => true,
-                    Some(false) => return (Verdict::Ignore, None, false),
-                    Some(true) => false,
-                };
-                let max_txs = max_txs_for(node.params.max_block_bytes);
-                let verdict = {
-                    let mp = node.mempool.lock().expect("mempool lock is never poisoned");
-                    match PartialBlock::new(&cb, max_txs, mp.with_txids()) {
-                        Ok(p) => Verdict::Partial(p),
-                        Err(CompactError::Collision) => Verdict::Fallback,
-                        Err(CompactError::Malformed(m)) => {
-                            return (Verdict::Malformed(m), None, false)
-                        }
-                    }
-                };
-                // Well formed, proof of work checked, extends our best chain: forwarded as
-                // it came (its prefilled payments are what its sender predicted we lack,
-                // likely what our peers lack too). An orphan is not: we cannot tell yet.
-                let forward = (!orphan).then(|| outbox::payload(&Message::CmpctBlock(cb)));
-                (verdict, forward, orphan)
-            })
-            .await;
+        let (verdict, forward, orphan) = self.judge_compact(cb);
         if orphan {
             // Its parent is unknown: sync headers from the sender too.
             let m = self.locator_message();
@@ -134,7 +107,7 @@ impl Network {
             Verdict::Fallback => self.fetch_whole(id, bid),
             Verdict::Partial(partial) if partial.missing.is_empty() => {
                 self.compact.lock().expect("never poisoned").stats.rebuilt_from_mempool += 1;
-                self.compact_rebuilt(id, partial, Vec::new()).await;
+                self.compact_rebuilt(id, partial, Vec::new());
             }
             Verdict::Partial(partial) => {
                 let indexes = partial.missing.clone();
@@ -146,6 +119,42 @@ impl Network {
                 self.send(id, Message::GetBlockTxn { block: bid, indexes });
             }
         }
+    }
+
+    /// What a compact block leads to, and the payload to forward to high-bandwidth peers
+    /// (`None` when it is not forwarded), and whether its parent is unknown.
+    fn judge_compact(&self, cb: CompactBlock) -> (Verdict, Option<outbox::Payload>, bool) {
+        let node = &self.node;
+        if let Err(e) = ember_core::validate::check_header(&node.params, &cb.header) {
+            return (Verdict::BadHeader(e.to_string()), None, false);
+        }
+        // An unknown parent is rebuilt all the same (and held in the orphan pool until its
+        // parent comes): with blocks forwarded before validation, a block can overtake its
+        // parent on a line of nodes.
+        let orphan = match node
+            .chain
+            .lock()
+            .expect("chain lock is never poisoned")
+            .body_wanted(&cb.header)
+        {
+            None => true,
+            Some(false) => return (Verdict::Ignore, None, false),
+            Some(true) => false,
+        };
+        let max_txs = max_txs_for(node.params.max_block_bytes);
+        let verdict = {
+            let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+            match PartialBlock::new(&cb, max_txs, mp.with_txids()) {
+                Ok(p) => Verdict::Partial(p),
+                Err(CompactError::Collision) => Verdict::Fallback,
+                Err(CompactError::Malformed(m)) => return (Verdict::Malformed(m), None, false),
+            }
+        };
+        // Well formed, proof of work checked, extends our best chain: forwarded as it came
+        // (its prefilled payments are what its sender predicted we lack, likely what our
+        // peers lack too). An orphan is not: we cannot tell yet.
+        let forward = (!orphan).then(|| outbox::payload(&Message::CmpctBlock(cb)));
+        (verdict, forward, orphan)
     }
 
     pub(super) async fn on_block_txn(
@@ -164,21 +173,22 @@ impl Network {
             self.punish(id, Misbehaviour::Protocol(e.to_string()));
             return;
         }
-        self.compact_rebuilt(id, partial, lacked).await;
+        let net = self.clone();
+        self.blocking(move || net.compact_rebuilt(id, partial, lacked)).await
     }
 
-    /// A partial block with nothing missing: checked against its header's root on the
-    /// blocking pool, then validated and connected.
-    async fn compact_rebuilt(self: &Arc<Self>, id: u64, partial: PartialBlock, lacked: Vec<u32>) {
+    /// A partial block with nothing missing: checked against its header's root, then
+    /// validated and connected, on the calling (blocking) thread.
+    fn compact_rebuilt(&self, id: u64, partial: PartialBlock, lacked: Vec<u32>) {
         let bid = partial.id();
-        let block = match self.blocking(move || partial.complete()).await {
+        let block = match partial.complete() {
             Some(Ok(block)) => block,
             // A short id matched the wrong payment, or the sender's payments are not the
             // block's: the whole block settles it.
             Some(Err(_)) | None => return self.fetch_whole(id, bid),
         };
         self.compact.lock().expect("never poisoned").stats.rebuilt += 1;
-        self.on_block_from(id, block, Some(lacked)).await;
+        self.judge_block(id, block, Some(lacked));
     }
 
     /// A block we just made, before we validate it: to every high-bandwidth peer as a

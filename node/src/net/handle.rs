@@ -190,6 +190,13 @@ impl Network {
         block: PreparedBlock,
         rebuilt: Option<Vec<u32>>,
     ) {
+        let net = self.clone();
+        self.blocking(move || net.judge_block(id, block, rebuilt)).await
+    }
+
+    /// [`Network::on_block_from`] on the calling (blocking) thread: validation and
+    /// connection included.
+    pub(super) fn judge_block(&self, id: u64, block: PreparedBlock, rebuilt: Option<Vec<u32>>) {
         let via_compact = rebuilt.is_some();
         let bid = block.id();
         let height = block.block().header.height;
@@ -215,9 +222,8 @@ impl Network {
                 return;
             }
         }
-        let node = self.node.clone();
         let shared = rebuilt.map(|lacked| (block.block().clone(), lacked));
-        let result = self.blocking(move || node.accept_prepared(block)).await;
+        let result = self.node.accept_prepared(block);
         if let (Some((block, lacked)), Ok(Accepted::NewTip { .. } | Accepted::SideChain)) =
             (shared, &result)
         {
