@@ -54,9 +54,10 @@ impl PreparedBlock {
     /// Verifies, on every core, the signatures `cache` lacks, and caches the valid ones
     /// ([`SigCache::preverify`]). When every one is valid that is remembered, and validation
     /// asks the cache nothing more; otherwise validation finds the bad one through the cache
-    /// and reports it.
+    /// and reports it. Only for a body that is its header's ([`PreparedBlock::check_root`]
+    /// first): payments made up by a peer cost their txids' hashes, never their signatures.
     pub fn verify_signatures(&mut self, cache: &SigCache) {
-        if !self.signatures_valid {
+        if !self.signatures_valid && self.check_root().is_ok() {
             self.signatures_valid = cache.preverify(&self.block.txs);
         }
     }
@@ -132,6 +133,14 @@ mod tests {
         let mut other = block.clone();
         other.txs.pop();
         let mut p = PreparedBlock::new(other);
+        let fresh = SigCache::new(100);
+        p.verify_signatures(&fresh);
+        assert!(!p.signatures_valid);
+        assert_eq!(
+            fresh.verified.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "a body that is not the header's costs no signature check"
+        );
         assert!(matches!(p.check_root(), Err(BlockError::BadTxRoot { .. })));
         assert!(!p.root_matches);
         assert!(matches!(p.check_body(&params, &cache), Err(BlockError::BadTxRoot { .. })));

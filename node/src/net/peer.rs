@@ -478,7 +478,9 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                             let checked = tokio::task::spawn_blocking(move || {
                                 let worth = n.worth_verifying(id, &block.header);
                                 let mut block = PreparedBlock::new(block);
-                                if worth {
+                                // A body that is not its header's is refused without
+                                // a signature check (see `verify_signatures`).
+                                if worth && block.check_root().is_ok() {
                                     block.verify_signatures(&n.node.sig_cache);
                                     n.checked_ahead.fetch_add(1, Ordering::Relaxed);
                                 }
