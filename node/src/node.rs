@@ -232,16 +232,19 @@ impl Node {
         self.change_chain(|chain| chain.reconsider(id))
     }
 
-    /// Whether a block with this header would be validated now: its proof of work valid,
-    /// and either not known yet with its parent known (not an orphan) or known by its
-    /// header alone with more work than the tip (a block of a headers-first sync, or one
-    /// announced by its header before its body came).
+    /// Whether a block with this header would be validated now: not known yet, its parent
+    /// known (not an orphan), and its proof of work valid. A block whose header is known
+    /// already is not: anyone may send a body for it, and its signatures are then checked
+    /// one by one under the chain lock, stopping at the first bad one (a block of a sync,
+    /// asked of one peer, is checked ahead by that peer's reader instead).
     pub fn can_connect(&self, header: &ember_core::BlockHeader) -> bool {
-        if ember_core::validate::check_header(&self.params, header).is_err() {
-            return false;
-        }
-        let chain = self.chain.lock().expect("chain lock is never poisoned");
-        chain.work_if_added(header).is_some() || chain.body_wanted(header) == Some(true)
+        ember_core::validate::check_header(&self.params, header).is_ok()
+            && self
+                .chain
+                .lock()
+                .expect("chain lock is never poisoned")
+                .work_if_added(header)
+                .is_some()
     }
 
     /// Applies the chain's new events to the mempool, then sends each once on

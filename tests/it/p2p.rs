@@ -58,16 +58,29 @@ fn blocks_and_payments_relay_between_peers() {
 #[test]
 fn a_node_that_starts_behind_syncs() {
     let a = DevNode::start(&[]);
-    a.call("mining_generate", json!([120]));
+    // Payments in the chain, whose signatures the syncing node must check.
+    let params = devnet();
+    let to = Keypair::generate();
+    let mut paid = 0;
+    for (key, nonces) in [(1, 4), (2, 3), (3, 5)] {
+        for nonce in 0..nonces {
+            let tx = payment_hex(&params, &dev_key(key), to.address(), 1_000, 10, nonce);
+            a.call("tx_submit", json!([tx]));
+            paid += 1;
+        }
+        a.call("mining_generate", json!([1]));
+    }
+    a.call("mining_generate", json!([117]));
     let peer_arg = a.node.p2p_addr();
     let b = DevNode::start(&["--peer", &peer_arg]);
     let want = tip(&a);
     wait_for(T, "b to sync 120 blocks", || (tip(&b) == want).then_some(())).unwrap();
     assert_eq!(a.digest(), b.digest());
-    // Every block of the sync had its signatures checked ahead, on every core, while the
+    // Every payment of the sync had its signature checked ahead, on every core, while the
     // blocks before it were being connected (not one at a time under the chain lock).
     let metrics = http_get(&format!("{}/metrics", b.node.rpc_url()));
-    assert!(metrics.contains("ember_blocks_checked_ahead_total 120\n"), "{metrics}");
+    let checked = format!("ember_payments_checked_ahead_total {paid}\n");
+    assert!(metrics.contains(&checked), "want {checked} in {metrics}");
     // A third node syncs from b alone.
     let b_addr = b.node.p2p_addr();
     let c = DevNode::start(&["--peer", &b_addr]);

@@ -41,6 +41,11 @@ impl PreparedBlock {
         &self.block
     }
 
+    /// Whether every payment's signature was found valid ([`PreparedBlock::verify_signatures`]).
+    pub fn signatures_valid(&self) -> bool {
+        self.signatures_valid
+    }
+
     /// Whether the body is the header's ([`validate::check_tx_root`]): `Err(BadTxRoot)` when
     /// not. Remembered when it is, so validation does not hash the tree again.
     pub fn check_root(&mut self) -> Result<(), BlockError> {

@@ -151,20 +151,22 @@ impl Network {
     }
 
     /// Whether peer `id`'s block with this header will be validated (so its signatures are
-    /// worth checking ahead): valid proof of work, and either asked of this peer (a body we
-    /// lack, its header already indexed: every block of a sync) or, pushed unasked, not known
+    /// worth checking ahead): valid proof of work, and either asked of this peer and the
+    /// first copy of it read (a body we lack, its header already indexed: every block of a
+    /// sync; a second copy is judged a duplicate for free) or, pushed unasked, not known
     /// itself with its parent known and more work than the best header (see `on_block`).
     /// An asked-for block is decided without the chain lock, which a connecting block holds.
     pub(super) fn worth_verifying(&self, id: u64, header: &ember_core::BlockHeader) -> bool {
         if ember_core::validate::check_header(&self.node.params, header).is_err() {
             return false;
         }
+        let bid = header.id();
         let requested = self
             .peers
             .lock()
             .expect("never poisoned")
-            .get(&id)
-            .is_some_and(|p| p.in_flight.contains_key(&header.id()));
+            .get_mut(&id)
+            .is_some_and(|p| p.in_flight.contains_key(&bid) && p.checking_ahead.insert(bid));
         requested
             || self
                 .node
@@ -205,6 +207,7 @@ impl Network {
                 p.knows(Inv::Block(bid));
                 // Shown only: proven once it is validated and stored (below).
                 p.shows(height);
+                p.checking_ahead.remove(&bid);
                 p.in_flight.remove(&bid).is_some()
             }
             None => false,

@@ -178,8 +178,8 @@ pub struct Network {
     compact: Mutex<compact::CompactState>,
     /// Woken when a block forwarded before we had it is judged (see `compact_relay`).
     compact_done: tokio::sync::Notify,
-    /// Whole blocks whose signatures a peer's reader checked ahead, before the chain lock
-    /// (see `worth_verifying`): every block of a sync should be.
+    /// Payments of whole blocks whose signatures a peer's reader found valid ahead, before
+    /// the chain lock (see `worth_verifying`): every payment of a sync should be.
     checked_ahead: AtomicU64,
 }
 

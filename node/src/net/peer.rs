@@ -68,6 +68,9 @@ pub(super) struct Peer {
     /// Blocks requested from it and not yet received: when they were asked for, and their
     /// heights.
     pub(super) in_flight: HashMap<BlockId, (Instant, u64)>,
+    /// Blocks of `in_flight` whose first copy from it is being checked ahead (≤ 64 + the
+    /// pipeline's 8): a second copy read before the first is judged is not checked again.
+    pub(super) checking_ahead: HashSet<BlockId>,
     /// Blocks it failed to deliver in time: never asked of it again.
     pub(super) stalled: HashSet<BlockId>,
     /// When it last gave us a block we did not have (inbound eviction protects such peers).
@@ -123,6 +126,7 @@ impl Peer {
             connected: Instant::now(),
             known: KnownInventory::default(),
             in_flight: HashMap::new(),
+            checking_ahead: HashSet::new(),
             stalled: HashSet::new(),
             last_block: None,
             headers: HeaderSync::default(),
@@ -482,7 +486,10 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
                                 // a signature check (see `verify_signatures`).
                                 if worth && block.check_root().is_ok() {
                                     block.verify_signatures(&n.node.sig_cache);
-                                    n.checked_ahead.fetch_add(1, Ordering::Relaxed);
+                                    if block.signatures_valid() {
+                                        let txs = block.block().txs.len() as u64;
+                                        n.checked_ahead.fetch_add(txs, Ordering::Relaxed);
+                                    }
                                 }
                                 block
                             });

@@ -53,9 +53,9 @@ impl Network {
         self.addr_book.lock().expect("never poisoned").len()
     }
 
-    /// Whole blocks from peers whose signatures were checked ahead, on every core, before
-    /// the chain lock: during a sync, every block asked for.
-    pub fn blocks_checked_ahead(&self) -> u64 {
+    /// Payments of whole blocks from peers whose signatures were all found valid ahead, on
+    /// every core, before the chain lock: during a sync, every payment of every block.
+    pub fn payments_checked_ahead(&self) -> u64 {
         self.checked_ahead.load(std::sync::atomic::Ordering::Relaxed)
     }
 

@@ -572,11 +572,11 @@ pub fn render_metrics(node: &Node, net: Option<&Arc<Network>>) -> String {
         );
         metric(
             &mut out,
-            "ember_blocks_checked_ahead_total",
+            "ember_payments_checked_ahead_total",
             "counter",
-            "Whole blocks from peers whose signatures were checked on every core before the \
-             chain lock (every block of a sync).",
-            net.blocks_checked_ahead(),
+            "Payments of whole blocks from peers whose signatures were found valid on every \
+             core before the chain lock (every payment of a sync).",
+            net.payments_checked_ahead(),
         );
     }
     metric(
