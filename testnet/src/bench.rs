@@ -297,7 +297,7 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report
             temp.path().to_path_buf()
         }
     };
-    let mut b = Bench { opts, sizes, figures: Vec::new(), machine: None };
+    let mut b = Bench { opts, sizes, figures: Vec::new(), machine: None, block_cpu_ms: Vec::new() };
 
     progress("measuring the machine: verify_strict on one core and on all, loopback round trip");
     let secs = if opts.quick { 1.0 } else { 3.0 };
@@ -408,6 +408,9 @@ struct Bench<'a> {
     sizes: Sizes,
     figures: Vec<Figure>,
     machine: Option<Machine>,
+    /// CPU of all nodes per block (ms), one entry per block of the last
+    /// [`Clock::Far`] run of [`Bench::propagation_samples`].
+    block_cpu_ms: Vec<f64>,
 }
 
 impl Bench<'_> {
@@ -508,7 +511,21 @@ impl Bench<'_> {
             (0, 6.9, "Litecoin Core 0.21: 6.9 ms"),
             (self.sizes.line5_block_txs, 39.0, "Litecoin Core 0.21: 39 ms"),
         ] {
+            let pids: Vec<u32> = (0..clients.len()).filter_map(|i| tn.node(i).pid()).collect();
+            self.block_cpu_ms.clear();
             let times = self.propagation_samples(tn, clients, n, txs, senders, Clock::Far)?;
+            let kind_short = if txs > 0 { format!("{txs}-payment") } else { "empty".into() };
+            let mut cpu = std::mem::take(&mut self.block_cpu_ms);
+            if cpu.len() == n && pids.len() == clients.len() {
+                // All nodes' CPU from the mining call until every mempool has dropped the
+                // block's payments, per node: what a node spends on one block.
+                let mut v: Vec<f64> = cpu.drain(..).map(|ms| ms / pids.len() as f64).collect();
+                self.figure_alone(
+                    format!("5-node line alone, CPU per node per {kind_short} block, p50"),
+                    percentile(&mut v, 50.0),
+                    "ms",
+                );
+            }
             // One time per block: the far node's.
             let mut far: Vec<f64> = times.iter().map(|t| t[0]).collect();
             let kind = if txs > 0 { format!("{txs}-payment block") } else { "empty block".into() };
@@ -552,7 +569,7 @@ impl Bench<'_> {
     /// `chain_getHeader`: every node runs on this machine's clock); with `Clock::Far`, one
     /// time per block: the last node's, polled alone.
     fn propagation_samples(
-        &self,
+        &mut self,
         tn: &Testnet,
         clients: &[RpcClient],
         samples: usize,
@@ -580,6 +597,8 @@ impl Bench<'_> {
             }
             let (h0, _) = tn.tip(0)?;
             let target = h0 + 1;
+            let pids: Vec<u32> = (0..clients.len()).filter_map(|i| tn.node(i).pid()).collect();
+            let cpu_before: u64 = pids.iter().map(|&p| cpu_ns(p)).sum();
             let arrived = std::thread::scope(|s| -> Result<Vec<f64>> {
                 let t0 = Instant::now();
                 let poller = s.spawn(move || poll_heights(polled, target, t0, pause));
@@ -595,6 +614,10 @@ impl Bench<'_> {
             });
             if txs > 0 {
                 wait_mempools(clients, 0, Duration::from_secs(30))?;
+            }
+            if matches!(clock, Clock::Far) {
+                let cpu_after: u64 = pids.iter().map(|&p| cpu_ns(p)).sum();
+                self.block_cpu_ms.push(cpu_after.saturating_sub(cpu_before) as f64 / 1e6);
             }
         }
         Ok(times)
@@ -1813,6 +1836,19 @@ fn cpu_ticks(pid: u32) -> u64 {
             Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0)
+}
+
+/// CPU time a process has used so far, in ns: the sum over its live threads of the first
+/// field of `/proc/<pid>/task/<tid>/schedstat` (time on a CPU, ns). Threads that have
+/// exited are not counted, so it is for windows in which the process keeps its threads
+/// (a node's runtime and blocking pool while it works); 0 for no such process.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Waits until the nodes together use at most 4% of one core over half a second (2 ticks),
