@@ -579,14 +579,17 @@ impl Mempool {
             senders.insert(tx.body().from);
             // By txid: a pooled copy with another signature is still the same payment.
             if let Some(&(sender, nonce)) = self.by_txid.get(&tx.txid()) {
-                self.remove_entry(&sender, nonce).expect("the index names pooled txs");
+                // The sender's eviction key is refreshed once below, not per payment.
+                self.take_entry(&sender, nonce).expect("the index names pooled txs");
                 self.stats.included_total += 1;
             }
         }
         let mut dropped = Vec::new();
         for sender in senders {
             dropped.extend(self.reconcile_sender(&sender, &state_after.account(&sender)));
+            self.refresh_evict_key(sender);
         }
+        self.publish_size();
         if !dropped.is_empty() {
             tracing::debug!(
                 count = dropped.len(),
@@ -960,6 +963,16 @@ impl Mempool {
     }
 
     fn remove_entry(&mut self, sender: &Address, nonce: u64) -> Option<Entry> {
+        let entry = self.take_entry(sender, nonce)?;
+        self.refresh_evict_key(*sender);
+        self.publish_size();
+        Some(entry)
+    }
+
+    /// [`Mempool::remove_entry`] without refreshing the sender's eviction key or the
+    /// published size: the caller does both before it returns (a block's payments are
+    /// taken out, then each sender refreshed once).
+    fn take_entry(&mut self, sender: &Address, nonce: u64) -> Option<Entry> {
         let entry = self.queues.get_mut(sender)?.txs.remove(&nonce)?;
         self.by_txid.remove(&entry.txid);
         let to = entry.tx.body().to;
@@ -970,8 +983,6 @@ impl Mempool {
             }
         }
         self.bytes -= entry.size;
-        self.refresh_evict_key(*sender);
-        self.publish_size();
         Some(entry)
     }
 
