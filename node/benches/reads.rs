@@ -4,11 +4,11 @@
 //! # `account_history`: page 0 of an address with 100,000 entries
 //!
 //! A RocksDB store in a temporary directory holds 1,000 blocks of 100 payments, every one
-//! to the same address, written as `ChainManager::connect_tip` writes them (bodies, the
-//! main-chain entry, the address index and its counter). `ChainStore::history_page(addr, 0,
+//! to the same address, written as the chain and the index follower write them (bodies,
+//! the main-chain entry, the tx index, the address index and its counter, the index tip). `ChainStore::history_page(addr, 0,
 //! 50)` is what the `account_history` RPC reads for page 0 (`page_size` 50): the count, 50
-//! index entries from one reverse seek, and the one block body they sit in, all from one
-//! snapshot.
+//! index entries from one reverse seek, their 50 tx-index entries and the one block body
+//! they sit in, all from one snapshot.
 //!
 //! - `page_0_idle`: nothing else runs.
 //! - `page_0_while_connecting`: a second thread writes a block-sized batch (2,000 account
@@ -22,7 +22,7 @@
 use criterion::{Criterion, SamplingMode};
 use ember_core::testkit::{devnet_funding, keys, pay};
 use ember_core::{Account, Amount};
-use ember_node::store::{Batch, ChainStore, RocksKv};
+use ember_node::store::{Batch, ChainStore, RocksKv, TxLocation};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,16 +52,18 @@ fn bench_history(c: &mut Criterion) {
     let chain = ember_node::chain::ChainManager::open(params.clone(), store.clone()).unwrap();
     drop(chain);
     let target = k[PER_BLOCK].address();
-    // The same 100 payments in every block: the store does not care, and signing 100,000
-    // would only slow the set-up.
-    let txs: Vec<_> = (0..PER_BLOCK).map(|i| pay(&params, &k[i], target, 1_000, 10, 0)).collect();
+    let mut txs = Vec::new();
     for height in 1..=BLOCKS {
+        // Every payment its own (the nonce is the height): the tx index finds each once.
+        txs = (0..PER_BLOCK).map(|i| pay(&params, &k[i], target, 1_000, 10, height)).collect();
         let id = id_of(height);
         let mut b = Batch::new();
         b.put_body(&id, &txs);
         b.set_main(height, Some(&id));
         for (pos, tx) in txs.iter().enumerate() {
             let txid = tx.txid();
+            let loc = TxLocation { block: id, height, position: pos as u32 };
+            b.put_tx_location(&txid, Some(&loc));
             b.put_history(&tx.body().from, height, pos as u32, Some(&txid));
             b.put_history(&target, height, pos as u32, Some(&txid));
             b.add_history_count(&tx.body().from, 1);

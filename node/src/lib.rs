@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`store`] | the `KvStore` trait, RocksDB and in-memory implementations, the typed `ChainStore` |
 //! | [`chain`] | `ChainManager`: validation, fork choice, reorgs, orphans, signature cache, events |
+//! | [`indexer`] | the tx and address indexes, following the main chain on their own thread |
 //! | [`mempool`] | pending transactions: per-sender nonce queues, admission, eviction, templates |
 //! | [`mempool_file`] | `mempool.dat`: the pending payments saved across restarts |
 //! | [`atomic_file`] | whole-or-nothing file writes (temp file, fsync, rename) |
@@ -48,6 +49,7 @@ pub mod config;
 pub mod dev_snapshot;
 pub mod genesis_cmd;
 pub mod identity;
+pub mod indexer;
 pub mod mempool;
 pub mod mempool_file;
 pub mod metrics;

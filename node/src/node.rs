@@ -59,6 +59,8 @@ pub struct Node {
     pub store: ChainStore,
     /// The chain's tip as of its last change, readable without the chain lock.
     pub tip: crate::tip::TipCell,
+    /// The tx and address indexes' follower (its own thread), told of every chain change.
+    pub indexer: crate::indexer::Indexer,
     pub mempool: Mutex<Mempool>,
     /// The mempool's count and bytes, readable without its lock.
     pub mempool_size: Arc<crate::mempool::MempoolSize>,
@@ -138,6 +140,7 @@ impl Node {
         let params = config.params.clone();
         let chain = ChainManager::open(params.clone(), store)?;
         chain.store().ensure_history_counts()?;
+        let indexer = crate::indexer::Indexer::start(chain.store().clone())?;
         let sig_cache = chain.sig_cache().clone();
         let (events, _) = broadcast::channel(1024);
         let mempool = Mempool::new(params.clone(), config.mempool);
@@ -159,6 +162,7 @@ impl Node {
             params,
             node_key,
             tip: crate::tip::TipCell::new(&chain),
+            indexer,
             store: chain.store().clone(),
             chain: Mutex::new(chain),
             mempool_size: mempool.size_cell(),
@@ -277,6 +281,7 @@ impl Node {
                 again
             };
             self.tip_generation.fetch_add(1, Ordering::Relaxed);
+            self.indexer.notify(ev.disconnected.iter().chain(&ev.connected).cloned());
             // The chain event first, then the payments it returned: a subscriber sees a
             // payment disconnected, then pending again.
             let _ = self.events.send(ev);
@@ -376,8 +381,9 @@ impl Node {
         }
     }
 
-    /// Flushes the store; called on clean shutdown.
+    /// Stops the index thread and flushes the store; called on clean shutdown.
     pub fn close(&self) {
+        self.indexer.stop();
         let chain = self.chain.lock().expect("chain lock is never poisoned");
         if let Err(e) = chain.store().flush() {
             tracing::error!(error = %e, "flushing the store failed");

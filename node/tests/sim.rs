@@ -171,6 +171,23 @@ impl<'a> Net<'a> {
         net
     }
 
+    /// Waits, in real time (at most 10 s), until node `i`'s tx and address indexes hold its
+    /// chain's tip: their follower is a thread of its own, outside the simulation.
+    fn index_caught_up(&self, i: usize) {
+        let node = self.node(i);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while node.indexer.tip().id != node.tip.get().tip {
+            assert!(std::time::Instant::now() < deadline, "n{i}: the index did not catch up");
+            std::thread::yield_now();
+        }
+    }
+
+    /// Whether node `i`'s main chain holds `txid`, by its tx index once caught up.
+    fn confirmed(&self, i: usize, txid: &ember_core::Txid) -> bool {
+        self.index_caught_up(i);
+        self.node(i).store.tx_location(txid).unwrap().is_some()
+    }
+
     fn node(&self, i: usize) -> Arc<Node> {
         self.nodes
             .lock()
@@ -317,7 +334,7 @@ fn healed_partition_converges_on_the_most_work_branch() {
     net.wait("both sides advanced separately", Duration::from_secs(30), |n| {
         n.agree(&[0, 1, 2]) && n.agree(&[3, 4, 5]) && n.tip(2).0 == 5 && n.tip(3).0 == 7
     });
-    assert!(net.node(0).chain.lock().unwrap().store().tx_location(&txid).unwrap().is_some());
+    assert!(net.confirmed(0, &txid));
     let right_tip = net.tip(5);
     assert!(!net.node(5).mempool.lock().unwrap().contains(&txid), "the right never saw it");
 
@@ -333,10 +350,7 @@ fn healed_partition_converges_on_the_most_work_branch() {
     assert!((1..N).all(|i| net.digest(i) == d), "equal state digests after the heal");
     for i in 0..3 {
         let node = net.node(i);
-        assert!(
-            node.chain.lock().unwrap().store().tx_location(&txid).unwrap().is_none(),
-            "n{i}: the payment is no longer confirmed"
-        );
+        assert!(!net.confirmed(i, &txid), "n{i}: the payment is no longer confirmed");
         assert!(
             node.mempool.lock().unwrap().contains(&txid),
             "n{i}: the losing side's payment is back in the mempool"
@@ -348,8 +362,7 @@ fn healed_partition_converges_on_the_most_work_branch() {
     });
     net.mine(5, 1, Duration::from_millis(200));
     net.wait("payment confirmed again everywhere", Duration::from_secs(30), |n| {
-        (0..N)
-            .all(|i| n.node(i).chain.lock().unwrap().store().tx_location(&txid).unwrap().is_some())
+        (0..N).all(|i| n.confirmed(i, &txid))
     });
 }
 

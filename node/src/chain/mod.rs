@@ -23,7 +23,7 @@ mod prepared;
 pub mod sigcache;
 pub mod tips;
 
-use crate::store::{Batch, BlockStatus, ChainStore, HeaderEntry, StoreError, TxLocation};
+use crate::store::{Batch, BlockStatus, ChainStore, HeaderEntry, StoreError};
 use account_cache::AccountCache;
 use ember_core::state::StateHasher;
 use ember_core::validate::{self, apply_block, check_header, check_header_context};
@@ -773,16 +773,7 @@ impl ChainManager {
         }
         b.put_undo(&id, Some(&delta.undo));
         b.set_main(height, Some(&id));
-        for (pos, tx) in block.txs.iter().enumerate() {
-            let txid = tx.txid();
-            let loc = TxLocation { block: id, height, position: pos as u32 };
-            b.put_tx_location(&txid, Some(&loc));
-            b.put_history(&tx.body().from, height, pos as u32, Some(&txid));
-            if tx.body().to != tx.body().from {
-                b.put_history(&tx.body().to, height, pos as u32, Some(&txid));
-            }
-        }
-        add_history_counts(&mut b, block, 1);
+        // The tx and address indexes follow on their own thread (`crate::indexer`).
         b.set_tip(&id);
         self.store.write(b)?;
         let cache = self.accounts.get_mut();
@@ -811,12 +802,6 @@ impl ChainManager {
         }
         b.put_undo(&id, None);
         b.set_main(height, None);
-        for (pos, tx) in block.txs.iter().enumerate() {
-            b.put_tx_location(&tx.txid(), None);
-            b.put_history(&tx.body().from, height, pos as u32, None);
-            b.put_history(&tx.body().to, height, pos as u32, None);
-        }
-        add_history_counts(&mut b, &block, -1);
         b.set_tip(&block.header.prev);
         self.store.write(b)?;
         let cache = self.accounts.get_mut();
@@ -942,22 +927,6 @@ pub fn anti_dos_threshold(tip_work: U256, tip_block_work: U256) -> U256 {
 /// The work a header's target represents (zero for an undecodable target).
 pub(crate) fn block_work(header: &BlockHeader) -> U256 {
     header.target.expand().map(ember_core::pow::work).unwrap_or_default()
-}
-
-/// Adds `sign` (±1) to the history count of every address a payment of `block` has an
-/// entry for (sender and receiver; a payment to oneself once), one blind add per address.
-fn add_history_counts(b: &mut Batch, block: &Block, sign: i64) {
-    let mut per_address: HashMap<Address, i64> = HashMap::new();
-    for tx in &block.txs {
-        let (from, to) = (tx.body().from, tx.body().to);
-        *per_address.entry(from).or_default() += sign;
-        if to != from {
-            *per_address.entry(to).or_default() += sign;
-        }
-    }
-    for (address, n) in per_address {
-        b.add_history_count(&address, n);
-    }
 }
 
 fn work_bytes(w: U256) -> [u8; 32] {

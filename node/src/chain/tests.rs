@@ -2,6 +2,7 @@
 //! orphans, invalid blocks, bad copies, and reopening.
 
 use super::*;
+use crate::indexer::IndexFollower;
 use crate::store::{ChainStore, Column, KvStore, MemKv};
 use ember_core::testkit::{child_block, devnet_funding, keys, pay};
 use ember_core::validate::SigVerifier;
@@ -102,9 +103,15 @@ fn reorg_publishes_disconnected_transactions() {
     let (k, params, kv) = setup();
     let (a, b) = branches(&k, &params);
     let mut cm = open(&params, &kv);
+    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
     for block in &a {
         cm.accept_block(block.clone(), NOW).unwrap();
     }
+    // Connecting writes no index entry: the follower does, on its own.
+    assert!(cm.store().tx_location(&a[0].txs[0].txid()).unwrap().is_none());
+    index.catch_up().unwrap();
+    assert_eq!(index.tip().id, cm.tip());
+    assert!(cm.store().tx_location(&a[0].txs[0].txid()).unwrap().is_some());
     assert_eq!(cm.take_events().len(), a.len(), "one event per block that moved the tip");
     for block in &b {
         cm.accept_block(block.clone(), NOW).unwrap();
@@ -116,6 +123,9 @@ fn reorg_publishes_disconnected_transactions() {
     assert!(cm.take_events().is_empty(), "taken once");
     assert_eq!(disconnected, a[0].txs, "the losing branch's payment comes back");
     assert_eq!(cm.stats().reorgs, 1);
+    // The follower steps back off the losing branch, then along the winner's.
+    index.catch_up().unwrap();
+    assert_eq!(index.tip().id, cm.tip());
     // Its payment is no longer confirmed, the winner's is.
     assert!(cm.store().tx_location(&a[0].txs[0].txid()).unwrap().is_none());
     assert!(cm.store().tx_location(&b[1].txs[0].txid()).unwrap().is_some());
@@ -353,8 +363,15 @@ fn the_time_each_block_was_stored_is_kept_for_the_newest_blocks() {
     assert!(cm.stored_at_us(&BlockId::from_bytes(newest)).is_some());
 }
 
-/// Txids of a history page, newest first.
-fn page_txids(cm: &ChainManager, addr: &Address, skip: u64, limit: usize) -> (u64, Vec<Txid>) {
+/// Txids of a history page, newest first, once `index` has caught up with the chain.
+fn page_txids(
+    cm: &ChainManager,
+    index: &mut IndexFollower,
+    addr: &Address,
+    skip: u64,
+    limit: usize,
+) -> (u64, Vec<Txid>) {
+    index.catch_up().unwrap();
     let page = cm.store().history_page(addr, skip, limit).unwrap();
     assert_eq!(page.tip_height, cm.height());
     (page.total, page.items.iter().map(|i| i.tx.txid()).collect())
@@ -364,6 +381,7 @@ fn page_txids(cm: &ChainManager, addr: &Address, skip: u64, limit: usize) -> (u6
 fn history_pages_newest_first_and_counts_follow_connects_reorgs_and_a_rebuild() {
     let (k, params, kv) = setup();
     let mut cm = open(&params, &kv);
+    let ix = &mut IndexFollower::open(cm.store().clone()).unwrap();
     // Five blocks: k0 pays k2 in each, k2 pays itself in the third.
     let mut parent = params.genesis().header;
     let mut paid = Vec::new();
@@ -378,7 +396,7 @@ fn history_pages_newest_first_and_counts_follow_connects_reorgs_and_a_rebuild() 
         cm.accept_block(b, NOW).unwrap();
     }
     // k2: five received plus one to itself, counted once.
-    let (total, all) = page_txids(&cm, &k[2].address(), 0, 50);
+    let (total, all) = page_txids(&cm, ix, &k[2].address(), 0, 50);
     assert_eq!(total, 6);
     let mut newest_first: Vec<Txid> = paid.iter().flatten().copied().collect();
     newest_first.reverse();
@@ -386,14 +404,14 @@ fn history_pages_newest_first_and_counts_follow_connects_reorgs_and_a_rebuild() 
     // Pages of two: the same order, nothing twice, nothing missed.
     let mut paged = Vec::new();
     for p in 0..4 {
-        let (t, items) = page_txids(&cm, &k[2].address(), p * 2, 2);
+        let (t, items) = page_txids(&cm, ix, &k[2].address(), p * 2, 2);
         assert_eq!(t, 6);
         assert!(items.len() <= 2);
         paged.extend(items);
     }
     assert_eq!(paged, newest_first);
-    assert_eq!(page_txids(&cm, &k[0].address(), 0, 50).0, 5);
-    assert_eq!(page_txids(&cm, &k[1].address(), 0, 50), (0, vec![]));
+    assert_eq!(page_txids(&cm, ix, &k[0].address(), 0, 50).0, 5);
+    assert_eq!(page_txids(&cm, ix, &k[1].address(), 0, 50), (0, vec![]));
 
     // A longer branch from genesis without them: every count goes back to zero but what
     // the new branch paid.
@@ -410,9 +428,9 @@ fn history_pages_newest_first_and_counts_follow_connects_reorgs_and_a_rebuild() 
         cm.accept_block(b, NOW).unwrap();
     }
     assert_eq!(cm.height(), 6);
-    assert_eq!(page_txids(&cm, &k[2].address(), 0, 50), (1, vec![winner]));
-    assert_eq!(page_txids(&cm, &k[0].address(), 0, 50), (0, vec![]));
-    assert_eq!(page_txids(&cm, &k[1].address(), 0, 50), (1, vec![winner]));
+    assert_eq!(page_txids(&cm, ix, &k[2].address(), 0, 50), (1, vec![winner]));
+    assert_eq!(page_txids(&cm, ix, &k[0].address(), 0, 50), (0, vec![]));
+    assert_eq!(page_txids(&cm, ix, &k[1].address(), 0, 50), (1, vec![winner]));
 
     // A store made before the counts existed: they are rebuilt from the index, once.
     let counts: Vec<Vec<u8>> = {
@@ -429,8 +447,63 @@ fn history_pages_newest_first_and_counts_follow_connects_reorgs_and_a_rebuild() 
         counts.into_iter().map(|k| (Column::AddrCount, k, crate::store::Change::Delete)).collect();
     wipe.push((Column::Meta, b"addr_counts".to_vec(), crate::store::Change::Delete));
     kv.write(wipe).unwrap();
-    assert_eq!(page_txids(&cm, &k[2].address(), 0, 50).0, 0, "wiped");
+    assert_eq!(page_txids(&cm, ix, &k[2].address(), 0, 50).0, 0, "wiped");
     cm.store().ensure_history_counts().unwrap();
-    assert_eq!(page_txids(&cm, &k[2].address(), 0, 50), (1, vec![winner]));
-    assert_eq!(page_txids(&cm, &k[1].address(), 0, 50).0, 1);
+    assert_eq!(page_txids(&cm, ix, &k[2].address(), 0, 50), (1, vec![winner]));
+    assert_eq!(page_txids(&cm, ix, &k[1].address(), 0, 50).0, 1);
+}
+
+#[test]
+fn the_index_resumes_from_its_own_tip_and_counts_each_block_once() {
+    let (k, params, kv) = setup();
+    let mut cm = open(&params, &kv);
+    let mut parent = params.genesis().header;
+    let mut blocks = Vec::new();
+    for i in 0..5u64 {
+        let b = child_block(
+            &params,
+            &parent,
+            vec![pay(&params, &k[0], k[1].address(), 10, 5, i)],
+            k[3].address(),
+            0,
+        );
+        parent = b.header;
+        blocks.push(b);
+    }
+    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
+    for b in &blocks[..2] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+    }
+    index.catch_up().unwrap();
+    assert_eq!(index.tip().height, 2);
+    // The node stops (or crashes) with the index at height 2; three more blocks connect
+    // before it runs again.
+    drop(index);
+    for b in &blocks[2..] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+    }
+    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
+    assert_eq!(index.tip().height, 2, "resumes from the tip it wrote");
+    // A block handed over is used as it is; the others are read back.
+    index.hint(std::sync::Arc::new(blocks[3].clone()));
+    index.catch_up().unwrap();
+    assert_eq!(index.tip().id, cm.tip());
+    let page = cm.store().history_page(&k[1].address(), 0, 50).unwrap();
+    assert_eq!(page.total, 5, "each block counted once");
+    assert_eq!(page.items.len(), 5);
+    assert_eq!(page.tip_height, 5);
+    for (pos, b) in blocks.iter().enumerate() {
+        let loc = cm.store().tx_location(&b.txs[0].txid()).unwrap().expect("indexed");
+        assert_eq!((loc.block, loc.height), (b.id(), pos as u64 + 1));
+    }
+}
+
+#[test]
+fn a_store_without_an_index_tip_is_taken_as_indexed_to_the_chain_tip() {
+    let (_k, params, kv) = setup();
+    let cm = open(&params, &kv);
+    assert_eq!(cm.store().index_tip().unwrap(), None, "the chain writes none");
+    let index = IndexFollower::open(cm.store().clone()).unwrap();
+    assert_eq!(index.tip().id, cm.tip());
+    assert_eq!(cm.store().index_tip().unwrap(), Some(cm.tip()), "recorded");
 }

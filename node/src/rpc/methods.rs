@@ -11,7 +11,7 @@ use crate::mempool::MempoolError;
 use crate::metrics::metric;
 use crate::net::Network;
 use crate::node::Node;
-use crate::store::BlockStatus;
+use crate::store::{BlockStatus, StoreError};
 use ember_core::{Address, Amount, Block, BlockHeader, BlockId, Transaction, Txid};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -53,7 +53,7 @@ pub async fn dispatch(
         "node_info" => node_info(node, net),
         "chain_getBlock" => chain_get_block(node, &p),
         "chain_getHeader" => chain_get_header(node, &p),
-        "chain_getTransaction" => chain_get_transaction(node, &p),
+        "chain_getTransaction" => chain_get_transaction(node, &p).await,
         "account_get" => account_get(node, &p),
         "account_history" => account_history(node, &p).await,
         "tx_submit" => tx_submit(node, &p, submitted).await,
@@ -259,36 +259,64 @@ fn chain_get_header(node: &Node, p: &Params) -> Result<Value, RpcError> {
     Ok(v)
 }
 
-fn chain_get_transaction(node: &Node, p: &Params) -> Result<Value, RpcError> {
+/// Waits until the tx and address indexes hold the chain's tip as it is now (they follow
+/// it on their own thread, [`crate::indexer`]); returns their tip's height.
+async fn index_synced(node: &Node) -> Result<u64, RpcError> {
+    node.indexer
+        .synced_to(node.tip.get())
+        .await
+        .map(|t| t.height)
+        .map_err(|e| RpcError::new(codes::INDEX_CATCHING_UP, e.to_string()))
+}
+
+async fn chain_get_transaction(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
     let txid: Txid =
         p.str(0, "txid")?.parse().map_err(|e| RpcError::params(format!("txid: {e}")))?;
-    let chain = node.chain.lock().expect("chain lock is never poisoned");
-    if let Some(loc) = chain.store().tx_location(&txid).map_err(internal)? {
-        let body = chain.store().body(&loc.block).map_err(internal)?.unwrap_or_default();
-        let tx = body
-            .get(loc.position as usize)
-            .ok_or_else(|| internal(format!("tx index points past block {}", loc.block)))?;
-        let mut v = tx_json(node, tx);
-        v["status"] = json!("confirmed");
-        v["block"] = json!(loc.block);
-        v["height"] = json!(loc.height);
-        v["position"] = json!(loc.position);
-        v["confirmations"] = json!(chain.height() - loc.height + 1);
+    // The mempool and the tip read together under the chain lock (a look-up, no store
+    // read): a block's payments leave the mempool under that lock before its tip is
+    // published, so a payment not pending here is confirmed at or below this tip, or
+    // unknown. Without it, a block connected between the two reads would hide a payment
+    // from both.
+    let (pending, tip) = {
+        let chain = node.chain.lock().expect("chain lock is never poisoned");
+        let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+        (mp.get(&txid).copied(), crate::tip::TipSnapshot::of(&chain))
+    };
+    if let Some(tx) = pending {
+        let mut v = tx_json(node, &tx);
+        v["status"] = json!("pending");
+        v["confirmations"] = json!(0);
         return Ok(v);
     }
-    let mp = node.mempool.lock().expect("mempool lock is never poisoned");
-    match mp.get(&txid) {
-        Some(tx) => {
-            let mut v = tx_json(node, tx);
-            v["status"] = json!("pending");
-            v["confirmations"] = json!(0);
-            Ok(v)
-        }
-        None => {
-            Err(RpcError::not_found(format!("transaction {txid} is neither confirmed nor pending")))
-        }
-    }
+    let indexed = node
+        .indexer
+        .synced_to(tip)
+        .await
+        .map_err(|e| RpcError::new(codes::INDEX_CATCHING_UP, e.to_string()))?
+        .height;
+    let store = node.store.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let Some(loc) = store.tx_location(&txid)? else { return Ok(None) };
+        let body = store.body(&loc.block)?.unwrap_or_default();
+        Ok(Some((loc, body.get(loc.position as usize).copied())))
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))?
+    .map_err(internal)?;
+    let Some((loc, tx)) = found else {
+        return Err(RpcError::not_found(format!(
+            "transaction {txid} is neither confirmed nor pending"
+        )));
+    };
+    let tx = tx.ok_or_else(|| internal(format!("tx index points past block {}", loc.block)))?;
+    let mut v = tx_json(node, &tx);
+    v["status"] = json!("confirmed");
+    v["block"] = json!(loc.block);
+    v["height"] = json!(loc.height);
+    v["position"] = json!(loc.position);
+    v["confirmations"] = json!(indexed.saturating_sub(loc.height) + 1);
+    Ok(v)
 }
 
 fn account_get(node: &Node, p: &Params) -> Result<Value, RpcError> {
@@ -330,6 +358,7 @@ async fn account_history(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcE
     if page_size == 0 || page_size > 500 {
         return Err(RpcError::params("page_size must be between 1 and 500"));
     }
+    index_synced(node).await?;
     let store = node.store.clone();
     let skip = page.saturating_mul(page_size);
     let read =

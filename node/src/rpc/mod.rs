@@ -46,6 +46,8 @@ pub mod codes {
     pub const NOT_FOUND: i64 = -32004;
     pub const TX_REFUSED: i64 = -32010;
     pub const UNSUPPORTED: i64 = -32020;
+    /// The tx and address indexes have not reached the chain's tip yet (retry).
+    pub const INDEX_CATCHING_UP: i64 = -32030;
 }
 
 /// An error answer.

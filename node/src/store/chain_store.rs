@@ -23,6 +23,8 @@ const META_TIP: &[u8] = b"tip";
 /// Present once [`Column::AddrCount`] holds every address's history length (written with a
 /// fresh store, or by [`ChainStore::ensure_history_counts`] for a store made before it).
 const META_ADDR_COUNTS: &[u8] = b"addr_counts";
+/// The last main-chain block whose entries the tx and address indexes hold (`indexer`).
+const META_INDEX_TIP: &[u8] = b"index_tip";
 /// Blocks invalidated by hand (`chain_invalidateBlock`), as a list of ids.
 const META_MANUAL_INVALID: &[u8] = b"manual_invalid";
 
@@ -88,6 +90,22 @@ fn tip_of(kv: &dyn KvRead) -> Result<Option<(BlockId, u64)>, StoreError> {
         kv.get(Column::Headers, tip.as_bytes())?.ok_or_else(|| corrupt("tip header", "missing"))?;
     let entry: HeaderEntry = decode(&entry, entry.len()).map_err(|e| corrupt("tip header", e))?;
     Ok(Some((tip, entry.header.height)))
+}
+
+/// The indexes' tip as `kv` holds it.
+fn index_tip_of(kv: &dyn KvRead) -> Result<Option<BlockId>, StoreError> {
+    kv.get(Column::Meta, META_INDEX_TIP)?
+        .map(|v| decode(&v, 32).map_err(|e| corrupt("index tip", e)))
+        .transpose()
+}
+
+/// The height of the block `id` as `kv`'s header entry says.
+fn height_of(kv: &dyn KvRead, id: &BlockId) -> Result<u64, StoreError> {
+    let entry = kv
+        .get(Column::Headers, id.as_bytes())?
+        .ok_or_else(|| corrupt("header", format!("{id} missing")))?;
+    let entry: HeaderEntry = decode(&entry, entry.len()).map_err(|e| corrupt("header", e))?;
+    Ok(entry.header.height)
 }
 
 /// The account state at one tip ([`ChainStore::state_summary`]).
@@ -243,6 +261,11 @@ impl ChainStore {
             .transpose()
     }
 
+    /// The indexes' own tip (`indexer`): `None` in a store made before they had one.
+    pub fn index_tip(&self) -> Result<Option<BlockId>, StoreError> {
+        index_tip_of(self.kv.as_ref())
+    }
+
     /// The blocks invalidated by hand (`chain_invalidateBlock`) and not reconsidered.
     pub fn manual_invalid(&self) -> Result<Vec<BlockId>, StoreError> {
         Ok(self
@@ -297,9 +320,12 @@ impl ChainStore {
     }
 
     /// Page `skip / limit` of `address`'s history, newest first, read from one snapshot so
-    /// the tip, the count and the entries agree whatever blocks are connected meanwhile. No
-    /// lock: costs one seek plus `skip + limit` index steps, and per entry one main-chain
-    /// read and one body read (a body read once per page however many entries it holds).
+    /// the count, the entries and the index tip they were written up to agree whatever is
+    /// written meanwhile. `tip_height` is the index tip's height (the indexes follow the
+    /// chain on their own thread, `indexer`; a store without an index tip is indexed to
+    /// the chain's tip). No lock: costs one seek plus `skip + limit` index steps, and per
+    /// entry one tx-index read and one body read (a body read once per page however many
+    /// entries it holds).
     pub fn history_page(
         &self,
         address: &Address,
@@ -309,8 +335,13 @@ impl ChainStore {
         let mut page = HistoryPage::default();
         self.kv.with_snapshot(&mut |kv| {
             page = HistoryPage::default();
-            let Some((_, tip_height)) = tip_of(kv)? else { return Ok(()) };
-            page.tip_height = tip_height;
+            page.tip_height = match index_tip_of(kv)? {
+                Some(id) => height_of(kv, &id)?,
+                None => match tip_of(kv)? {
+                    Some((_, height)) => height,
+                    None => return Ok(()),
+                },
+            };
             page.total = count_of(kv, address)?;
             let mut entries = Vec::with_capacity(limit);
             let mut skipped = 0;
@@ -326,21 +357,25 @@ impl ChainStore {
                 }
                 entries.len() < limit
             })?;
+            // The block of each entry comes from the tx index, written with the entry, not
+            // from the main chain, which may be ahead of the indexes or on another branch.
             // Entries come height by height, so one body is held at a time.
-            let mut current: Option<(u64, BlockId, Vec<u8>)> = None;
+            let mut current: Option<(BlockId, Vec<u8>)> = None;
             for (height, pos, txid) in entries {
-                if current.as_ref().is_none_or(|(h, _, _)| *h != height) {
-                    let Some(id) = kv.get(Column::MainChain, &height.to_be_bytes())? else {
-                        return Err(corrupt("history", format!("no main block at {height}")));
-                    };
-                    let id: BlockId =
-                        decode(&id, 32).map_err(|e| corrupt("main chain entry", e))?;
-                    let body = kv
-                        .get(Column::Bodies, id.as_bytes())?
-                        .ok_or_else(|| corrupt("history", format!("body of {id} missing")))?;
-                    current = Some((height, id, body));
+                let loc = kv
+                    .get(Column::TxIndex, txid.as_bytes())?
+                    .ok_or_else(|| corrupt("history", format!("{txid} not in the tx index")))?;
+                let loc: TxLocation = decode(&loc, 64).map_err(|e| corrupt("tx index", e))?;
+                if loc.height != height || loc.position != pos {
+                    return Err(corrupt("history", format!("{txid} indexed elsewhere")));
                 }
-                let (_, block, body) = current.as_ref().expect("set above");
+                if current.as_ref().is_none_or(|(id, _)| *id != loc.block) {
+                    let body = kv.get(Column::Bodies, loc.block.as_bytes())?.ok_or_else(|| {
+                        corrupt("history", format!("body of {} missing", loc.block))
+                    })?;
+                    current = Some((loc.block, body));
+                }
+                let (block, body) = current.as_ref().expect("set above");
                 let tx = tx_at(body, pos as usize)
                     .filter(|tx| tx.txid() == txid)
                     .ok_or_else(|| corrupt("history", format!("{txid} not at {block}:{pos}")))?;
@@ -485,5 +520,9 @@ impl Batch {
     }
     pub fn set_tip(&mut self, id: &BlockId) {
         self.ops.push((Column::Meta, META_TIP.to_vec(), Change::Put(encode(id))));
+    }
+    /// Moves the indexes' own tip (see `indexer`): written with their entries.
+    pub fn set_index_tip(&mut self, id: &BlockId) {
+        self.ops.push((Column::Meta, META_INDEX_TIP.to_vec(), Change::Put(encode(id))));
     }
 }

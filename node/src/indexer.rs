@@ -1,0 +1,311 @@
+//! The transaction and address indexes (txid -> location; address -> history, with its
+//! count), kept off the block path: a thread of their own follows the main chain with its
+//! own best block, as Bitcoin Core's optional indexes do (`src/index/base.cpp`).
+//!
+//! Connecting a block writes only the consensus state (accounts, undo record, main-chain
+//! entry, tip) in its batch; for a 500-payment block that is ~500 writes instead of
+//! ~2,500, and relay waits for no index. The [`IndexFollower`] then writes each main-chain
+//! block's index entries in batches that also move the index's own tip (`Meta`
+//! `index_tip`), so after a crash the indexes hold every block up to that tip and none
+//! after it, and the follower resumes from there: it steps back while its tip is not on the
+//! main chain (a reorg, or a branch switch a crash interrupted), deleting the entries of
+//! each block it leaves, then forward along the main chain. Bodies are never deleted, so
+//! every block it has to leave can be read back.
+//!
+//! Readers that need the index to match the chain (`chain_getTransaction`,
+//! `account_history`) wait for it to reach the tip they saw ([`Indexer::synced_to`], as
+//! Core's `BlockUntilSyncedToCurrentChain`): up to [`SYNC_WAIT`], then a clear error. The
+//! thread runs at a lower priority (nice [`NICE`]) so that on a busy machine validation and
+//! relay come first; it still gets its share of the CPU, so it never stops.
+
+use crate::store::{Batch, ChainStore, StoreError, TxLocation};
+use crate::tip::TipSnapshot;
+use ember_core::{Address, Block, BlockId};
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a reader waits for the indexes to reach the chain's tip.
+pub const SYNC_WAIT: Duration = Duration::from_secs(10);
+/// The follower thread's nice value (0 is normal, 19 the lowest priority; Linux only).
+pub const NICE: i32 = 10;
+/// Blocks handed over in memory at most, ahead of the follower (others are read back
+/// from the store): bounds the memory the hand-over holds to this many blocks.
+const HINTS: usize = 64;
+/// How far below its tip the follower keeps blocks handed over (to step back over them
+/// without reading them back).
+const REORG_HINTS: u64 = 8;
+/// Index writes gathered into one batch at most while catching up (~5 per payment).
+const BATCH_OPS: usize = 50_000;
+/// How often an idle follower looks at the chain without being told of a change.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Where the indexes stand: the last main-chain block whose entries they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexTip {
+    pub id: BlockId,
+    pub height: u64,
+}
+
+/// The readers' error when the indexes lag the chain for longer than [`SYNC_WAIT`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the transaction index is catching up with the chain (indexed to height {indexed}, \
+     chain at {chain}); retry in a few seconds"
+)]
+pub struct IndexLagging {
+    pub indexed: u64,
+    pub chain: u64,
+}
+
+/// Follows the main chain from the index tip (one step or batch per call); used by the
+/// [`Indexer`] thread, and directly by tests that want the indexes now.
+pub struct IndexFollower {
+    store: ChainStore,
+    tip: IndexTip,
+    /// Blocks handed over by the chain (connected or disconnected), by id: read from
+    /// here instead of decoding the stored body. At most [`HINTS`].
+    hints: HashMap<BlockId, Arc<Block>>,
+}
+
+impl IndexFollower {
+    /// Opens at the index tip the store holds; a store without one (fresh, or written by
+    /// an older version, whose blocks were indexed as they connected) is indexed up to
+    /// the chain's tip, which is recorded as the index tip.
+    pub fn open(store: ChainStore) -> Result<IndexFollower, StoreError> {
+        let id = match store.index_tip()? {
+            Some(id) => id,
+            None => {
+                let tip = store.tip()?.ok_or_else(|| corrupt("the store has no tip"))?;
+                let mut b = Batch::new();
+                b.set_index_tip(&tip);
+                store.write(b)?;
+                tip
+            }
+        };
+        let height = store
+            .header(&id)?
+            .ok_or_else(|| corrupt(&format!("index tip {id} has no header")))?
+            .header
+            .height;
+        Ok(IndexFollower { store, tip: IndexTip { id, height }, hints: HashMap::new() })
+    }
+
+    pub fn tip(&self) -> IndexTip {
+        self.tip
+    }
+
+    /// Keeps `block` to index (or unindex) without reading it back, unless [`HINTS`] are
+    /// held already (the follower is behind: it needs the older ones first).
+    pub fn hint(&mut self, block: Arc<Block>) {
+        if self.hints.len() < HINTS {
+            self.hints.insert(block.id(), block);
+        }
+    }
+
+    /// Drops the blocks handed over that the follower will not need: those more than
+    /// [`REORG_HINTS`] below its tip (a block it may still step back over is at its tip or
+    /// just below; one it indexed or skipped was taken or is stale).
+    fn drop_stale_hints(&mut self) {
+        let floor = self.tip.height.saturating_sub(REORG_HINTS);
+        self.hints.retain(|_, b| b.header.height > floor);
+    }
+
+    /// Runs [`IndexFollower::step`] until the indexes reach the chain's tip.
+    pub fn catch_up(&mut self) -> Result<(), StoreError> {
+        while self.step()? {}
+        Ok(())
+    }
+
+    /// One move toward the main chain: steps back over one block if the index tip left
+    /// the main chain, else writes the entries of the next main-chain blocks (one batch,
+    /// at most [`BATCH_OPS`] writes). Returns whether it moved.
+    pub fn step(&mut self) -> Result<bool, StoreError> {
+        if self.store.main_chain_at(self.tip.height)? != Some(self.tip.id) {
+            let id = self.tip.id;
+            let block = self.block(&id)?;
+            let mut b = Batch::new();
+            write_entries(&mut b, &block, false);
+            b.set_index_tip(&block.header.prev);
+            self.store.write(b)?;
+            self.tip = IndexTip { id: block.header.prev, height: self.tip.height - 1 };
+            return Ok(true);
+        }
+        let mut b = Batch::new();
+        let mut tip = self.tip;
+        while b.len() < BATCH_OPS {
+            let Some(next) = self.store.main_chain_at(tip.height + 1)? else { break };
+            let block = self.block(&next)?;
+            // The chain is switching branches under us: index what is settled first.
+            if block.header.prev != tip.id {
+                break;
+            }
+            write_entries(&mut b, &block, true);
+            tip = IndexTip { id: next, height: tip.height + 1 };
+        }
+        if tip == self.tip {
+            return Ok(false);
+        }
+        b.set_index_tip(&tip.id);
+        self.store.write(b)?;
+        self.tip = tip;
+        self.drop_stale_hints();
+        Ok(true)
+    }
+
+    /// Block `id`: the one handed over, else read back from the store.
+    fn block(&mut self, id: &BlockId) -> Result<Arc<Block>, StoreError> {
+        if let Some(b) = self.hints.remove(id) {
+            return Ok(b);
+        }
+        let header = self
+            .store
+            .header(id)?
+            .ok_or_else(|| corrupt(&format!("header of indexed block {id} missing")))?
+            .header;
+        let txs = self
+            .store
+            .body(id)?
+            .ok_or_else(|| corrupt(&format!("body of indexed block {id} missing")))?;
+        Ok(Arc::new(Block { header, txs }))
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+/// Puts (`add`) or deletes `block`'s entries: each payment's location, its sender's and its
+/// receiver's history entry (a payment to oneself once), and the history counts.
+fn write_entries(b: &mut Batch, block: &Block, add: bool) {
+    let (id, height) = (block.id(), block.header.height);
+    let sign = if add { 1 } else { -1 };
+    let mut counts: HashMap<Address, i64> = HashMap::new();
+    for (pos, tx) in block.txs.iter().enumerate() {
+        let txid = tx.txid();
+        let (from, to) = (tx.body().from, tx.body().to);
+        let loc = TxLocation { block: id, height, position: pos as u32 };
+        b.put_tx_location(&txid, add.then_some(&loc));
+        b.put_history(&from, height, pos as u32, add.then_some(&txid));
+        *counts.entry(from).or_default() += sign;
+        if to != from {
+            b.put_history(&to, height, pos as u32, add.then_some(&txid));
+            *counts.entry(to).or_default() += sign;
+        }
+    }
+    for (address, n) in counts {
+        b.add_history_count(&address, n);
+    }
+}
+
+/// The running follower: a thread, the blocks handed to it, and its published tip.
+pub struct Indexer {
+    hints: Mutex<Option<SyncSender<Arc<Block>>>>,
+    tip: watch::Receiver<IndexTip>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Indexer {
+    /// Opens the follower on `store` and starts its thread, which catches up at once.
+    pub fn start(store: ChainStore) -> Result<Indexer, StoreError> {
+        let follower = IndexFollower::open(store)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(HINTS);
+        let (publish, tip) = watch::channel(follower.tip());
+        let thread = std::thread::Builder::new()
+            .name("ember-indexer".into())
+            .spawn(move || follow(follower, rx, publish))
+            .map_err(|e| StoreError::Db(format!("cannot start the index thread: {e}")))?;
+        Ok(Indexer { hints: Mutex::new(Some(tx)), tip, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Tells the follower the main chain changed, handing over the blocks concerned
+    /// (newest last); never blocks: when the follower is [`HINTS`] blocks behind, it reads
+    /// the rest back from the store.
+    pub fn notify(&self, blocks: impl IntoIterator<Item = Arc<Block>>) {
+        let guard = self.hints.lock().expect("index hints lock is never poisoned");
+        let Some(tx) = guard.as_ref() else { return };
+        for b in blocks {
+            match tx.try_send(b) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => break,
+            }
+        }
+    }
+
+    /// Where the indexes stand now.
+    pub fn tip(&self) -> IndexTip {
+        *self.tip.borrow()
+    }
+
+    /// Waits (up to [`SYNC_WAIT`]) until the indexes hold `chain`'s tip or a later main
+    /// block, then returns their tip; else says how far behind they are.
+    pub async fn synced_to(&self, chain: TipSnapshot) -> Result<IndexTip, IndexLagging> {
+        let mut rx = self.tip.clone();
+        let reached = |t: &IndexTip| t.id == chain.tip || t.height > chain.height;
+        let waited =
+            tokio::time::timeout(SYNC_WAIT, async { rx.wait_for(reached).await.map(|t| *t).ok() })
+                .await;
+        match waited {
+            Ok(Some(t)) => Ok(t),
+            _ => Err(IndexLagging { indexed: self.tip().height, chain: chain.height }),
+        }
+    }
+
+    /// Stops the thread once its current batch is written, and waits for it.
+    pub fn stop(&self) {
+        drop(self.hints.lock().expect("index hints lock is never poisoned").take());
+        let thread = self.thread.lock().expect("index thread lock is never poisoned").take();
+        if let Some(t) = thread {
+            if t.join().is_err() {
+                tracing::error!("the index thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The thread: catch up, then wait for a change (or [`IDLE_CHECK`]), until the sender
+/// is dropped.
+fn follow(mut f: IndexFollower, rx: Receiver<Arc<Block>>, publish: watch::Sender<IndexTip>) {
+    lower_priority();
+    loop {
+        // Take every block handed over so far, then move as far as the chain is.
+        loop {
+            match rx.try_recv() {
+                Ok(b) => f.hint(b),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+            }
+        }
+        match f.step() {
+            Ok(true) => {
+                publish.send_replace(f.tip());
+                continue;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "indexing failed; retrying"),
+        }
+        match rx.recv_timeout(IDLE_CHECK) {
+            Ok(b) => f.hint(b),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Lowers this thread's scheduling priority to [`NICE`] (Linux: `setpriority` on a thread
+/// id changes that thread only); elsewhere, or if refused, it runs at normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
+        tracing::debug!(error = %e, "could not lower the index thread's priority");
+    }
+}
