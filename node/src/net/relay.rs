@@ -1,5 +1,6 @@
-//! Relay manager: new blocks pushed to every peer at once (encoded once, shared by all
-//! outboxes: compact to peers that asked for compact blocks, whole to the others); admitted
+//! Relay manager: new blocks pushed to every peer at once (encoded once, when a peer first
+//! needs it, and shared by all outboxes: compact to peers that asked for compact blocks,
+//! whole to the others); admitted
 //! payments announced by inventory in batches every 100 ms. Each peer's
 //! [`KnownInventory`] keeps us from sending it what it already has; gossip never waits, and
 //! a peer over its gossip budget is dropped as too slow.
@@ -56,17 +57,46 @@ impl KnownInventory {
     }
 }
 
-/// One block (or tip announcement) a chain event pushes to peers.
-#[derive(Debug, Clone)]
+/// One block (or tip announcement) a chain event pushes to peers. Its two encodings are
+/// made when a peer first needs one (then shared by every outbox): in a network where
+/// high-bandwidth peers got the block before we validated it, nobody needs either, and a
+/// 500-payment block is neither copied nor encoded again.
+#[derive(Debug)]
 pub struct BlockPush {
     pub inv: Inv,
-    /// For peers that did not ask for compact blocks: the whole block (or the `Inv`).
-    pub whole: outbox::Payload,
-    /// For peers that did (`SendCmpct`): the compact block; `None` for an announcement.
-    pub compact: Option<outbox::Payload>,
     /// The height a peer holds once it has the block (0 for an announcement, which proves
     /// nothing of the peer until it fetches it).
     pub height: u64,
+    what: Pushed,
+    whole: std::cell::OnceCell<outbox::Payload>,
+    compact: std::cell::OnceCell<outbox::Payload>,
+}
+
+#[derive(Debug)]
+enum Pushed {
+    /// A connected block, compact with these indexes sent whole, keyed by the nonce.
+    Block { block: Arc<ember_core::Block>, nonce: u64, lacked: Vec<u32> },
+    /// An `Inv` of the tip, the same for everyone.
+    Announcement,
+}
+
+impl BlockPush {
+    /// What a peer that did not ask for compact blocks gets: the whole block (or the `Inv`).
+    pub fn whole(&self) -> &outbox::Payload {
+        self.whole.get_or_init(|| match &self.what {
+            Pushed::Block { block, .. } => outbox::payload(&Message::Block((**block).clone())),
+            Pushed::Announcement => outbox::payload(&Message::Inv(vec![self.inv])),
+        })
+    }
+
+    /// What a peer that did (`SendCmpct`) gets: the compact block; `None` for an
+    /// announcement.
+    pub fn compact(&self) -> Option<&outbox::Payload> {
+        let Pushed::Block { block, nonce, lacked } = &self.what else { return None };
+        Some(self.compact.get_or_init(|| {
+            outbox::payload(&Message::CmpctBlock(CompactBlock::build(block, *nonce, lacked)))
+        }))
+    }
 }
 
 /// What one chain event pushes to peers. Up to [`MAX_BLOCKS_PUSHED`] connected blocks go
@@ -78,28 +108,24 @@ pub fn block_relay(
     nonce: u64,
     lacked: impl Fn(&ember_core::BlockId) -> Vec<u32>,
 ) -> Vec<BlockPush> {
+    let push = |inv, height, what| BlockPush {
+        inv,
+        height,
+        what,
+        whole: Default::default(),
+        compact: Default::default(),
+    };
     if ev.connected.len() <= MAX_BLOCKS_PUSHED {
         ev.connected
             .iter()
             .map(|b| {
                 let id = b.id();
-                let cb = CompactBlock::build(b, nonce, &lacked(&id));
-                BlockPush {
-                    inv: Inv::Block(id),
-                    whole: outbox::payload(&Message::Block((**b).clone())),
-                    compact: Some(outbox::payload(&Message::CmpctBlock(cb))),
-                    height: b.header.height,
-                }
+                let what = Pushed::Block { block: b.clone(), nonce, lacked: lacked(&id) };
+                push(Inv::Block(id), b.header.height, what)
             })
             .collect()
     } else {
-        let m = Message::Inv(vec![Inv::Block(ev.tip)]);
-        vec![BlockPush {
-            inv: Inv::Block(ev.tip),
-            whole: outbox::payload(&m),
-            compact: None,
-            height: 0,
-        }]
+        vec![push(Inv::Block(ev.tip), 0, Pushed::Announcement)]
     }
 }
 
@@ -138,12 +164,12 @@ impl Network {
                 for (id, p) in peers.iter_mut() {
                     for b in &push {
                         if p.knows(b.inv) {
-                            let payload = match (&b.compact, p.cmpct) {
+                            let payload = match (b.compact(), p.cmpct) {
                                 (Some(c), Some(_)) => {
                                     compact_sent += 1;
                                     c
                                 }
-                                _ => &b.whole,
+                                _ => b.whole(),
                             };
                             if p.outbox.gossip(payload.clone()) {
                                 p.reached(b.height);
@@ -238,22 +264,20 @@ mod tests {
         let few = block_relay(&event(1..=MAX_BLOCKS_PUSHED as u64), 5, |_| vec![0]);
         assert_eq!(few.len(), MAX_BLOCKS_PUSHED);
         for (i, push) in few.iter().enumerate() {
+            assert!(push.whole.get().is_none() && push.compact.get().is_none(), "not encoded yet");
             let b = block(i as u64 + 1);
             assert_eq!((push.inv, push.height), (Inv::Block(b.id()), b.header.height));
-            assert_eq!(*push.whole, *outbox::payload(&Message::Block((*b).clone())));
+            assert_eq!(**push.whole(), *outbox::payload(&Message::Block((*b).clone())));
             let cb = CompactBlock::build(&b, 5, &[0]);
-            assert_eq!(
-                **push.compact.as_ref().unwrap(),
-                *outbox::payload(&Message::CmpctBlock(cb))
-            );
+            assert_eq!(**push.compact().unwrap(), *outbox::payload(&Message::CmpctBlock(cb)));
         }
         let long = event(1..=MAX_BLOCKS_PUSHED as u64 + 1);
         let tip = long.tip;
         let pushed = block_relay(&long, 5, |_| vec![]);
         assert_eq!(pushed.len(), 1);
         assert_eq!((pushed[0].inv, pushed[0].height), (Inv::Block(tip), 0));
-        assert_eq!(*pushed[0].whole, *outbox::payload(&Message::Inv(vec![Inv::Block(tip)])));
-        assert!(pushed[0].compact.is_none(), "an announcement is the same for everyone");
+        assert_eq!(**pushed[0].whole(), *outbox::payload(&Message::Inv(vec![Inv::Block(tip)])));
+        assert!(pushed[0].compact().is_none(), "an announcement is the same for everyone");
     }
 
     fn txid(n: u32) -> Txid {
