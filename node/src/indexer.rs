@@ -98,6 +98,19 @@ impl IndexFollower {
         self.tip
     }
 
+    /// Records the chain's stored tip as the index tip when the store has a tip but no
+    /// index tip (written by an Ember that indexed each block as it connected it). Call it
+    /// before [`crate::chain::ChainManager::open`], which may connect blocks (a resumed
+    /// branch switch) that only the follower will index.
+    pub fn adopt_indexed_tip(store: &ChainStore) -> Result<(), StoreError> {
+        if let (None, Some(tip)) = (store.index_tip()?, store.tip()?) {
+            let mut b = Batch::new();
+            b.set_index_tip(&tip);
+            store.write(b)?;
+        }
+        Ok(())
+    }
+
     /// Keeps `block` to index (or unindex) without reading it back, unless [`HINTS`] are
     /// held already (the follower is behind: it needs the older ones first).
     pub fn hint(&mut self, block: Arc<Block>) {
@@ -206,19 +219,20 @@ pub struct Indexer {
     hints: Mutex<Option<SyncSender<Arc<Block>>>>,
     tip: watch::Receiver<IndexTip>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    store: ChainStore,
 }
 
 impl Indexer {
     /// Opens the follower on `store` and starts its thread, which catches up at once.
     pub fn start(store: ChainStore) -> Result<Indexer, StoreError> {
-        let follower = IndexFollower::open(store)?;
+        let follower = IndexFollower::open(store.clone())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(HINTS);
         let (publish, tip) = watch::channel(follower.tip());
         let thread = std::thread::Builder::new()
             .name("ember-indexer".into())
             .spawn(move || follow(follower, rx, publish))
             .map_err(|e| StoreError::Db(format!("cannot start the index thread: {e}")))?;
-        Ok(Indexer { hints: Mutex::new(Some(tx)), tip, thread: Mutex::new(Some(thread)) })
+        Ok(Indexer { hints: Mutex::new(Some(tx)), tip, thread: Mutex::new(Some(thread)), store })
     }
 
     /// Tells the follower the main chain changed, handing over the blocks concerned
@@ -240,11 +254,18 @@ impl Indexer {
         *self.tip.borrow()
     }
 
-    /// Waits (up to [`SYNC_WAIT`]) until the indexes hold `chain`'s tip or a later main
-    /// block, then returns their tip; else says how far behind they are.
+    /// Waits (up to [`SYNC_WAIT`]) until the indexes hold `chain`'s tip, or a block of the
+    /// main chain at least as high (never a tip on a branch the chain left, which may be
+    /// higher: a branch with more work can be shorter), then returns their tip; else says
+    /// how far behind they are.
     pub async fn synced_to(&self, chain: TipSnapshot) -> Result<IndexTip, IndexLagging> {
         let mut rx = self.tip.clone();
-        let reached = |t: &IndexTip| t.id == chain.tip || t.height > chain.height;
+        let store = &self.store;
+        let reached = |t: &IndexTip| {
+            t.id == chain.tip
+                || (t.height >= chain.height
+                    && store.main_chain_at(t.height).ok().flatten() == Some(t.id))
+        };
         let waited =
             tokio::time::timeout(SYNC_WAIT, async { rx.wait_for(reached).await.map(|t| *t).ok() })
                 .await;

@@ -138,6 +138,9 @@ impl Node {
     pub fn new(config: NodeConfig, store: ChainStore) -> anyhow::Result<Arc<Node>> {
         let node_key = crate::identity::NodeKey::load_or_create(&config.data_dir)?;
         let params = config.params.clone();
+        // A store from before the index follower had its indexes written with each connect:
+        // they hold its tip, which is recorded before opening the chain can connect more.
+        crate::indexer::IndexFollower::adopt_indexed_tip(&store)?;
         let chain = ChainManager::open(params.clone(), store)?;
         chain.store().ensure_history_counts()?;
         let indexer = crate::indexer::Indexer::start(chain.store().clone())?;
