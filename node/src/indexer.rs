@@ -76,16 +76,8 @@ impl IndexFollower {
     /// an older version, whose blocks were indexed as they connected) is indexed up to
     /// the chain's tip, which is recorded as the index tip.
     pub fn open(store: ChainStore) -> Result<IndexFollower, StoreError> {
-        let id = match store.index_tip()? {
-            Some(id) => id,
-            None => {
-                let tip = store.tip()?.ok_or_else(|| corrupt("the store has no tip"))?;
-                let mut b = Batch::new();
-                b.set_index_tip(&tip);
-                store.write(b)?;
-                tip
-            }
-        };
+        Self::adopt_indexed_tip(&store)?;
+        let id = store.index_tip()?.ok_or_else(|| corrupt("the store has no tip"))?;
         let height = store
             .header(&id)?
             .ok_or_else(|| corrupt(&format!("index tip {id} has no header")))?

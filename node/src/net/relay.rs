@@ -164,12 +164,13 @@ impl Network {
                 for (id, p) in peers.iter_mut() {
                     for b in &push {
                         if p.knows(b.inv) {
-                            let payload = match (b.compact(), p.cmpct) {
-                                (Some(c), Some(_)) => {
+                            // Only a peer that asked for compact blocks makes one.
+                            let payload = match p.cmpct.and_then(|_| b.compact()) {
+                                Some(c) => {
                                     compact_sent += 1;
                                     c
                                 }
-                                _ => b.whole(),
+                                None => b.whole(),
                             };
                             if p.outbox.gossip(payload.clone()) {
                                 p.reached(b.height);

@@ -259,11 +259,11 @@ fn chain_get_header(node: &Node, p: &Params) -> Result<Value, RpcError> {
     Ok(v)
 }
 
-/// Waits until the tx and address indexes hold the chain's tip as it is now (they follow
-/// it on their own thread, [`crate::indexer`]); returns their tip's height.
-async fn index_synced(node: &Node) -> Result<u64, RpcError> {
+/// Waits until the tx and address indexes hold `tip` (they follow the chain on their own
+/// thread, [`crate::indexer`]); returns their tip's height.
+async fn index_synced(node: &Node, tip: crate::tip::TipSnapshot) -> Result<u64, RpcError> {
     node.indexer
-        .synced_to(node.tip.get())
+        .synced_to(tip)
         .await
         .map(|t| t.height)
         .map_err(|e| RpcError::new(codes::INDEX_CATCHING_UP, e.to_string()))
@@ -289,12 +289,7 @@ async fn chain_get_transaction(node: &Arc<Node>, p: &Params<'_>) -> Result<Value
         v["confirmations"] = json!(0);
         return Ok(v);
     }
-    let indexed = node
-        .indexer
-        .synced_to(tip)
-        .await
-        .map_err(|e| RpcError::new(codes::INDEX_CATCHING_UP, e.to_string()))?
-        .height;
+    let indexed = index_synced(node, tip).await?;
     let store = node.store.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         let Some(loc) = store.tx_location(&txid)? else { return Ok(None) };
@@ -358,7 +353,7 @@ async fn account_history(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcE
     if page_size == 0 || page_size > 500 {
         return Err(RpcError::params("page_size must be between 1 and 500"));
     }
-    index_synced(node).await?;
+    index_synced(node, node.tip.get()).await?;
     let store = node.store.clone();
     let skip = page.saturating_mul(page_size);
     let read =
