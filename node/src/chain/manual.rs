@@ -4,9 +4,13 @@
 //! `invalidate` takes the block (and every descendant) off the main chain if it is on it,
 //! marks them invalid (kept in the store, so it survives a restart) and moves to the best
 //! remaining branch. `reconsider` clears the mark from the block, its descendants and its
-//! ancestors, for every one whose body is stored (a body is only stored after the header
-//! and the body's structure passed; a block that fails when connected again is marked
-//! again), then moves to the best branch. Headers that arrive below a block invalidated
+//! ancestors (as Core's `ResetBlockFailureFlags`): one whose body is stored is valid again
+//! (a body is only stored after the header and the body's structure passed; a block that
+//! fails when connected again is marked again), one whose body never came is header-only
+//! again if its header passes the contextual checks against its parent now (it may have
+//! failed them itself; it gets its own work back), so its body is asked for as the sync
+//! goes on; a block under a parent still invalid stays invalid. Then it moves to the best
+//! branch. Headers that arrive below a block invalidated
 //! by hand are refused without being recorded, so they are welcome once it is
 //! reconsidered (the RPC then asks every peer for headers again).
 //!
@@ -16,6 +20,7 @@
 
 use super::{ChainError, ChainManager};
 use crate::store::{Batch, BlockStatus};
+use ember_core::validate::check_header_context;
 use ember_core::BlockId;
 use std::sync::Arc;
 
@@ -85,8 +90,9 @@ impl ChainManager {
         Ok(self.height())
     }
 
-    /// Clears the invalid mark of `id`, its descendants and its ancestors where their body
-    /// is stored, then moves to the best branch. Returns the new height.
+    /// Clears the invalid mark of `id`, its descendants and its ancestors (back to valid
+    /// where the body is stored, to header-only where it is not), then moves to the best
+    /// branch. Returns the new height.
     pub fn reconsider(&mut self, id: &BlockId) -> Result<u64, ManualError> {
         if !self.index.contains_key(id) {
             return Err(ManualError::Unknown(*id));
@@ -107,16 +113,36 @@ impl ChainManager {
             }
             cur = e.header.prev;
         }
+        // Parents first: each block is judged against its parent as revived.
+        todo.sort_by_key(|cur| self.index.get(cur).map_or(0, |e| e.header.height));
+        let now_ms = (self.unix_us)() / 1000;
         let mut b = Batch::new();
         let mut cleared = 0;
         for cur in todo {
-            let invalid = self.index.get(&cur).is_some_and(|e| e.status == BlockStatus::Invalid);
-            if !invalid || self.store.body(&cur).map_err(ChainError::from)?.is_none() {
+            let Some(mut e) = self.index.get(&cur).copied() else { continue };
+            let parent = self.index.get(&e.header.prev).copied();
+            if e.status != BlockStatus::Invalid
+                || (e.header.height > 0 && parent.is_none_or(|p| p.status == BlockStatus::Invalid))
+            {
                 continue;
             }
-            let e = self.index.get_mut(&cur).expect("checked above");
-            e.status = BlockStatus::BodyStored;
-            b.put_header(&cur, e);
+            if self.store.body(&cur).map_err(ChainError::from)?.is_some() {
+                e.status = BlockStatus::BodyStored;
+            } else {
+                // A header whose body never came may have failed its own checks (recorded
+                // with its parent's work): back only if it passes them now, with its work.
+                let parent = parent.expect("checked above");
+                let times = self.recent_times(&e.header.prev);
+                if check_header_context(&self.params, &e.header, &parent.header, &times, now_ms)
+                    .is_err()
+                {
+                    continue;
+                }
+                e.work = super::work_bytes(parent.work() + super::block_work(&e.header));
+                e.status = BlockStatus::HeaderOnly;
+            }
+            self.index.insert(cur, e);
+            b.put_header(&cur, &e);
             cleared += 1;
         }
         self.store.write(b).map_err(ChainError::from)?;

@@ -507,3 +507,44 @@ fn a_store_without_an_index_tip_is_taken_as_indexed_to_the_chain_tip() {
     assert_eq!(index.tip().id, cm.tip());
     assert_eq!(cm.store().index_tip().unwrap(), Some(cm.tip()), "recorded");
 }
+
+#[test]
+fn reconsidering_a_block_restores_the_headers_above_it_whose_bodies_never_came() {
+    let (k, params, kv) = setup();
+    let mut cm = open(&params, &kv);
+    let mut parent = params.genesis().header;
+    let mut blocks = Vec::new();
+    for _ in 0..5 {
+        let b = child_block(&params, &parent, vec![], k[3].address(), 0);
+        parent = b.header;
+        blocks.push(b);
+    }
+    for b in &blocks[..3] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+    }
+    // A header-first sync had the headers of 4 and 5, not yet their bodies.
+    for b in &blocks[3..] {
+        assert!(cm.accept_header(&b.header, NOW).unwrap());
+    }
+    // And a header above block 3 that breaks a rule of its own (a wrong height).
+    let mut bad = child_block(&params, &blocks[2].header, vec![], k[2].address(), 7).header;
+    bad.height += 1;
+    assert!(ember_core::validate::solve_pow(&mut bad, u64::MAX));
+    assert!(cm.accept_header(&bad, NOW).is_err());
+    assert_eq!(cm.entry(&bad.id()).unwrap().status, BlockStatus::Invalid);
+    assert_eq!(cm.invalidate(&blocks[1].id()).unwrap(), 1);
+    assert_eq!(cm.entry(&blocks[4].id()).unwrap().status, BlockStatus::Invalid);
+    assert_eq!(cm.reconsider(&blocks[1].id()).unwrap(), 3);
+    for b in &blocks[3..] {
+        assert_eq!(cm.entry(&b.id()).unwrap().status, BlockStatus::HeaderOnly, "asked for again");
+    }
+    assert_eq!(cm.entry(&bad.id()).unwrap().status, BlockStatus::Invalid, "checked again");
+    assert_eq!(cm.best_header_height(), 5);
+    let wanted: Vec<BlockId> = cm.missing_bodies(10).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(wanted, vec![blocks[3].id(), blocks[4].id()]);
+    // The bodies the peer sends then are welcome, not "known invalid".
+    for b in &blocks[3..] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+    }
+    assert_eq!((cm.height(), cm.tip()), (5, blocks[4].id()));
+}
