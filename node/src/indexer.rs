@@ -13,19 +13,21 @@
 //! every block it has to leave can be read back.
 //!
 //! Readers that need the index to match the chain (`chain_getTransaction`,
-//! `account_history`) wait for it to reach the tip they saw ([`Indexer::synced_to`], as
-//! Core's `BlockUntilSyncedToCurrentChain`): up to [`SYNC_WAIT`], then a clear error. The
+//! `account_history`) wait for it to reach the tip they saw or the chain's tip now
+//! ([`Indexer::synced_to`], as Core's `BlockUntilSyncedToCurrentChain`), read it from one
+//! snapshot with the index tip it answers for, and read again while that tip does not
+//! [answer](Indexer::answers) them: up to [`SYNC_WAIT`], then a clear error. The
 //! thread runs at a lower priority (nice [`NICE`]) so that on a busy machine validation and
 //! relay come first; it still gets its share of the CPU, so it never stops.
 
 use crate::store::{Batch, ChainStore, StoreError, TxLocation};
-use crate::tip::TipSnapshot;
+use crate::tip::{TipCell, TipSnapshot};
 use ember_core::{Address, Block, BlockId};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How long a reader waits for the indexes to reach the chain's tip.
@@ -38,8 +40,12 @@ const HINTS: usize = 64;
 /// How far below its tip the follower keeps blocks handed over (to step back over them
 /// without reading them back).
 const REORG_HINTS: u64 = 8;
-/// Index writes gathered into one batch at most while catching up (~5 per payment).
-const BATCH_OPS: usize = 50_000;
+/// Index writes gathered into one batch at most while catching up (~5 per payment;
+/// ~150 KB), or one block's when it has more (a block is never split: the index tip moves
+/// with its last entry). Small, because the chain's own batch waits behind it in RocksDB's write queue
+/// while it is written, chain lock held: a follower starved of CPU inside a 1.5 MB batch
+/// (50,000 writes) held every block write, and so every RPC call, for seconds.
+const BATCH_OPS: usize = 5_000;
 /// How often an idle follower looks at the chain without being told of a change.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -246,24 +252,46 @@ impl Indexer {
         *self.tip.borrow()
     }
 
-    /// Waits (up to [`SYNC_WAIT`]) until the indexes hold `chain`'s tip, or a block of the
-    /// main chain at least as high (never a tip on a branch the chain left, which may be
-    /// higher: a branch with more work can be shorter), then returns their tip; else says
-    /// how far behind they are.
-    pub async fn synced_to(&self, chain: TipSnapshot) -> Result<IndexTip, IndexLagging> {
-        let mut rx = self.tip.clone();
-        let store = &self.store;
-        let reached = |t: &IndexTip| {
-            t.id == chain.tip
-                || (t.height >= chain.height
-                    && store.main_chain_at(t.height).ok().flatten() == Some(t.id))
+    /// Whether a read of the indexes made at index tip `t` answers a reader that saw the
+    /// chain at `seen` and sees it at `now`: `t` is one of the two, or a main-chain block at
+    /// least as high as `seen` (never a tip on a branch the chain left, which may be
+    /// higher: a branch with more work can be shorter; nor a block the follower is
+    /// stepping back over, which would show a history the chain never had at its tip).
+    pub fn answers(&self, t: IndexTip, seen: &TipSnapshot, now: &TipSnapshot) -> bool {
+        t.id == seen.tip
+            || t.id == now.tip
+            || (t.height >= seen.height
+                && self.store.main_chain_at(t.height).ok().flatten() == Some(t.id))
+    }
+
+    /// Waits, until `deadline`, for the indexes to [`answer`](Self::answers) a reader that
+    /// saw the chain at `seen` (the chain's tip now read from `tips`, so a chain that got
+    /// shorter meanwhile is waited for too), then returns their tip; else says how far
+    /// behind they are.
+    pub async fn synced_to(
+        &self,
+        seen: TipSnapshot,
+        tips: &TipCell,
+        deadline: Instant,
+    ) -> Result<IndexTip, IndexLagging> {
+        let mut indexed = self.tip.clone();
+        let mut chain = tips.subscribe();
+        let reached = async {
+            loop {
+                let t = *indexed.borrow_and_update();
+                let now = *chain.borrow_and_update();
+                if self.answers(t, &seen, &now) {
+                    return Some(t);
+                }
+                tokio::select! {
+                    r = indexed.changed() => r.ok()?,
+                    r = chain.changed() => r.ok()?,
+                }
+            }
         };
-        let waited =
-            tokio::time::timeout(SYNC_WAIT, async { rx.wait_for(reached).await.map(|t| *t).ok() })
-                .await;
-        match waited {
+        match tokio::time::timeout_at(deadline.into(), reached).await {
             Ok(Some(t)) => Ok(t),
-            _ => Err(IndexLagging { indexed: self.tip().height, chain: chain.height }),
+            _ => Err(IndexLagging { indexed: self.tip().height, chain: tips.get().height }),
         }
     }
 

@@ -48,6 +48,11 @@ impl TipCell {
         self.0.send_if_modified(|s| std::mem::replace(s, now) != now);
     }
 
+    /// A receiver told of every snapshot published from now on.
+    pub fn subscribe(&self) -> watch::Receiver<TipSnapshot> {
+        self.0.subscribe()
+    }
+
     /// The last published snapshot (a copy; no lock but the cell's own, held for the copy).
     pub fn get(&self) -> TipSnapshot {
         *self.0.borrow()

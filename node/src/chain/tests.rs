@@ -548,3 +548,56 @@ fn reconsidering_a_block_restores_the_headers_above_it_whose_bodies_never_came()
     }
     assert_eq!((cm.height(), cm.tip()), (5, blocks[4].id()));
 }
+
+/// A reader that saw the chain at a tip the chain then left for a lower one (an
+/// invalidation, a revert, a shorter branch with more work) is answered once the indexes
+/// reach the chain's new tip: it is never kept waiting for a tip that will not come.
+#[tokio::test]
+async fn a_reader_waits_for_the_chain_as_it_is_now_when_it_got_shorter() {
+    let (k, params, kv) = setup();
+    let mut cm = open(&params, &kv);
+    let mut parent = params.genesis().header;
+    let mut blocks = Vec::new();
+    for i in 0..5u64 {
+        let txs = vec![pay(&params, &k[0], k[1].address(), 10, 5, i)];
+        let b = child_block(&params, &parent, txs, k[3].address(), 0);
+        parent = b.header;
+        blocks.push(b);
+    }
+    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
+    for b in &blocks[..2] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+    }
+    index.catch_up().unwrap();
+    drop(index);
+    for b in &blocks[2..] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+    }
+    let tips = crate::tip::TipCell::new(&cm);
+    let seen = tips.get();
+    assert_eq!(seen.height, 5);
+    // An old payment is confirmed on the main chain whatever the index lags.
+    let old = cm.store().tx_lookup(&blocks[0].txs[0].txid(), (seen.height, seen.tip)).unwrap();
+    assert_eq!((old.tip_height, old.on_main_chain, old.chain_height), (2, true, 5));
+    assert!(!old.covers_seen, "the index is below the tip seen");
+    // The chain leaves blocks 4 and 5 before the indexes ever reach them.
+    cm.invalidate(&blocks[3].id()).unwrap();
+    let indexer = crate::indexer::Indexer::start(cm.store().clone()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let wait = indexer.synced_to(seen, &tips, deadline);
+    tokio::pin!(wait);
+    tokio::select! {
+        biased;
+        r = &mut wait => panic!("answered before the chain's new tip was published: {r:?}"),
+        () = tokio::task::yield_now() => {}
+    }
+    tips.publish(&cm);
+    let t = wait.await.expect("the indexes reach the chain's tip now");
+    assert_eq!((t.id, t.height), (blocks[2].id(), 3));
+    let read = cm.store().tx_lookup(&blocks[3].txs[0].txid(), (t.height, t.id)).unwrap();
+    assert_eq!((read.tip, read.found), (blocks[2].id(), None), "block 4 never indexed");
+    assert!(read.covers_seen, "so it is unknown to the chain as it is");
+    let read = cm.store().tx_lookup(&blocks[2].txs[0].txid(), (t.height, t.id)).unwrap();
+    assert_eq!(read.found.map(|(loc, tx)| (loc.height, tx)), Some((3, blocks[2].txs[0])));
+    assert!(read.on_main_chain);
+}

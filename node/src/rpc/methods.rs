@@ -7,14 +7,17 @@
 //! block or per payment (heights, account nonces), sizes and unix times stay numbers.
 
 use super::{codes, RpcError};
+use crate::indexer::IndexTip;
 use crate::mempool::MempoolError;
 use crate::metrics::metric;
 use crate::net::Network;
 use crate::node::Node;
-use crate::store::{BlockStatus, StoreError};
+use crate::store::BlockStatus;
+use crate::tip::TipSnapshot;
 use ember_core::{Address, Amount, Block, BlockHeader, BlockId, Transaction, Txid};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The largest integer a JSON number holds exactly in most clients (2^53 - 1).
 const MAX_JSON_INT: u64 = (1 << 53) - 1;
@@ -259,59 +262,121 @@ fn chain_get_header(node: &Node, p: &Params) -> Result<Value, RpcError> {
     Ok(v)
 }
 
-/// Waits until the tx and address indexes hold `tip` (they follow the chain on their own
-/// thread, [`crate::indexer`]); returns their tip's height.
-async fn index_synced(node: &Node, tip: crate::tip::TipSnapshot) -> Result<u64, RpcError> {
+/// Waits until the tx and address indexes answer for `seen` (they follow the chain on
+/// their own thread, [`crate::indexer`]), up to `deadline`.
+async fn index_synced(
+    node: &Node,
+    seen: TipSnapshot,
+    deadline: Instant,
+) -> Result<IndexTip, RpcError> {
     node.indexer
-        .synced_to(tip)
+        .synced_to(seen, &node.tip, deadline)
         .await
-        .map(|t| t.height)
         .map_err(|e| RpcError::new(codes::INDEX_CATCHING_UP, e.to_string()))
 }
 
+/// Whether an index read made at `tip` answers a reader that saw the chain at `seen`; when
+/// it does not (the follower was stepping back off a branch as the chain flipped), the
+/// reader reads again, until `deadline`, then gets `-32030`.
+fn read_answers(
+    node: &Node,
+    tip: IndexTip,
+    seen: &TipSnapshot,
+    deadline: Instant,
+) -> Result<bool, RpcError> {
+    if node.indexer.answers(tip, seen, &node.tip.get()) {
+        return Ok(true);
+    }
+    if Instant::now() >= deadline {
+        let lag =
+            crate::indexer::IndexLagging { indexed: tip.height, chain: node.tip.get().height };
+        return Err(RpcError::new(codes::INDEX_CATCHING_UP, lag.to_string()));
+    }
+    Ok(false)
+}
+
+/// `chain_getTransaction`: pending (from the mempool) or confirmed (from the tx index).
+/// The mempool and the tip are read together under the chain lock (a look-up, no store
+/// read): a block's payments leave the mempool under that lock before its tip is
+/// published, so a payment not pending there is confirmed at or below that tip, or
+/// unknown. A payment the tx index holds in a block of the main chain is answered at once
+/// (however far behind the index is); else the index, once it answers for that tip, is
+/// read off the lock; a payment it lacks is unknown only if the index read was made at
+/// that very tip: else a reorg may have returned it to the mempool, and both are read
+/// again.
 async fn chain_get_transaction(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
     let txid: Txid =
         p.str(0, "txid")?.parse().map_err(|e| RpcError::params(format!("txid: {e}")))?;
-    // The mempool and the tip read together under the chain lock (a look-up, no store
-    // read): a block's payments leave the mempool under that lock before its tip is
-    // published, so a payment not pending here is confirmed at or below this tip, or
-    // unknown. Without it, a block connected between the two reads would hide a payment
-    // from both.
-    let (pending, tip) = {
-        let chain = node.chain.lock().expect("chain lock is never poisoned");
-        let mp = node.mempool.lock().expect("mempool lock is never poisoned");
-        (mp.get(&txid).copied(), crate::tip::TipSnapshot::of(&chain))
-    };
-    if let Some(tx) = pending {
-        let mut v = tx_json(node, &tx);
-        v["status"] = json!("pending");
-        v["confirmations"] = json!(0);
-        return Ok(v);
+    let deadline = Instant::now() + crate::indexer::SYNC_WAIT;
+    loop {
+        let (pending, seen) = {
+            let chain = node.chain.lock().expect("chain lock is never poisoned");
+            let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+            (mp.get(&txid).copied(), TipSnapshot::of(&chain))
+        };
+        if let Some(tx) = pending {
+            let mut v = tx_json(node, &tx);
+            v["status"] = json!("pending");
+            v["confirmations"] = json!(0);
+            return Ok(v);
+        }
+        let lookup = || async {
+            let store = node.store.clone();
+            let seen = (seen.height, seen.tip);
+            tokio::task::spawn_blocking(move || store.tx_lookup(&txid, seen))
+                .await
+                .map_err(|e| internal(e.to_string()))?
+                .map_err(internal)
+        };
+        // Found in a block of the main chain: confirmed there, however far behind the
+        // index is (an old payment needs no wait for the newest blocks' entries).
+        let read = lookup().await?;
+        if let (Some((loc, tx)), true) = (&read.found, read.on_main_chain) {
+            return Ok(confirmed_json(node, loc, tx, read.chain_height));
+        }
+        index_synced(node, seen, deadline).await?;
+        let read = lookup().await?;
+        let at = IndexTip { id: read.tip, height: read.tip_height };
+        if !read_answers(node, at, &seen, deadline)? {
+            continue;
+        }
+        match &read.found {
+            Some((loc, tx)) => return Ok(confirmed_json(node, loc, tx, read.tip_height)),
+            // Read at that very tip, or at a descendant of it on the main chain: unknown.
+            None if at.id == seen.tip || read.covers_seen => {
+                return Err(RpcError::not_found(format!(
+                    "transaction {txid} is neither confirmed nor pending"
+                )))
+            }
+            // Read at another tip: the payment may have gone back to the mempool since.
+            None if Instant::now() < deadline => continue,
+            None => {
+                let lag = crate::indexer::IndexLagging {
+                    indexed: read.tip_height,
+                    chain: node.tip.get().height,
+                };
+                return Err(RpcError::new(codes::INDEX_CATCHING_UP, lag.to_string()));
+            }
+        }
     }
-    let indexed = index_synced(node, tip).await?;
-    let store = node.store.clone();
-    let found = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-        let Some(loc) = store.tx_location(&txid)? else { return Ok(None) };
-        let body = store.body(&loc.block)?.unwrap_or_default();
-        Ok(Some((loc, body.get(loc.position as usize).copied())))
-    })
-    .await
-    .map_err(|e| internal(e.to_string()))?
-    .map_err(internal)?;
-    let Some((loc, tx)) = found else {
-        return Err(RpcError::not_found(format!(
-            "transaction {txid} is neither confirmed nor pending"
-        )));
-    };
-    let tx = tx.ok_or_else(|| internal(format!("tx index points past block {}", loc.block)))?;
-    let mut v = tx_json(node, &tx);
+}
+
+/// A confirmed payment as `chain_getTransaction` shows it, `confirmations` counted from a
+/// chain at `tip_height`.
+fn confirmed_json(
+    node: &Node,
+    loc: &crate::store::TxLocation,
+    tx: &Transaction,
+    tip_height: u64,
+) -> Value {
+    let mut v = tx_json(node, tx);
     v["status"] = json!("confirmed");
     v["block"] = json!(loc.block);
     v["height"] = json!(loc.height);
     v["position"] = json!(loc.position);
-    v["confirmations"] = json!(indexed.saturating_sub(loc.height) + 1);
-    Ok(v)
+    v["confirmations"] = json!(tip_height.saturating_sub(loc.height) + 1);
+    v
 }
 
 fn account_get(node: &Node, p: &Params) -> Result<Value, RpcError> {
@@ -353,14 +418,25 @@ async fn account_history(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcE
     if page_size == 0 || page_size > 500 {
         return Err(RpcError::params("page_size must be between 1 and 500"));
     }
-    index_synced(node, node.tip.get()).await?;
-    let store = node.store.clone();
+    // Read again while the page was read at an index tip that does not answer for the
+    // chain the caller saw (the follower stepping back off a branch as the chain flips).
+    let deadline = Instant::now() + crate::indexer::SYNC_WAIT;
     let skip = page.saturating_mul(page_size);
-    let read =
-        tokio::task::spawn_blocking(move || store.history_page(&addr, skip, page_size as usize))
-            .await
-            .map_err(|e| internal(e.to_string()))?
-            .map_err(internal)?;
+    let read = loop {
+        let seen = node.tip.get();
+        index_synced(node, seen, deadline).await?;
+        let store = node.store.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            store.history_page(&addr, skip, page_size as usize)
+        })
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(internal)?;
+        if read_answers(node, IndexTip { id: read.tip, height: read.tip_height }, &seen, deadline)?
+        {
+            break read;
+        }
+    };
     let items: Vec<Value> = read
         .items
         .iter()

@@ -74,7 +74,10 @@ pub struct HistoryItem {
 /// A page of an address's history ([`ChainStore::history_page`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryPage {
-    /// The main chain's height in the snapshot the page was read from.
+    /// The index tip in the snapshot the page was read from (the chain's tip in a store
+    /// without one): the page is the history of the chain ending there.
+    pub tip: BlockId,
+    /// That tip's height.
     pub tip_height: u64,
     /// Entries the address has in all.
     pub total: u64,
@@ -90,6 +93,36 @@ fn tip_of(kv: &dyn KvRead) -> Result<Option<(BlockId, u64)>, StoreError> {
         kv.get(Column::Headers, tip.as_bytes())?.ok_or_else(|| corrupt("tip header", "missing"))?;
     let entry: HeaderEntry = decode(&entry, entry.len()).map_err(|e| corrupt("tip header", e))?;
     Ok(Some((tip, entry.header.height)))
+}
+
+/// A transaction looked up in the tx index ([`ChainStore::tx_lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxLookup {
+    /// The index tip in the snapshot it was read from (the chain's tip in a store without
+    /// one): `found` is the answer of the chain ending there.
+    pub tip: BlockId,
+    pub tip_height: u64,
+    /// Where the transaction is confirmed, and the transaction; `None` when that chain
+    /// does not hold it.
+    pub found: Option<(TxLocation, Transaction)>,
+    /// Whether, in the same snapshot, `found`'s block is on the main chain (then the
+    /// payment is confirmed there, however far behind the index is), and the main chain's
+    /// height then.
+    pub on_main_chain: bool,
+    pub chain_height: u64,
+    /// Whether, in the same snapshot, the index tip and the block `seen` (height, id) the
+    /// caller asked about are both on the main chain, the index tip at least as high: then
+    /// the indexes hold every payment of `seen`'s chain, and one they lack is not in it.
+    pub covers_seen: bool,
+}
+
+/// The tip the indexes in `kv` were written up to, with its height: the index tip, or
+/// the chain's tip in a store without one (`None` before the genesis is stored).
+fn indexed_tip_of(kv: &dyn KvRead) -> Result<Option<(BlockId, u64)>, StoreError> {
+    match index_tip_of(kv)? {
+        Some(id) => Ok(Some((id, height_of(kv, &id)?))),
+        None => tip_of(kv),
+    }
 }
 
 /// The indexes' tip as `kv` holds it.
@@ -253,6 +286,54 @@ impl ChainStore {
             .transpose()
     }
 
+    /// Looks `txid` up in the tx index and reads it from its block, all in one snapshot
+    /// together with the index tip they answer for (the follower may be stepping back
+    /// off a branch meanwhile; the caller judges whether that tip answers its question),
+    /// and whether the block holding it, the index tip and `seen` are on the main chain in
+    /// that snapshot. Costs one index read, two header reads, three main-chain reads and
+    /// one body read.
+    pub fn tx_lookup(&self, txid: &Txid, seen: (u64, BlockId)) -> Result<TxLookup, StoreError> {
+        let mut out = None;
+        self.kv.with_snapshot(&mut |kv| {
+            let (tip, tip_height) = indexed_tip_of(kv)?.ok_or_else(|| corrupt("meta", "no tip"))?;
+            let found = match kv.get(Column::TxIndex, txid.as_bytes())? {
+                None => None,
+                Some(v) => {
+                    let loc: TxLocation = decode(&v, 64).map_err(|e| corrupt("tx index", e))?;
+                    let body = kv.get(Column::Bodies, loc.block.as_bytes())?.ok_or_else(|| {
+                        corrupt("tx index", format!("body of {} missing", loc.block))
+                    })?;
+                    let tx = tx_at(&body, loc.position as usize)
+                        .filter(|tx| tx.txid() == *txid)
+                        .ok_or_else(|| {
+                            corrupt(
+                                "tx index",
+                                format!("{txid} not at {}:{}", loc.block, loc.position),
+                            )
+                        })?;
+                    Some((loc, tx))
+                }
+            };
+            let main_at = |height: u64| -> Result<Option<BlockId>, StoreError> {
+                kv.get(Column::MainChain, &height.to_be_bytes())?
+                    .map(|v| decode::<BlockId>(&v, 32).map_err(|e| corrupt("main chain entry", e)))
+                    .transpose()
+            };
+            let on_main_chain = match &found {
+                Some((loc, _)) => main_at(loc.height)? == Some(loc.block),
+                None => false,
+            };
+            let covers_seen = tip_height >= seen.0
+                && main_at(tip_height)? == Some(tip)
+                && main_at(seen.0)? == Some(seen.1);
+            let chain_height = tip_of(kv)?.map_or(0, |(_, h)| h);
+            out =
+                Some(TxLookup { tip, tip_height, found, on_main_chain, chain_height, covers_seen });
+            Ok(())
+        })?;
+        out.ok_or_else(|| corrupt("snapshot", "not read"))
+    }
+
     /// The stored tip, if the store is initialised.
     pub fn tip(&self) -> Result<Option<BlockId>, StoreError> {
         self.kv
@@ -335,13 +416,8 @@ impl ChainStore {
         let mut page = HistoryPage::default();
         self.kv.with_snapshot(&mut |kv| {
             page = HistoryPage::default();
-            page.tip_height = match index_tip_of(kv)? {
-                Some(id) => height_of(kv, &id)?,
-                None => match tip_of(kv)? {
-                    Some((_, height)) => height,
-                    None => return Ok(()),
-                },
-            };
+            let Some((tip, height)) = indexed_tip_of(kv)? else { return Ok(()) };
+            (page.tip, page.tip_height) = (tip, height);
             page.total = count_of(kv, address)?;
             let mut entries = Vec::with_capacity(limit);
             let mut skipped = 0;

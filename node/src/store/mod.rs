@@ -14,7 +14,7 @@ mod rocks;
 
 pub use chain_store::{
     Batch, BlockStatus, ChainStore, HeaderEntry, HistoryItem, HistoryPage, StateSummary,
-    TxLocation, SCHEMA_VERSION,
+    TxLocation, TxLookup, SCHEMA_VERSION,
 };
 pub use mem::MemKv;
 #[cfg(feature = "rocksdb")]
