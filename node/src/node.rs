@@ -16,6 +16,7 @@ use crate::store::ChainStore;
 use crate::store::{KvStore, RocksKv, StoreError};
 use ember_core::validate::check_tx_structure;
 use ember_core::{Block, ChainParams, Transaction, Txid};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -265,10 +266,23 @@ impl Node {
                 for b in &ev.connected {
                     mp.remove_for_block(b, &state);
                 }
-                let back: Vec<Transaction> =
-                    ev.disconnected.iter().flat_map(|b| b.txs.iter().copied()).collect();
+                // Payments the new branch confirms again are not "returned": only the
+                // others go back to the pool (and count as dropped if they no longer fit).
+                let again_confirmed: HashSet<Txid> = if ev.disconnected.is_empty() {
+                    HashSet::new()
+                } else {
+                    ev.connected.iter().flat_map(|b| b.txs.iter().map(|t| t.txid())).collect()
+                };
+                let back: Vec<Transaction> = ev
+                    .disconnected
+                    .iter()
+                    .flat_map(|b| b.txs.iter().copied())
+                    .filter(|t| !again_confirmed.contains(&t.txid()))
+                    .collect();
                 let returned = back.len();
-                let again = if back.is_empty() {
+                // Any reorg re-checks the whole pool (a disconnected miner lost its reward),
+                // even when the new branch confirms every payment again.
+                let again = if ev.disconnected.is_empty() {
                     Vec::new()
                 } else {
                     mp.readmit_reorged(back, &state, now_ms())
