@@ -11,6 +11,7 @@
 
 use ember_core::{Address, Amount, BlockId, Network, Transaction, Txid};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 use crate::rpc::{RpcClient, RpcClientError};
 
@@ -18,6 +19,14 @@ use crate::rpc::{RpcClient, RpcClientError};
 pub const TX_REFUSED: i64 = -32010;
 /// The JSON-RPC error code of "not found" (unknown transaction or block).
 pub const NOT_FOUND: i64 = -32004;
+/// The JSON-RPC error code of "the node's indexes are catching up with its chain"
+/// (`chain_getTransaction`, `account_history`; the node waited 10 s for them already).
+pub const INDEX_CATCHING_UP: i64 = -32030;
+/// How long a call answered with [`INDEX_CATCHING_UP`] is asked again before the wallet
+/// gives up (no new ask starts after it; each ask waits up to 10 s in the node).
+const INDEX_RETRY_FOR: Duration = Duration::from_secs(60);
+/// The pause between two such asks.
+const INDEX_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// Why a call to the node failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +53,15 @@ pub enum NodeError {
     /// The node does not know what was asked for.
     #[error("{0}")]
     NotFound(String),
+    /// The node's indexes stayed behind its chain for as long as the wallet asked
+    /// (a node catching up after a long sync or a deep reorg).
+    #[error("the node at {url} is still indexing its chain: {message}")]
+    IndexCatchingUp {
+        /// The URL of the node.
+        url: String,
+        /// The node's message (both heights).
+        message: String,
+    },
     /// Any other JSON-RPC error.
     #[error("the node at {url} answered with an error: {message} (error {code})")]
     Rpc {
@@ -132,7 +150,21 @@ impl NodeClient {
         self.client.url()
     }
 
+    /// Calls `method`; an [`INDEX_CATCHING_UP`] answer is asked again for up to
+    /// [`INDEX_RETRY_FOR`] (the node answers it only after waiting for its indexes).
     fn call(&self, method: &'static str, params: Value) -> Result<Value, NodeError> {
+        let give_up = Instant::now() + INDEX_RETRY_FOR;
+        loop {
+            match self.call_once(method, params.clone()) {
+                Err(NodeError::IndexCatchingUp { .. }) if Instant::now() < give_up => {
+                    std::thread::sleep(INDEX_RETRY_PAUSE);
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    fn call_once(&self, method: &'static str, params: Value) -> Result<Value, NodeError> {
         self.client.call(method, params).map_err(|e| match e {
             RpcClientError::Unreachable { url, reason } => NodeError::Unreachable { url, reason },
             RpcClientError::BadResponse { url, reason } => {
@@ -145,6 +177,9 @@ impl NodeClient {
                         NodeError::Refused { reason: reason.to_owned(), message }
                     }
                     (NOT_FOUND, _) => NodeError::NotFound(message),
+                    (INDEX_CATCHING_UP, _) => {
+                        NodeError::IndexCatchingUp { url: self.url().to_owned(), message }
+                    }
                     _ => NodeError::Rpc { url: self.url().to_owned(), code, message },
                 }
             }
@@ -212,8 +247,19 @@ impl NodeClient {
     /// `chain_getTransaction`: the node's whole answer, and the status read from it.
     /// [`NodeError::NotFound`] when the transaction is neither confirmed nor pending.
     pub fn transaction(&self, txid: &Txid) -> Result<(TxStatus, Value), NodeError> {
+        self.transaction_with(txid, true)
+    }
+
+    /// [`NodeClient::transaction`] asked once: [`NodeError::IndexCatchingUp`] is returned,
+    /// not asked again (for a caller that polls with a deadline of its own).
+    pub fn transaction_once(&self, txid: &Txid) -> Result<(TxStatus, Value), NodeError> {
+        self.transaction_with(txid, false)
+    }
+
+    fn transaction_with(&self, txid: &Txid, retry: bool) -> Result<(TxStatus, Value), NodeError> {
         const M: &str = "chain_getTransaction";
-        let v = self.call(M, json!([txid.to_string()]))?;
+        let params = json!([txid.to_string()]);
+        let v = if retry { self.call(M, params) } else { self.call_once(M, params) }?;
         let status = match field_str(&v, "status") {
             Some("pending") => TxStatus::Pending,
             Some("confirmed") => TxStatus::Confirmed {
@@ -251,4 +297,78 @@ fn field_str<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
 
 fn missing(name: &str) -> String {
     format!("field {name:?} is missing or malformed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    /// A loopback HTTP server answering each JSON-RPC request with the next of `answers`
+    /// (an `error` object or a `result`); returns its URL and how many requests it served.
+    fn serve(answers: Vec<Value>) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = std::thread::spawn(move || {
+            let mut served = 0;
+            for answer in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let req: Value = serde_json::from_slice(&body).unwrap();
+                let mut resp = json!({ "jsonrpc": "2.0", "id": req["id"] });
+                let key = if answer.get("code").is_some() { "error" } else { "result" };
+                resp[key] = answer;
+                let text = resp.to_string();
+                let mut stream = reader.into_inner();
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                )
+                .unwrap();
+                served += 1;
+            }
+            served
+        });
+        (url, served)
+    }
+
+    #[test]
+    fn a_node_whose_indexes_catch_up_is_asked_again_until_it_answers() {
+        let lagging =
+            json!({ "code": INDEX_CATCHING_UP, "message": "indexed to height 4, chain at 9" });
+        let confirmed = json!({ "status": "confirmed", "height": 7, "confirmations": 3 });
+        let (url, served) = serve(vec![lagging.clone(), lagging, confirmed]);
+        let node = NodeClient::new(&url);
+        let (status, _) = node.transaction(&Txid::from_bytes([7; 32])).unwrap();
+        assert_eq!(status, TxStatus::Confirmed { height: 7, confirmations: 3 });
+        assert_eq!(served.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn other_errors_are_not_asked_again() {
+        let unknown =
+            json!({ "code": NOT_FOUND, "message": "transaction is neither confirmed nor pending" });
+        let (url, served) = serve(vec![unknown]);
+        let node = NodeClient::new(&url);
+        assert!(matches!(
+            node.transaction(&Txid::from_bytes([7; 32])),
+            Err(NodeError::NotFound(_))
+        ));
+        assert_eq!(served.join().unwrap(), 1);
+    }
 }

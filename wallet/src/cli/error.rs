@@ -42,17 +42,18 @@ pub enum CliError {
     /// The node could not be reached, refused, or did not know the answer.
     #[error(transparent)]
     Node(#[from] NodeError),
-    /// `--wait` ran out of time; the transaction is still pending.
+    /// `--wait` ran out of time; the transaction is still pending, or the node could not
+    /// say (its index catching up).
     #[error(
-        "transaction {txid} was submitted but is not confirmed after {secs} s; it is still \
-         pending and may confirm later: check with `ember-wallet tx {txid}`{why}"
+        "transaction {txid} was submitted but is not seen confirmed after {secs} s; {why}; \
+         check with `ember-wallet tx {txid}`"
     )]
     WaitTimeout {
         /// The transaction waited for.
         txid: String,
         /// How long we waited.
         secs: u64,
-        /// Why no block took it, when the node tells (". The node ..."), else empty.
+        /// What the node last said of it, and why no block took it when the node tells.
         why: String,
     },
     /// While waiting, the node stopped knowing the transaction.
@@ -85,6 +86,7 @@ impl CliError {
             CliError::Node(NodeError::Unreachable { .. }) => "node_unreachable",
             CliError::Node(NodeError::Refused { .. }) => "refused",
             CliError::Node(NodeError::NotFound(_)) => "not_found",
+            CliError::Node(NodeError::IndexCatchingUp { .. }) => "index_catching_up",
             CliError::Node(_) => "node_error",
             CliError::WaitTimeout { .. } => "timeout",
             CliError::Dropped(_) => "dropped",

@@ -165,12 +165,15 @@ fn wait_for_block(s: &Session, txid: &Txid, timeout_secs: u64) -> Result<(u64, u
     let deadline = start + Duration::from_secs(timeout_secs);
     let height_before = node.info().ok().map(|i| i.height);
     let mut unknown_since: Option<Instant> = None;
+    // The node's last word on the payment, when it could not tell its status.
+    let mut indexing: Option<String> = None;
     let outcome = loop {
-        match node.transaction(txid) {
+        // Asked once per round: the loop's own deadline governs, not the client's retries.
+        match node.transaction_once(txid) {
             Ok((TxStatus::Confirmed { height, confirmations }, _)) => {
                 break Ok((height, confirmations));
             }
-            Ok((TxStatus::Pending, _)) => unknown_since = None,
+            Ok((TxStatus::Pending, _)) => (unknown_since, indexing) = (None, None),
             Err(NodeError::NotFound(_)) => {
                 let since = *unknown_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= DROPPED_AFTER {
@@ -180,11 +183,26 @@ fn wait_for_block(s: &Session, txid: &Txid, timeout_secs: u64) -> Result<(u64, u
             // The node may be restarting; keep asking until the deadline.
             Err(NodeError::Unreachable { url, .. }) => {
                 spinner.set_message(format!("waiting for {short}: no answer from {url}, retrying"));
+                indexing = None;
+            }
+            // Submitted; the node's indexes are behind its chain for now.
+            Err(NodeError::IndexCatchingUp { message, .. }) => {
+                spinner.set_message(format!("waiting for {short}: the node is indexing"));
+                (unknown_since, indexing) = (None, Some(message));
             }
             Err(e) => break Err(e.into()),
         }
         if Instant::now() >= deadline {
-            let why = stalled_reason(node.info().ok().as_ref(), height_before);
+            let why = match indexing {
+                Some(m) => format!(
+                    "whether it is confirmed is not known: the node's transaction index is \
+                     behind its chain ({m})"
+                ),
+                None => format!(
+                    "it is still pending and may confirm later{}",
+                    stalled_reason(node.info().ok().as_ref(), height_before)
+                ),
+            };
             break Err(CliError::WaitTimeout { txid: txid.to_string(), secs: timeout_secs, why });
         }
         std::thread::sleep(POLL_INTERVAL);
