@@ -453,23 +453,24 @@ fn history_pages_newest_first_and_counts_follow_connects_reorgs_and_a_rebuild() 
     assert_eq!(page_txids(&cm, ix, &k[1].address(), 0, 50).0, 1);
 }
 
+/// `n` blocks on the genesis, each with one payment from k0 to k1 (nonces 0, 1, ...).
+fn paying_blocks(params: &ChainParams, k: &[Keypair], n: u64) -> Vec<Block> {
+    let mut parent = params.genesis().header;
+    let mut blocks = Vec::new();
+    for i in 0..n {
+        let txs = vec![pay(params, &k[0], k[1].address(), 10, 5, i)];
+        let b = child_block(params, &parent, txs, k[3].address(), 0);
+        parent = b.header;
+        blocks.push(b);
+    }
+    blocks
+}
+
 #[test]
 fn the_index_resumes_from_its_own_tip_and_counts_each_block_once() {
     let (k, params, kv) = setup();
     let mut cm = open(&params, &kv);
-    let mut parent = params.genesis().header;
-    let mut blocks = Vec::new();
-    for i in 0..5u64 {
-        let b = child_block(
-            &params,
-            &parent,
-            vec![pay(&params, &k[0], k[1].address(), 10, 5, i)],
-            k[3].address(),
-            0,
-        );
-        parent = b.header;
-        blocks.push(b);
-    }
+    let blocks = paying_blocks(&params, &k, 5);
     let mut index = IndexFollower::open(cm.store().clone()).unwrap();
     for b in &blocks[..2] {
         cm.accept_block(b.clone(), NOW).unwrap();
@@ -556,14 +557,7 @@ fn reconsidering_a_block_restores_the_headers_above_it_whose_bodies_never_came()
 async fn a_reader_waits_for_the_chain_as_it_is_now_when_it_got_shorter() {
     let (k, params, kv) = setup();
     let mut cm = open(&params, &kv);
-    let mut parent = params.genesis().header;
-    let mut blocks = Vec::new();
-    for i in 0..5u64 {
-        let txs = vec![pay(&params, &k[0], k[1].address(), 10, 5, i)];
-        let b = child_block(&params, &parent, txs, k[3].address(), 0);
-        parent = b.header;
-        blocks.push(b);
-    }
+    let blocks = paying_blocks(&params, &k, 5);
     let mut index = IndexFollower::open(cm.store().clone()).unwrap();
     for b in &blocks[..2] {
         cm.accept_block(b.clone(), NOW).unwrap();

@@ -269,10 +269,14 @@ async fn index_synced(
     seen: TipSnapshot,
     deadline: Instant,
 ) -> Result<IndexTip, RpcError> {
-    node.indexer
-        .synced_to(seen, &node.tip, deadline)
-        .await
-        .map_err(|e| RpcError::new(codes::INDEX_CATCHING_UP, e.to_string()))
+    node.indexer.synced_to(seen, &node.tip, deadline).await.map_err(|e| lagging(node, e.indexed))
+}
+
+/// `-32030`: the indexes, at `indexed`, do not yet answer for the chain's tip (the wallet
+/// retries it).
+fn lagging(node: &Node, indexed: u64) -> RpcError {
+    let lag = crate::indexer::IndexLagging { indexed, chain: node.tip.get().height };
+    RpcError::new(codes::INDEX_CATCHING_UP, lag.to_string())
 }
 
 /// Whether an index read made at `tip` answers a reader that saw the chain at `seen`; when
@@ -288,9 +292,7 @@ fn read_answers(
         return Ok(true);
     }
     if Instant::now() >= deadline {
-        let lag =
-            crate::indexer::IndexLagging { indexed: tip.height, chain: node.tip.get().height };
-        return Err(RpcError::new(codes::INDEX_CATCHING_UP, lag.to_string()));
+        return Err(lagging(node, tip.height));
     }
     Ok(false)
 }
@@ -302,8 +304,10 @@ fn read_answers(
 /// unknown. A payment the tx index holds in a block of the main chain is answered at once
 /// (however far behind the index is); else the index, once it answers for that tip, is
 /// read off the lock; a payment it lacks is unknown only if the index read was made at
-/// that very tip: else a reorg may have returned it to the mempool, and both are read
-/// again.
+/// that very tip or at a main-chain block above it, that tip still on the main chain
+/// ([`TxLookup::covers_seen`](crate::store::TxLookup::covers_seen)): else a reorg may have
+/// returned it to the mempool, and both are read again. `-32030` after
+/// [`SYNC_WAIT`](crate::indexer::SYNC_WAIT) without such a read.
 async fn chain_get_transaction(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
     let txid: Txid =
@@ -351,13 +355,7 @@ async fn chain_get_transaction(node: &Arc<Node>, p: &Params<'_>) -> Result<Value
             }
             // Read at another tip: the payment may have gone back to the mempool since.
             None if Instant::now() < deadline => continue,
-            None => {
-                let lag = crate::indexer::IndexLagging {
-                    indexed: read.tip_height,
-                    chain: node.tip.get().height,
-                };
-                return Err(RpcError::new(codes::INDEX_CATCHING_UP, lag.to_string()));
-            }
+            None => return Err(lagging(node, read.tip_height)),
         }
     }
 }
