@@ -1582,10 +1582,43 @@ fn mempool_count(client: &RpcClient) -> Result<u64> {
 }
 
 /// Waits until every node's mempool holds exactly `count` transactions.
+/// On a timeout, the error says what each node holds: its height and mempool count, and
+/// for the first few payments of a mempool off the count, each payment's sender nonce
+/// against the sender's nonce on that node's chain (a stale payment not dropped, or one
+/// waiting for a predecessor the node never got).
 fn wait_mempools(clients: &[RpcClient], count: usize, timeout: Duration) -> Result<()> {
     wait_for(timeout, &format!("every mempool to hold {count} transactions"), || {
         clients.iter().all(|c| mempool_count(c).ok() == Some(count as u64)).then_some(())
     })
+    .map_err(|e| {
+        let held: Vec<String> =
+            clients.iter().enumerate().map(|(i, c)| mempool_state(i, c, count)).collect();
+        e.context(held.join("; "))
+    })
+}
+
+/// One node's height and mempool, as [`wait_mempools`] reports them.
+fn mempool_state(i: usize, c: &RpcClient, count: usize) -> String {
+    let height = c.call("node_info", json!([])).map(|v| v["height"].clone()).unwrap_or_default();
+    let n = mempool_count(c).unwrap_or(u64::MAX);
+    let mut out = format!("node {i}: height {height}, {n} pooled");
+    if n == count as u64 {
+        return out;
+    }
+    let ids = c.call("mempool_list", json!([3])).unwrap_or_default();
+    for id in ids.as_array().into_iter().flatten() {
+        let tx = c.call("chain_getTransaction", json!([id])).unwrap_or_default();
+        let acct = c.call("account_get", json!([tx["from"]])).unwrap_or_default();
+        out += &format!(
+            " [{} from {} nonce {} (chain nonce {}, next {})]",
+            id.as_str().unwrap_or("?"),
+            tx["from"].as_str().unwrap_or("?"),
+            tx["nonce"],
+            acct["nonce"],
+            acct["next_nonce"]
+        );
+    }
+    out
 }
 
 /// Per block, the time until nodes `0..=last` all had it.
