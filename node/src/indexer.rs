@@ -253,15 +253,20 @@ impl Indexer {
     }
 
     /// Whether a read of the indexes made at index tip `t` answers a reader that saw the
-    /// chain at `seen` and sees it at `now`: `t` is one of the two, or a main-chain block at
-    /// least as high as `seen` (never a tip on a branch the chain left, which may be
-    /// higher: a branch with more work can be shorter; nor a block the follower is
-    /// stepping back over, which would show a history the chain never had at its tip).
+    /// chain at `seen` and sees it at `now`: `t` is one of the two, or a block at least as
+    /// high as `seen` on the main chain of one of them (never a tip on a branch the chain
+    /// left, which may be higher: a branch with more work can be shorter; nor a block the
+    /// follower is stepping back over, which would show a history the chain never had at
+    /// its tip; nor a block of a branch the chain is trying, not yet published, which may
+    /// still fail).
     pub fn answers(&self, t: IndexTip, seen: &TipSnapshot, now: &TipSnapshot) -> bool {
         t.id == seen.tip
             || t.id == now.tip
             || (t.height >= seen.height
-                && self.store.main_chain_at(t.height).ok().flatten() == Some(t.id))
+                && self
+                    .store
+                    .on_published_main_chain(&t.id, t.height, &[seen.tip, now.tip])
+                    .unwrap_or(false))
     }
 
     /// Waits, until `deadline`, for the indexes to [`answer`](Self::answers) a reader that

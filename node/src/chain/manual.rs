@@ -131,12 +131,14 @@ impl ChainManager {
             } else {
                 // A header whose body never came may have failed its own checks (recorded
                 // with its parent's work): back only if it passes them now, with its work.
+                // A time too far ahead of our clock now is no fault of the header (it was
+                // never recorded invalid for that; the clock stepped back): back too.
                 let parent = parent.expect("checked above");
                 let times = self.recent_times(&e.header.prev);
-                if check_header_context(&self.params, &e.header, &parent.header, &times, now_ms)
-                    .is_err()
+                match check_header_context(&self.params, &e.header, &parent.header, &times, now_ms)
                 {
-                    continue;
+                    Err(err) if !err.is_temporary() => continue,
+                    _ => {}
                 }
                 e.work = super::work_bytes(parent.work() + super::block_work(&e.header));
                 e.status = BlockStatus::HeaderOnly;

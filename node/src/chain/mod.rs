@@ -970,4 +970,8 @@ fn best_header_of(index: &HashMap<BlockId, HeaderEntry>) -> BlockId {
 }
 
 #[cfg(test)]
+mod manual_tests;
+#[cfg(test)]
+mod reader_tests;
+#[cfg(test)]
 mod tests;

@@ -8,15 +8,15 @@ use ember_core::testkit::{child_block, devnet_funding, keys, pay};
 use ember_core::validate::SigVerifier;
 use ember_core::{Keypair, Signature, Transaction, Txid};
 
-const NOW: u64 = u64::MAX / 4;
+pub(super) const NOW: u64 = u64::MAX / 4;
 
-fn setup() -> (Vec<Keypair>, Arc<ChainParams>, Arc<dyn KvStore>) {
+pub(super) fn setup() -> (Vec<Keypair>, Arc<ChainParams>, Arc<dyn KvStore>) {
     let k = keys(4);
     let params = Arc::new(devnet_funding(&k, 100));
     (k, params, Arc::new(MemKv::new()))
 }
 
-fn open(params: &Arc<ChainParams>, kv: &Arc<dyn KvStore>) -> ChainManager {
+pub(super) fn open(params: &Arc<ChainParams>, kv: &Arc<dyn KvStore>) -> ChainManager {
     ChainManager::open(params.clone(), ChainStore::open(kv.clone(), params).unwrap()).unwrap()
 }
 
@@ -454,7 +454,7 @@ fn history_pages_newest_first_and_counts_follow_connects_reorgs_and_a_rebuild() 
 }
 
 /// `n` blocks on the genesis, each with one payment from k0 to k1 (nonces 0, 1, ...).
-fn paying_blocks(params: &ChainParams, k: &[Keypair], n: u64) -> Vec<Block> {
+pub(super) fn paying_blocks(params: &ChainParams, k: &[Keypair], n: u64) -> Vec<Block> {
     let mut parent = params.genesis().header;
     let mut blocks = Vec::new();
     for i in 0..n {
@@ -507,91 +507,4 @@ fn a_store_without_an_index_tip_is_taken_as_indexed_to_the_chain_tip() {
     let index = IndexFollower::open(cm.store().clone()).unwrap();
     assert_eq!(index.tip().id, cm.tip());
     assert_eq!(cm.store().index_tip().unwrap(), Some(cm.tip()), "recorded");
-}
-
-#[test]
-fn reconsidering_a_block_restores_the_headers_above_it_whose_bodies_never_came() {
-    let (k, params, kv) = setup();
-    let mut cm = open(&params, &kv);
-    let mut parent = params.genesis().header;
-    let mut blocks = Vec::new();
-    for _ in 0..5 {
-        let b = child_block(&params, &parent, vec![], k[3].address(), 0);
-        parent = b.header;
-        blocks.push(b);
-    }
-    for b in &blocks[..3] {
-        cm.accept_block(b.clone(), NOW).unwrap();
-    }
-    // A header-first sync had the headers of 4 and 5, not yet their bodies.
-    for b in &blocks[3..] {
-        assert!(cm.accept_header(&b.header, NOW).unwrap());
-    }
-    // And a header above block 3 that breaks a rule of its own (a wrong height).
-    let mut bad = child_block(&params, &blocks[2].header, vec![], k[2].address(), 7).header;
-    bad.height += 1;
-    assert!(ember_core::validate::solve_pow(&mut bad, u64::MAX));
-    assert!(cm.accept_header(&bad, NOW).is_err());
-    assert_eq!(cm.entry(&bad.id()).unwrap().status, BlockStatus::Invalid);
-    assert_eq!(cm.invalidate(&blocks[1].id()).unwrap(), 1);
-    assert_eq!(cm.entry(&blocks[4].id()).unwrap().status, BlockStatus::Invalid);
-    assert_eq!(cm.reconsider(&blocks[1].id()).unwrap(), 3);
-    for b in &blocks[3..] {
-        assert_eq!(cm.entry(&b.id()).unwrap().status, BlockStatus::HeaderOnly, "asked for again");
-    }
-    assert_eq!(cm.entry(&bad.id()).unwrap().status, BlockStatus::Invalid, "checked again");
-    assert_eq!(cm.best_header_height(), 5);
-    let wanted: Vec<BlockId> = cm.missing_bodies(10).into_iter().map(|(id, _)| id).collect();
-    assert_eq!(wanted, vec![blocks[3].id(), blocks[4].id()]);
-    // The bodies the peer sends then are welcome, not "known invalid".
-    for b in &blocks[3..] {
-        cm.accept_block(b.clone(), NOW).unwrap();
-    }
-    assert_eq!((cm.height(), cm.tip()), (5, blocks[4].id()));
-}
-
-/// A reader that saw the chain at a tip the chain then left for a lower one (an
-/// invalidation, a revert, a shorter branch with more work) is answered once the indexes
-/// reach the chain's new tip: it is never kept waiting for a tip that will not come.
-#[tokio::test]
-async fn a_reader_waits_for_the_chain_as_it_is_now_when_it_got_shorter() {
-    let (k, params, kv) = setup();
-    let mut cm = open(&params, &kv);
-    let blocks = paying_blocks(&params, &k, 5);
-    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
-    for b in &blocks[..2] {
-        cm.accept_block(b.clone(), NOW).unwrap();
-    }
-    index.catch_up().unwrap();
-    drop(index);
-    for b in &blocks[2..] {
-        cm.accept_block(b.clone(), NOW).unwrap();
-    }
-    let tips = crate::tip::TipCell::new(&cm);
-    let seen = tips.get();
-    assert_eq!(seen.height, 5);
-    // An old payment is confirmed on the main chain whatever the index lags.
-    let old = cm.store().tx_lookup(&blocks[0].txs[0].txid(), (seen.height, seen.tip)).unwrap();
-    assert_eq!((old.tip_height, old.on_main_chain, old.chain_height), (2, true, 5));
-    assert!(!old.covers_seen, "the index is below the tip seen");
-    // The chain leaves blocks 4 and 5 before the indexes ever reach them.
-    cm.invalidate(&blocks[3].id()).unwrap();
-    let indexer = crate::indexer::Indexer::start(cm.store().clone()).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let wait = indexer.synced_to(seen, &tips, deadline);
-    tokio::pin!(wait);
-    tokio::select! {
-        biased;
-        r = &mut wait => panic!("answered before the chain's new tip was published: {r:?}"),
-        () = tokio::task::yield_now() => {}
-    }
-    tips.publish(&cm);
-    let t = wait.await.expect("the indexes reach the chain's tip now");
-    assert_eq!((t.id, t.height), (blocks[2].id(), 3));
-    let read = cm.store().tx_lookup(&blocks[3].txs[0].txid(), (t.height, t.id)).unwrap();
-    assert_eq!((read.tip, read.found), (blocks[2].id(), None), "block 4 never indexed");
-    assert!(read.covers_seen, "so it is unknown to the chain as it is");
-    let read = cm.store().tx_lookup(&blocks[2].txs[0].txid(), (t.height, t.id)).unwrap();
-    assert_eq!(read.found.map(|(loc, tx)| (loc.height, tx)), Some((3, blocks[2].txs[0])));
-    assert!(read.on_main_chain);
 }

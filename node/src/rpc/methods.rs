@@ -301,7 +301,8 @@ fn read_answers(
 /// The mempool and the tip are read together under the chain lock (a look-up, no store
 /// read): a block's payments leave the mempool under that lock before its tip is
 /// published, so a payment not pending there is confirmed at or below that tip, or
-/// unknown. A payment the tx index holds in a block of the main chain is answered at once
+/// unknown. A payment the tx index holds in a block of a published tip's main chain
+/// ([`TxLookup::confirmed_on`](crate::store::TxLookup::confirmed_on)) is answered at once
 /// (however far behind the index is); else the index, once it answers for that tip, is
 /// read off the lock; a payment it lacks is unknown only if the index read was made at
 /// that very tip or at a main-chain block above it, that tip still on the main chain
@@ -333,10 +334,10 @@ async fn chain_get_transaction(node: &Arc<Node>, p: &Params<'_>) -> Result<Value
                 .map_err(|e| internal(e.to_string()))?
                 .map_err(internal)
         };
-        // Found in a block of the main chain: confirmed there, however far behind the
-        // index is (an old payment needs no wait for the newest blocks' entries).
+        // Found in a block of a published main chain: confirmed there, however far behind
+        // the index is (an old payment needs no wait for the newest blocks' entries).
         let read = lookup().await?;
-        if let (Some((loc, tx)), true) = (&read.found, read.on_main_chain) {
+        if let Some((loc, tx)) = read.confirmed_on(&[seen.tip, node.tip.get().tip]) {
             return Ok(confirmed_json(node, loc, tx, read.chain_height));
         }
         index_synced(node, seen, deadline).await?;

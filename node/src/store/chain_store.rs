@@ -105,15 +105,33 @@ pub struct TxLookup {
     /// Where the transaction is confirmed, and the transaction; `None` when that chain
     /// does not hold it.
     pub found: Option<(TxLocation, Transaction)>,
-    /// Whether, in the same snapshot, `found`'s block is on the main chain (then the
-    /// payment is confirmed there, however far behind the index is), and the main chain's
-    /// height then.
+    /// Whether, in the same snapshot, `found`'s block is on the main chain, and the main
+    /// chain's tip and height then. A chain being switched under the chain lock shows the
+    /// new branch's first blocks as main before its tip is published (and before a later
+    /// block of it may fail): only [`TxLookup::confirmed_on`] says "confirmed".
     pub on_main_chain: bool,
+    pub chain_tip: BlockId,
     pub chain_height: u64,
     /// Whether, in the same snapshot, the index tip and the block `seen` (height, id) the
     /// caller asked about are both on the main chain, the index tip at least as high: then
     /// the indexes hold every payment of `seen`'s chain, and one they lack is not in it.
     pub covers_seen: bool,
+}
+
+/// The main chain's block at `height` in `kv`.
+fn main_chain_of(kv: &dyn KvRead, height: u64) -> Result<Option<BlockId>, StoreError> {
+    kv.get(Column::MainChain, &height.to_be_bytes())?
+        .map(|v| decode::<BlockId>(&v, 32).map_err(|e| corrupt("main chain entry", e)))
+        .transpose()
+}
+
+impl TxLookup {
+    /// The payment's block and the payment when `found`'s block was on the main chain of a
+    /// published tip (one of `published`) in the snapshot read: then it is confirmed there,
+    /// however far behind the index is.
+    pub fn confirmed_on(&self, published: &[BlockId]) -> Option<&(TxLocation, Transaction)> {
+        self.found.as_ref().filter(|_| self.on_main_chain && published.contains(&self.chain_tip))
+    }
 }
 
 /// The tip the indexes in `kv` were written up to, with its height: the index tip, or
@@ -257,10 +275,25 @@ impl ChainStore {
     }
 
     pub fn main_chain_at(&self, height: u64) -> Result<Option<BlockId>, StoreError> {
-        self.kv
-            .get(Column::MainChain, &height.to_be_bytes())?
-            .map(|v| decode(&v, 32).map_err(|e| corrupt("main chain entry", e)))
-            .transpose()
+        main_chain_of(&*self.kv, height)
+    }
+
+    /// Whether, in one snapshot, the stored tip is one of `published` (tips the node has
+    /// published: not a block of a branch being tried under the chain lock, which may still
+    /// fail) and `id` is the main chain's block at `height`. Two reads.
+    pub fn on_published_main_chain(
+        &self,
+        id: &BlockId,
+        height: u64,
+        published: &[BlockId],
+    ) -> Result<bool, StoreError> {
+        let mut on = false;
+        self.kv.with_snapshot(&mut |kv| {
+            on = tip_of(kv)?.is_some_and(|(tip, _)| published.contains(&tip))
+                && main_chain_of(kv, height)? == Some(*id);
+            Ok(())
+        })?;
+        Ok(on)
     }
 
     pub fn account(&self, address: &Address) -> Result<Account, StoreError> {
@@ -314,11 +347,7 @@ impl ChainStore {
                     Some((loc, tx))
                 }
             };
-            let main_at = |height: u64| -> Result<Option<BlockId>, StoreError> {
-                kv.get(Column::MainChain, &height.to_be_bytes())?
-                    .map(|v| decode::<BlockId>(&v, 32).map_err(|e| corrupt("main chain entry", e)))
-                    .transpose()
-            };
+            let main_at = |height: u64| main_chain_of(kv, height);
             let on_main_chain = match &found {
                 Some((loc, _)) => main_at(loc.height)? == Some(loc.block),
                 None => false,
@@ -326,9 +355,16 @@ impl ChainStore {
             let covers_seen = tip_height >= seen.0
                 && main_at(tip_height)? == Some(tip)
                 && main_at(seen.0)? == Some(seen.1);
-            let chain_height = tip_of(kv)?.map_or(0, |(_, h)| h);
-            out =
-                Some(TxLookup { tip, tip_height, found, on_main_chain, chain_height, covers_seen });
+            let (chain_tip, chain_height) = tip_of(kv)?.unwrap_or((BlockId::ZERO, 0));
+            out = Some(TxLookup {
+                tip,
+                tip_height,
+                found,
+                on_main_chain,
+                chain_tip,
+                chain_height,
+                covers_seen,
+            });
             Ok(())
         })?;
         out.ok_or_else(|| corrupt("snapshot", "not read"))
