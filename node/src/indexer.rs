@@ -34,9 +34,13 @@ use tokio::sync::watch;
 pub const SYNC_WAIT: Duration = Duration::from_secs(10);
 /// The follower thread's nice value (0 is normal, 19 the lowest priority; Linux only).
 pub const NICE: i32 = 10;
-/// Blocks handed over in memory at most, ahead of the follower (others are read back
-/// from the store): bounds the memory the hand-over holds to this many blocks.
-const HINTS: usize = 64;
+/// Blocks waiting in the hand-over channel at most (others are read back from the
+/// store): with [`HINT_PAYMENTS`], what bounds the memory the hand-over holds.
+const HINTS: usize = 8;
+/// Payments in the blocks the follower keeps handed over, at most (~216 bytes each in
+/// memory: ~11 MB; a block that would pass it is read back from the store instead). By
+/// payments, not blocks: 64 blocks of a busy chain held ~128 MB while the follower lagged.
+pub const HINT_PAYMENTS: usize = 50_000;
 /// How far below its tip the follower keeps blocks handed over (to step back over them
 /// without reading them back).
 const REORG_HINTS: u64 = 8;
@@ -73,8 +77,10 @@ pub struct IndexFollower {
     store: ChainStore,
     tip: IndexTip,
     /// Blocks handed over by the chain (connected or disconnected), by id: read from
-    /// here instead of decoding the stored body. At most [`HINTS`].
+    /// here instead of decoding the stored body. At most [`HINT_PAYMENTS`] payments.
     hints: HashMap<BlockId, Arc<Block>>,
+    /// The payments `hints` holds.
+    hinted: usize,
 }
 
 impl IndexFollower {
@@ -89,7 +95,7 @@ impl IndexFollower {
             .ok_or_else(|| corrupt(&format!("index tip {id} has no header")))?
             .header
             .height;
-        Ok(IndexFollower { store, tip: IndexTip { id, height }, hints: HashMap::new() })
+        Ok(IndexFollower { store, tip: IndexTip { id, height }, hints: HashMap::new(), hinted: 0 })
     }
 
     pub fn tip(&self) -> IndexTip {
@@ -109,12 +115,22 @@ impl IndexFollower {
         Ok(())
     }
 
-    /// Keeps `block` to index (or unindex) without reading it back, unless [`HINTS`] are
-    /// held already (the follower is behind: it needs the older ones first).
+    /// Keeps `block` to index (or unindex) without reading it back, unless the blocks held
+    /// already come to [`HINT_PAYMENTS`] with it (the follower is behind: it needs the
+    /// older ones first).
     pub fn hint(&mut self, block: Arc<Block>) {
-        if self.hints.len() < HINTS {
-            self.hints.insert(block.id(), block);
+        let n = block.txs.len();
+        if self.hinted + n <= HINT_PAYMENTS {
+            if let Some(old) = self.hints.insert(block.id(), block) {
+                self.hinted -= old.txs.len();
+            }
+            self.hinted += n;
         }
+    }
+
+    /// Blocks and payments held handed over.
+    pub fn hinted(&self) -> (usize, usize) {
+        (self.hints.len(), self.hinted)
     }
 
     /// Drops the blocks handed over that the follower will not need: those more than
@@ -122,7 +138,14 @@ impl IndexFollower {
     /// just below; one it indexed or skipped was taken or is stale).
     fn drop_stale_hints(&mut self) {
         let floor = self.tip.height.saturating_sub(REORG_HINTS);
-        self.hints.retain(|_, b| b.header.height > floor);
+        let hinted = &mut self.hinted;
+        self.hints.retain(|_, b| {
+            let keep = b.header.height > floor;
+            if !keep {
+                *hinted -= b.txs.len();
+            }
+            keep
+        });
     }
 
     /// Runs [`IndexFollower::step`] until the indexes reach the chain's tip.
@@ -170,6 +193,7 @@ impl IndexFollower {
     /// Block `id`: the one handed over, else read back from the store.
     fn block(&mut self, id: &BlockId) -> Result<Arc<Block>, StoreError> {
         if let Some(b) = self.hints.remove(id) {
+            self.hinted -= b.txs.len();
             return Ok(b);
         }
         let header = self

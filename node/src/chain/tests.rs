@@ -466,6 +466,43 @@ pub(super) fn paying_blocks(params: &ChainParams, k: &[Keypair], n: u64) -> Vec<
     blocks
 }
 
+/// A follower that lags holds the blocks handed to it up to a bound in payments, not in
+/// blocks (64 busy blocks held ~128 MB), and still indexes the blocks it refused to hold.
+#[test]
+fn blocks_handed_to_the_index_follower_are_held_up_to_a_payment_bound() {
+    use crate::indexer::HINT_PAYMENTS;
+    let (k, params, kv) = setup();
+    let mut cm = open(&params, &kv);
+    let blocks = paying_blocks(&params, &k, 12);
+    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
+    // Blocks of a busy branch, each half the bound.
+    let big: Vec<Arc<Block>> = (0..3u64)
+        .map(|i| {
+            let mut b = child_block(&params, &params.genesis().header, vec![], k[2].address(), i);
+            b.txs = vec![blocks[0].txs[0]; HINT_PAYMENTS / 2];
+            Arc::new(b)
+        })
+        .collect();
+    for b in &big {
+        index.hint(b.clone());
+    }
+    assert_eq!(index.hinted(), (2, HINT_PAYMENTS), "the third would pass the bound");
+    index.hint(big[0].clone());
+    assert_eq!(index.hinted(), (2, HINT_PAYMENTS), "the same block counted once");
+    for b in &blocks {
+        cm.accept_block(b.clone(), NOW).unwrap();
+        index.hint(Arc::new(b.clone()));
+    }
+    assert_eq!(index.hinted(), (2, HINT_PAYMENTS), "refused: the bound is full");
+    index.catch_up().unwrap();
+    assert_eq!(index.tip().id, cm.tip());
+    for (pos, b) in blocks.iter().enumerate() {
+        let loc = cm.store().tx_location(&b.txs[0].txid()).unwrap().expect("read back, indexed");
+        assert_eq!((loc.block, loc.height), (b.id(), pos as u64 + 1));
+    }
+    assert_eq!(index.hinted(), (0, 0), "blocks far below the index tip are let go");
+}
+
 #[test]
 fn the_index_resumes_from_its_own_tip_and_counts_each_block_once() {
     let (k, params, kv) = setup();
