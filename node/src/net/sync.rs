@@ -30,8 +30,9 @@ enum Stored {
 
 /// The block bodies to ask one peer for, from `wanted` (header-only blocks on the best
 /// header chain, oldest first, with their heights): only what the peer can have (at most
-/// its `height`), not already asked of it or of another peer, not stalled with it before,
-/// at most [`MAX_BLOCKS_IN_FLIGHT`] in flight with it.
+/// its `height`), not already asked of it or of another peer, not in `stalled` (those it
+/// stalled on that another peer can serve, [`stalled_to_avoid`]), at most
+/// [`MAX_BLOCKS_IN_FLIGHT`] in flight with it.
 pub fn pick_requests(
     wanted: &[(BlockId, u64)],
     height: u64,
@@ -53,6 +54,29 @@ pub fn pick_requests(
         .collect()
 }
 
+/// The blocks stalled with one peer (`stalled`) that it is not asked for again: those
+/// another connected peer can be asked for (`others`: each other peer's height and its own
+/// stalled blocks). A block nobody else can serve is asked again of the peer that stalled
+/// on it, at the next request round: a busy peer on the only path to the chain (a node with
+/// one peer, a line), slow or answering `NotFound` for a block it forwarded before storing
+/// it, would else never be asked again while connected, and the node stopped syncing for
+/// good (Core disconnects a peer that stalls the download window, which on
+/// the only path cuts the node off all the same).
+pub fn stalled_to_avoid(
+    stalled: &HashSet<BlockId>,
+    wanted: &[(BlockId, u64)],
+    others: &[(u64, &HashSet<BlockId>)],
+) -> HashSet<BlockId> {
+    wanted
+        .iter()
+        .filter(|(b, h)| {
+            stalled.contains(b)
+                && others.iter().any(|(height, theirs)| height >= h && !theirs.contains(b))
+        })
+        .map(|(b, _)| *b)
+        .collect()
+}
+
 /// The group a missing body is charged to when no connected peer can be asked for it
 /// (see [`Network::mark_unrequestable`]); no peer's group looks like it.
 const NOBODY: &[u8] = b"(no connected peer)";
@@ -61,8 +85,8 @@ const NOBODY: &[u8] = b"(no connected peer)";
 pub const MAX_STALLED: usize = 100_000;
 
 /// Moves the requests of one peer older than `after` at `now` from `in_flight` to
-/// `stalled` (never asked of that peer again while it is connected); returns them, with
-/// their heights. `stalled` holds at most [`MAX_STALLED`] ids.
+/// `stalled` (not asked of that peer again while it is connected and another peer can be
+/// asked, [`stalled_to_avoid`]); returns them, with their heights. `stalled` holds at most [`MAX_STALLED`] ids.
 pub fn take_stalled(
     in_flight: &mut HashMap<BlockId, (Instant, u64)>,
     stalled: &mut HashSet<BlockId>,
@@ -392,9 +416,16 @@ impl Network {
             .filter(|(pid, _)| **pid != id)
             .flat_map(|(_, p)| p.in_flight.keys().copied())
             .collect();
+        let Some(p) = peers.get(&id) else { return };
+        let others: Vec<(u64, &HashSet<BlockId>)> = peers
+            .iter()
+            .filter(|(pid, _)| **pid != id)
+            .map(|(_, q)| (q.height, &q.stalled))
+            .collect();
+        let avoid = stalled_to_avoid(&p.stalled, &wanted, &others);
         let Some(p) = peers.get_mut(&id) else { return };
         let ask: Vec<Inv> =
-            pick_requests(&wanted, p.height, &p.in_flight, &p.stalled, &in_flight_elsewhere)
+            pick_requests(&wanted, p.height, &p.in_flight, &avoid, &in_flight_elsewhere)
                 .into_iter()
                 .map(Inv::Block)
                 .collect();
@@ -440,7 +471,7 @@ mod tests {
             (in_flight.len(), stalled.iter().copied().collect::<Vec<_>>()),
             (1, vec![id(1)])
         );
-        // Stalled blocks are never picked for that peer again.
+        // Stalled blocks to avoid are not picked for that peer.
         let wanted = [(id(1), 1), (id(2), 2), (id(3), 3)];
         assert_eq!(pick_requests(&wanted, 3, &in_flight, &stalled, &HashSet::new()), vec![id(3)]);
         // The stalled set is bounded.
@@ -457,6 +488,29 @@ mod tests {
             MAX_STALLED + 1
         );
         assert!(stalled.is_empty(), "over {MAX_STALLED}: forgotten at once");
+    }
+
+    /// A node whose only peer that has the blocks stalled on them (busy serving, on a
+    /// line) asks it again; with another peer that can serve them, it asks that one.
+    #[test]
+    fn a_block_stalled_with_the_only_peer_that_has_it_is_asked_of_it_again() {
+        let wanted: Vec<(BlockId, u64)> = (1..=4u8).map(|n| (id(n), n as u64)).collect();
+        let stalled: HashSet<BlockId> = [id(1), id(2)].into();
+        let none = HashSet::new();
+        // Alone (or the others are behind): nothing to avoid, both are asked again.
+        assert!(stalled_to_avoid(&stalled, &wanted, &[]).is_empty());
+        // Another at height 1 can serve block 1 only: block 2 is asked of this one again.
+        assert!(stalled_to_avoid(&stalled, &wanted, &[(1, &none)]) == [id(1)].into());
+        let avoid = stalled_to_avoid(&stalled, &wanted, &[(0, &none)]);
+        let got = pick_requests(&wanted, 4, &HashMap::new(), &avoid, &none);
+        assert_eq!(got, (1..=4u8).map(id).collect::<Vec<_>>());
+        // Another peer at the tip can serve both: they go there, not back to this one.
+        let avoid = stalled_to_avoid(&stalled, &wanted, &[(4, &none)]);
+        assert_eq!(pick_requests(&wanted, 4, &HashMap::new(), &avoid, &none), vec![id(3), id(4)]);
+        // One that stalled on block 1 too cannot: block 1 is asked of this peer again.
+        let theirs: HashSet<BlockId> = [id(1)].into();
+        let avoid = stalled_to_avoid(&stalled, &wanted, &[(4, &theirs)]);
+        assert_eq!(avoid, [id(2)].into());
     }
 
     #[test]
