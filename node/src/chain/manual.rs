@@ -7,8 +7,9 @@
 //! ancestors (as Core's `ResetBlockFailureFlags`): one whose body is stored is valid again
 //! (a body is only stored after the header and the body's structure passed; a block that
 //! fails when connected again is marked again), one whose body never came is header-only
-//! again if its header passes the contextual checks against its parent now (it may have
-//! failed them itself; it gets its own work back), so its body is asked for as the sync
+//! again if its header passes the contextual checks against its parent (the clock left
+//! out: "too far in the future" is never a recorded fault; it may have failed the others
+//! itself; it gets its own work back), so its body is asked for as the sync
 //! goes on; a block under a parent still invalid stays invalid. Then it moves to the best
 //! branch. Headers that arrive below a block invalidated
 //! by hand are refused without being recorded, so they are welcome once it is
@@ -115,7 +116,6 @@ impl ChainManager {
         }
         // Parents first: each block is judged against its parent as revived.
         todo.sort_by_key(|cur| self.index.get(cur).map_or(0, |e| e.header.height));
-        let now_ms = (self.unix_us)() / 1000;
         let mut b = Batch::new();
         let mut cleared = 0;
         for cur in todo {
@@ -131,14 +131,15 @@ impl ChainManager {
             } else {
                 // A header whose body never came may have failed its own checks (recorded
                 // with its parent's work): back only if it passes them now, with its work.
-                // A time too far ahead of our clock now is no fault of the header (it was
-                // never recorded invalid for that; the clock stepped back): back too.
+                // Checked with the clock left out: a time too far ahead of our clock now is
+                // no fault of the header (never recorded invalid for that; the clock stepped
+                // back), and it must not hide a rule checked after it (the target).
                 let parent = parent.expect("checked above");
                 let times = self.recent_times(&e.header.prev);
-                match check_header_context(&self.params, &e.header, &parent.header, &times, now_ms)
+                if check_header_context(&self.params, &e.header, &parent.header, &times, u64::MAX)
+                    .is_err()
                 {
-                    Err(err) if !err.is_temporary() => continue,
-                    _ => {}
+                    continue;
                 }
                 e.work = super::work_bytes(parent.work() + super::block_work(&e.header));
                 e.status = BlockStatus::HeaderOnly;

@@ -286,3 +286,34 @@ fn reconsider_revives_a_header_only_too_new_for_the_clock_now() {
         cm.accept_header(&h3, h3.time).err()
     );
 }
+
+/// The same clock, and a header that broke a rule checked after the time (its target):
+/// it stays invalid, so its body is never asked for nor connected unchecked (found by a
+/// review helper: the temporary "too new" hid the wrong target).
+#[test]
+fn reconsider_keeps_a_header_with_the_wrong_target_invalid_whatever_the_clock() {
+    let (k, params, kv) = setup();
+    let mut cm = open(&params, &kv);
+    let g = params.genesis().header;
+    let b1 = child_block(&params, &g, vec![], k[3].address(), 0);
+    let b2 = child_block(&params, &b1.header, vec![], k[3].address(), 0);
+    cm.accept_block(b1.clone(), NOW).unwrap();
+    cm.accept_block(b2.clone(), NOW).unwrap();
+    fn clock() -> u64 {
+        (1_700_000_000_000 + 10_000) * 1000
+    }
+    cm.unix_us = clock;
+    let mut h3 = child_block(&params, &b2.header, vec![], k[3].address(), 0).header;
+    h3.time = 1_700_000_000_000 + 10_000 + 600_000;
+    let harder = h3.target.expand().unwrap() >> 1;
+    h3.target = ember_core::pow::CompactTarget::from_target(harder);
+    let h3 = solved(h3);
+    assert!(cm.accept_header(&h3, h3.time).is_err(), "wrong target");
+    assert_eq!(cm.entry(&h3.id()).unwrap().status, BlockStatus::Invalid);
+    cm.invalidate(&b2.id()).unwrap();
+    cm.reconsider(&b2.id()).unwrap();
+    assert_eq!(cm.height(), 2);
+    assert_eq!(cm.entry(&h3.id()).unwrap().status, BlockStatus::Invalid);
+    assert_eq!(cm.best_header_height(), 2);
+    assert!(cm.missing_bodies(10).is_empty(), "its body is never asked for");
+}
