@@ -253,32 +253,42 @@ fn reconsider_above_a_bad_body_never_puts_the_chain_on_it() {
     assert_eq!(stored, replayed);
 }
 
-/// A header whose time is ahead of the clock when it is reconsidered (the clock stepped
-/// back): "too far in the future" is temporary, never recorded as invalid when a header
-/// arrives, so reconsider does not make it permanent either (found by a review helper).
-#[test]
-fn reconsider_revives_a_header_only_too_new_for_the_clock_now() {
+/// Blocks 1 and 2, a clock that reads 10 minutes before block 3's header `h3` (made by
+/// `edit` from a valid one, then solved), and `h3` offered when the clock read its time.
+/// Returns the chain, block 2's id and `h3`, with what accepting it said.
+fn header_ahead_of_the_clock(
+    edit: impl Fn(&mut BlockHeader),
+) -> (ChainManager, BlockId, BlockHeader, Result<bool, ChainError>) {
     let (k, params, kv) = setup();
     let mut cm = open(&params, &kv);
-    let g = params.genesis().header;
-    let b1 = child_block(&params, &g, vec![], k[3].address(), 0);
+    let b1 = child_block(&params, &params.genesis().header, vec![], k[3].address(), 0);
     let b2 = child_block(&params, &b1.header, vec![], k[3].address(), 0);
-    cm.accept_block(b1.clone(), NOW).unwrap();
+    cm.accept_block(b1, NOW).unwrap();
     cm.accept_block(b2.clone(), NOW).unwrap();
-    // h3 is 10 minutes ahead of the clock reconsider reads (accepted when "now" was later).
     fn clock() -> u64 {
         (1_700_000_000_000 + 10_000) * 1000
     }
     cm.unix_us = clock;
     let mut h3 = child_block(&params, &b2.header, vec![], k[3].address(), 0).header;
     h3.time = 1_700_000_000_000 + 10_000 + 600_000;
+    edit(&mut h3);
     let h3 = solved(h3);
-    assert!(cm.accept_header(&h3, h3.time).unwrap(), "valid when it came");
-    cm.invalidate(&b2.id()).unwrap();
-    cm.reconsider(&b2.id()).unwrap();
+    let accepted = cm.accept_header(&h3, h3.time);
+    (cm, b2.id(), h3, accepted)
+}
+
+/// A header whose time is ahead of the clock when it is reconsidered (the clock stepped
+/// back): "too far in the future" is temporary, never recorded as invalid when a header
+/// arrives, so reconsider does not make it permanent either (found by a review helper).
+#[test]
+fn reconsider_revives_a_header_only_too_new_for_the_clock_now() {
+    let (mut cm, b2, h3, accepted) = header_ahead_of_the_clock(|_| {});
+    assert!(accepted.unwrap(), "valid when it came");
+    cm.invalidate(&b2).unwrap();
+    cm.reconsider(&b2).unwrap();
     assert_eq!(cm.height(), 2);
     let st = cm.entry(&h3.id()).unwrap().status;
-    // A header accept_header would now refuse without recording (TimeTooNew is temporary)...
+    // A header accept_header would now refuse without recording (TimeTooNew is temporary).
     assert_eq!(
         st,
         BlockStatus::HeaderOnly,
@@ -292,26 +302,14 @@ fn reconsider_revives_a_header_only_too_new_for_the_clock_now() {
 /// review helper: the temporary "too new" hid the wrong target).
 #[test]
 fn reconsider_keeps_a_header_with_the_wrong_target_invalid_whatever_the_clock() {
-    let (k, params, kv) = setup();
-    let mut cm = open(&params, &kv);
-    let g = params.genesis().header;
-    let b1 = child_block(&params, &g, vec![], k[3].address(), 0);
-    let b2 = child_block(&params, &b1.header, vec![], k[3].address(), 0);
-    cm.accept_block(b1.clone(), NOW).unwrap();
-    cm.accept_block(b2.clone(), NOW).unwrap();
-    fn clock() -> u64 {
-        (1_700_000_000_000 + 10_000) * 1000
-    }
-    cm.unix_us = clock;
-    let mut h3 = child_block(&params, &b2.header, vec![], k[3].address(), 0).header;
-    h3.time = 1_700_000_000_000 + 10_000 + 600_000;
-    let harder = h3.target.expand().unwrap() >> 1;
-    h3.target = ember_core::pow::CompactTarget::from_target(harder);
-    let h3 = solved(h3);
-    assert!(cm.accept_header(&h3, h3.time).is_err(), "wrong target");
+    let (mut cm, b2, h3, accepted) = header_ahead_of_the_clock(|h| {
+        let harder = h.target.expand().unwrap() >> 1;
+        h.target = ember_core::pow::CompactTarget::from_target(harder);
+    });
+    assert!(accepted.is_err(), "wrong target");
     assert_eq!(cm.entry(&h3.id()).unwrap().status, BlockStatus::Invalid);
-    cm.invalidate(&b2.id()).unwrap();
-    cm.reconsider(&b2.id()).unwrap();
+    cm.invalidate(&b2).unwrap();
+    cm.reconsider(&b2).unwrap();
     assert_eq!(cm.height(), 2);
     assert_eq!(cm.entry(&h3.id()).unwrap().status, BlockStatus::Invalid);
     assert_eq!(cm.best_header_height(), 2);
