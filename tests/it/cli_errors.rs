@@ -734,6 +734,34 @@ fn testnet_values_out_of_range_are_usage_errors_and_start_nothing() {
     }
 }
 
+/// Reads one HTTP request from `s`: its head, then as many body bytes as its
+/// `Content-Length` says (up to a read error or EOF).
+fn read_http_request(s: &mut std::net::TcpStream) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match std::io::Read::read(s, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while got.len() < head_end + length {
+        match std::io::Read::read(s, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// `--node` pointing at something that answers HTTP but is no ember-node (a web server, a
 /// node's /health path): the wallet says so and what to check, never a JSON parser's words.
 #[test]
@@ -745,8 +773,9 @@ fn wallet_names_a_server_that_is_not_a_node() {
     std::thread::spawn(move || {
         for stream in listener.incoming().take(2) {
             let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = std::io::Read::read(&mut s, &mut buf);
+            // The whole request first: closing with some of it unread makes the kernel
+            // reset the connection, and the wallet would see a reset, not this answer.
+            read_http_request(&mut s);
             let body = "<!DOCTYPE html><html><body>It works</body></html>";
             let _ = write!(
                 s,
