@@ -54,10 +54,10 @@ pub async fn dispatch(
     let p = Params(params);
     match method {
         "node_info" => node_info(node, net),
-        "chain_getBlock" => chain_get_block(node, &p),
-        "chain_getHeader" => chain_get_header(node, &p),
+        "chain_getBlock" => off_async_worker(node, params, chain_get_block).await,
+        "chain_getHeader" => off_async_worker(node, params, chain_get_header).await,
         "chain_getTransaction" => chain_get_transaction(node, &p).await,
-        "account_get" => account_get(node, &p),
+        "account_get" => off_async_worker(node, params, account_get).await,
         "account_history" => account_history(node, &p).await,
         "tx_submit" => tx_submit(node, &p, submitted).await,
         "mempool_info" => mempool_info(node),
@@ -66,10 +66,10 @@ pub async fn dispatch(
         "mining_getMode" => controls::get_mode(node, &p),
         "mining_setAutomine" => controls::set_automine(node, &p),
         "mining_setInterval" => controls::set_interval(node, &p),
-        "chain_getTips" => controls::chain_tips(node, &p),
+        "chain_getTips" => off_async_worker(node, params, controls::chain_tips).await,
         "chain_invalidateBlock" => controls::invalidate(node, &p).await,
         "chain_reconsiderBlock" => controls::reconsider(node, net, &p).await,
-        "dev_snapshot" => controls::snapshot(node, &p),
+        "dev_snapshot" => off_async_worker(node, params, controls::snapshot).await,
         "dev_revert" => controls::revert(node, &p).await,
         "state_digest" => state_digest(node).await,
         "net_peers" | "net_addPeer" | "net_disconnect" | "net_ban" | "net_unban" | "net_bans" => {
@@ -82,6 +82,29 @@ pub async fn dispatch(
         }
         other => Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {other:?}"))),
     }
+}
+
+/// Runs `f` on the blocking pool. Every method that takes the chain lock runs there (or
+/// takes it there): a chain switch holds that lock for as long as it connects and
+/// disconnects blocks, and a tokio worker waiting for it would stall every peer and RPC
+/// task it serves (a 2-core machine has two workers).
+pub(super) async fn on_blocking_pool<T: Send + 'static>(
+    node: &Arc<Node>,
+    f: impl FnOnce(&Node) -> T + Send + 'static,
+) -> Result<T, RpcError> {
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || f(&n)).await.map_err(|e| internal(e.to_string()))
+}
+
+/// A read-only method that takes the chain lock, run with [`on_blocking_pool`] on its own
+/// copy of the params (at most [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES)).
+async fn off_async_worker(
+    node: &Arc<Node>,
+    params: &Value,
+    f: fn(&Node, &Params<'_>) -> Result<Value, RpcError>,
+) -> Result<Value, RpcError> {
+    let params = params.clone();
+    on_blocking_pool(node, move |n| f(n, &Params(&params))).await?
 }
 
 /// Access to positional-or-named params.
@@ -299,7 +322,7 @@ fn read_answers(
 
 /// `chain_getTransaction`: pending (from the mempool) or confirmed (from the tx index).
 /// The mempool and the tip are read together under the chain lock (a look-up, no store
-/// read): a block's payments leave the mempool under that lock before its tip is
+/// read; on the blocking pool): a block's payments leave the mempool under that lock before its tip is
 /// published, so a payment not pending there is confirmed at or below that tip, or
 /// unknown. A payment the tx index holds in a block of a published tip's main chain
 /// ([`TxLookup::confirmed_on`](crate::store::TxLookup::confirmed_on)) is answered at once
@@ -315,11 +338,12 @@ async fn chain_get_transaction(node: &Arc<Node>, p: &Params<'_>) -> Result<Value
         p.str(0, "txid")?.parse().map_err(|e| RpcError::params(format!("txid: {e}")))?;
     let deadline = Instant::now() + crate::indexer::SYNC_WAIT;
     loop {
-        let (pending, seen) = {
-            let chain = node.chain.lock().expect("chain lock is never poisoned");
-            let mp = node.mempool.lock().expect("mempool lock is never poisoned");
+        let (pending, seen) = on_blocking_pool(node, move |n| {
+            let chain = n.chain.lock().expect("chain lock is never poisoned");
+            let mp = n.mempool.lock().expect("mempool lock is never poisoned");
             (mp.get(&txid).copied(), TipSnapshot::of(&chain))
-        };
+        })
+        .await?;
         if let Some(tx) = pending {
             let mut v = tx_json(node, &tx);
             v["status"] = json!("pending");

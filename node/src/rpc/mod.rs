@@ -239,9 +239,14 @@ async fn ws_upgrade(
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let text = methods::render_metrics(&s.node, s.net.get());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+/// `GET /metrics`, rendered on the blocking pool: it reads the chain manager's counters
+/// under the chain lock, which a chain switch holds for as long as it runs.
+async fn metrics(State(s): State<AppState>) -> Response {
+    let (node, net) = (s.node.clone(), s.net.get().cloned());
+    match tokio::task::spawn_blocking(move || methods::render_metrics(&node, net.as_ref())).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 fn rpc_response(id: Value, result: Result<Value, RpcError>) -> Value {

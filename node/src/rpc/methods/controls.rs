@@ -3,7 +3,7 @@
 //! `chain_invalidateBlock` and `chain_reconsiderBlock` (any network, admin),
 //! `dev_snapshot` and `dev_revert` (devnet, admin).
 
-use super::{Params, RpcError};
+use super::{on_blocking_pool, Params, RpcError};
 use crate::mining_mode::{MiningMode, MAX_INTERVAL, MIN_INTERVAL};
 use crate::node::Node;
 use crate::rpc::codes;
@@ -140,42 +140,42 @@ fn manual_result(
     }
 }
 
-/// Runs `f` (a chain switch: connects and disconnects blocks) on the blocking pool.
-async fn on_blocking_pool<T: Send + 'static>(
-    node: &Arc<Node>,
-    f: impl FnOnce(&Node) -> T + Send + 'static,
-) -> Result<T, RpcError> {
-    let n = node.clone();
-    tokio::task::spawn_blocking(move || f(&n))
-        .await
-        .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))
-}
-
+/// `chain_invalidateBlock`: the block named, its resolution (a height is read under the
+/// chain lock) and the tip after it all on the blocking pool.
 pub async fn invalidate(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(1)?;
-    let id = block_param(node, p, false)?;
-    let r = on_blocking_pool(node, move |n| n.invalidate_block(&id)).await?;
-    manual_result(node, r)
+    let v = p.0.clone();
+    on_blocking_pool(node, move |n| {
+        let id = block_param(n, &Params(&v), false)?;
+        manual_result(n, n.invalidate_block(&id))
+    })
+    .await?
 }
 
+/// `chain_reconsiderBlock`, on the blocking pool as [`invalidate`]; then peers are asked
+/// again for what they had sent on the reconsidered branch.
 pub async fn reconsider(
     node: &Arc<Node>,
     net: Option<&Arc<crate::net::Network>>,
     p: &Params<'_>,
 ) -> Result<Value, RpcError> {
     p.no_more(1)?;
-    let id = block_param(node, p, true)?;
-    let r = on_blocking_pool(node, move |n| n.reconsider_block(&id)).await?;
-    if r.is_ok() {
+    let v = p.0.clone();
+    let result = on_blocking_pool(node, move |n| {
+        let id = block_param(n, &Params(&v), true)?;
+        manual_result(n, n.reconsider_block(&id))
+    })
+    .await?;
+    if result.is_ok() {
         // Peers' blocks on the reconsidered branch were refused, not kept: ask again.
         if let Some(net) = net {
             net.resync();
         }
     }
-    manual_result(node, r)
+    result
 }
 
-pub fn snapshot(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError> {
+pub fn snapshot(node: &Node, p: &Params<'_>) -> Result<Value, RpcError> {
     p.no_more(0)?;
     devnet_only(node, "dev_snapshot")?;
     let id = node.snapshot();
@@ -187,12 +187,13 @@ pub async fn revert(node: &Arc<Node>, p: &Params<'_>) -> Result<Value, RpcError>
     p.no_more(1)?;
     devnet_only(node, "dev_revert")?;
     let id = p.opt_u64(0, "id")?.ok_or_else(|| RpcError::params("missing parameter \"id\""))?;
-    let r = on_blocking_pool(node, move |n| n.revert(id)).await?;
+    let (r, tip) = on_blocking_pool(node, move |n| {
+        let r = n.revert(id);
+        (r, n.chain.lock().expect("chain lock is never poisoned").tip())
+    })
+    .await?;
     match r {
-        Ok(height) => {
-            let tip = node.chain.lock().expect("chain lock is never poisoned").tip();
-            Ok(json!({ "height": height, "tip": tip }))
-        }
+        Ok(height) => Ok(json!({ "height": height, "tip": tip })),
         Err(e @ crate::dev_snapshot::RevertError::Unknown(_)) => {
             Err(RpcError::not_found(e.to_string()))
         }
