@@ -74,7 +74,8 @@ fn rpc_is_served_while_the_chain_lock_is_held() {
     let genesis = node.tip.get().tip;
 
     let chain = node.chain.lock().expect("chain lock");
-    // Every method that takes the chain lock, twice (more than there are workers).
+    // Every read-only method that takes the chain lock, twice (more callers than
+    // workers); invalidate, reconsider and revert wait on the same pool.
     let (done_tx, done_rx) = mpsc::channel();
     let waiting: Vec<(&str, Value)> = vec![
         ("chain_getHeader", json!([0])),
