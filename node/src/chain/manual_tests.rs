@@ -2,7 +2,7 @@
 //! was invalid for a reason of its own stays invalid, with everything above it; what was
 //! invalid only through an ancestor marked by hand comes back.
 
-use super::tests::{open, setup, NOW};
+use super::tests::{empty_blocks, open, setup, NOW};
 use super::*;
 use crate::store::KvStore;
 use ember_core::testkit::{child_block, pay};
@@ -15,13 +15,7 @@ type Chain = (Arc<ChainParams>, Arc<dyn KvStore>);
 fn reconsidering_a_block_restores_the_headers_above_it_whose_bodies_never_came() {
     let (k, params, kv) = setup();
     let mut cm = open(&params, &kv);
-    let mut parent = params.genesis().header;
-    let mut blocks = Vec::new();
-    for _ in 0..5 {
-        let b = child_block(&params, &parent, vec![], k[3].address(), 0);
-        parent = b.header;
-        blocks.push(b);
-    }
+    let blocks = empty_blocks(&params, &k, 5);
     for b in &blocks[..3] {
         cm.accept_block(b.clone(), NOW).unwrap();
     }
@@ -63,13 +57,7 @@ fn chain_with_bad_middle_header(
 ) -> (Chain, Vec<Block>, Vec<BlockHeader>) {
     let (k, params, kv) = setup();
     let mut cm = open(&params, &kv);
-    let mut parent = params.genesis().header;
-    let mut blocks = Vec::new();
-    for _ in 0..3 {
-        let b = child_block(&params, &parent, vec![], k[3].address(), 0);
-        parent = b.header;
-        blocks.push(b);
-    }
+    let blocks = empty_blocks(&params, &k, 3);
     for b in &blocks {
         cm.accept_block(b.clone(), NOW).unwrap();
     }
@@ -166,13 +154,7 @@ fn branch_with_bad_body(
 ) -> (Chain, Vec<Block>, Vec<Block>, Vec<BlockHeader>) {
     let (k, params, kv) = setup();
     let mut cm = open(&params, &kv);
-    let mut parent = params.genesis().header;
-    let mut main = Vec::new();
-    for _ in 0..main_len {
-        let b = child_block(&params, &parent, vec![], k[3].address(), 0);
-        parent = b.header;
-        main.push(b);
-    }
+    let main = empty_blocks(&params, &k, main_len);
     for b in &main[..3] {
         cm.accept_block(b.clone(), NOW).unwrap();
     }

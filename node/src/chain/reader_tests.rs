@@ -2,7 +2,7 @@
 //! shorter, a branch that fails halfway (its first blocks briefly on the main chain in the
 //! store, never published).
 
-use super::tests::{open, paying_blocks, setup, NOW};
+use super::tests::{chain_indexed_to_2_of_5, open, NOW};
 use super::*;
 use crate::indexer::IndexFollower;
 use crate::store::{Column, KvStore, MemKv};
@@ -13,18 +13,7 @@ use ember_core::testkit::{child_block, devnet_funding, keys, pay};
 /// reach the chain's new tip: it is never kept waiting for a tip that will not come.
 #[tokio::test]
 async fn a_reader_waits_for_the_chain_as_it_is_now_when_it_got_shorter() {
-    let (k, params, kv) = setup();
-    let mut cm = open(&params, &kv);
-    let blocks = paying_blocks(&params, &k, 5);
-    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
-    for b in &blocks[..2] {
-        cm.accept_block(b.clone(), NOW).unwrap();
-    }
-    index.catch_up().unwrap();
-    drop(index);
-    for b in &blocks[2..] {
-        cm.accept_block(b.clone(), NOW).unwrap();
-    }
+    let (_k, mut cm, blocks) = chain_indexed_to_2_of_5();
     let tips = crate::tip::TipCell::new(&cm);
     let seen = tips.get();
     assert_eq!(seen.height, 5);

@@ -466,6 +466,37 @@ pub(super) fn paying_blocks(params: &ChainParams, k: &[Keypair], n: u64) -> Vec<
     blocks
 }
 
+/// A chain of five [`paying_blocks`] whose indexes were written up to height 2 only: the
+/// follower stopped there (the node stopped or crashed) and blocks 3-5 connected after.
+pub(super) fn chain_indexed_to_2_of_5() -> (Vec<Keypair>, ChainManager, Vec<Block>) {
+    let (k, params, kv) = setup();
+    let mut cm = open(&params, &kv);
+    let blocks = paying_blocks(&params, &k, 5);
+    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
+    for b in &blocks[..2] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+    }
+    index.catch_up().unwrap();
+    assert_eq!(index.tip().height, 2);
+    drop(index);
+    for b in &blocks[2..] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+    }
+    (k, cm, blocks)
+}
+
+/// `n` empty blocks in a row on genesis.
+pub(super) fn empty_blocks(params: &ChainParams, k: &[Keypair], n: usize) -> Vec<Block> {
+    let mut parent = params.genesis().header;
+    let mut blocks = Vec::new();
+    for _ in 0..n {
+        let b = child_block(params, &parent, vec![], k[3].address(), 0);
+        parent = b.header;
+        blocks.push(b);
+    }
+    blocks
+}
+
 /// A follower that lags holds the blocks handed to it up to a bound in payments, not in
 /// blocks (64 busy blocks held ~128 MB), and still indexes the blocks it refused to hold.
 #[test]
@@ -505,21 +536,9 @@ fn blocks_handed_to_the_index_follower_are_held_up_to_a_payment_bound() {
 
 #[test]
 fn the_index_resumes_from_its_own_tip_and_counts_each_block_once() {
-    let (k, params, kv) = setup();
-    let mut cm = open(&params, &kv);
-    let blocks = paying_blocks(&params, &k, 5);
-    let mut index = IndexFollower::open(cm.store().clone()).unwrap();
-    for b in &blocks[..2] {
-        cm.accept_block(b.clone(), NOW).unwrap();
-    }
-    index.catch_up().unwrap();
-    assert_eq!(index.tip().height, 2);
     // The node stops (or crashes) with the index at height 2; three more blocks connect
     // before it runs again.
-    drop(index);
-    for b in &blocks[2..] {
-        cm.accept_block(b.clone(), NOW).unwrap();
-    }
+    let (k, cm, blocks) = chain_indexed_to_2_of_5();
     let mut index = IndexFollower::open(cm.store().clone()).unwrap();
     assert_eq!(index.tip().height, 2, "resumes from the tip it wrote");
     // A block handed over is used as it is; the others are read back.
