@@ -55,7 +55,11 @@ fn one_source_flooding_cannot_evict_honest_addresses() {
 
 #[test]
 fn reload_rebuilds_the_same_tables_with_the_same_key() {
-    let (kv, mut man) = fresh();
+    // A fixed key: with a random one, the two addresses marked good below shared a tried
+    // slot about once in a few hundred runs (the second then moved the first back to new).
+    let kv: Arc<dyn KvStore> = Arc::new(MemKv::new());
+    kv.write(vec![(Column::Peers, KEY_KEY.to_vec(), Change::Put(vec![7; 32]))]).unwrap();
+    let mut man = AddrMan::load(kv.clone());
     let now = wall_ms();
     for s in 0..5u8 {
         let addrs: Vec<SocketAddr> = (0..10).map(|i| v4(20 + s, i, 1, 1, 7000)).collect();
