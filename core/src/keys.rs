@@ -63,11 +63,43 @@ pub enum SignatureError {
     Invalid,
 }
 
+/// An address decompressed into its ed25519 point, once: what [`verify_with`] takes.
+///
+/// Decompressing a key is a field exponentiation, about a seventh of a `verify_strict`
+/// (the point `R` of each signature is decompressed too, and cannot be kept). A caller that
+/// sees the same sender again and again (a node's key cache, `ember-node`'s
+/// `chain/sigcache.rs`) keeps these instead of decompressing each time. The result of a
+/// check is the same either way: decompression is a pure function of the 32 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// The point of `address`; `Err(BadKey)` when the 32 bytes are not a point's encoding.
+    pub fn from_address(address: &Address) -> Result<Self, SignatureError> {
+        VerifyingKey::from_bytes(address.as_bytes())
+            .map(PublicKey)
+            .map_err(|_| SignatureError::BadKey)
+    }
+
+    /// The address this key was decompressed from.
+    pub fn address(&self) -> Address {
+        Address::from_verifying_key(&self.0)
+    }
+}
+
 /// The consensus signature check: strict ed25519 over the 32-byte digest.
 pub fn verify(address: &Address, digest: &[u8; 32], sig: &Signature) -> Result<(), SignatureError> {
-    let key = VerifyingKey::from_bytes(address.as_bytes()).map_err(|_| SignatureError::BadKey)?;
+    verify_with(&PublicKey::from_address(address)?, digest, sig)
+}
+
+/// [`verify`] with the key already decompressed.
+pub fn verify_with(
+    key: &PublicKey,
+    digest: &[u8; 32],
+    sig: &Signature,
+) -> Result<(), SignatureError> {
     let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-    key.verify_strict(digest, &sig).map_err(|_| SignatureError::Invalid)
+    key.0.verify_strict(digest, &sig).map_err(|_| SignatureError::Invalid)
 }
 
 /// Verifies a raw message (any length) the same way; used by the edge-case vectors, which

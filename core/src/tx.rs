@@ -121,6 +121,14 @@ impl Transaction {
     pub fn verify_signature(&self) -> Result<(), SignatureError> {
         keys::verify(&self.body.from, &self.body.signing_digest(), &self.signature)
     }
+    /// [`Transaction::verify_signature`] with the sender's key already decompressed (see
+    /// [`keys::PublicKey`]); `Err(BadKey)` when `key` is not the sender's.
+    pub fn verify_signature_with(&self, key: &keys::PublicKey) -> Result<(), SignatureError> {
+        if key.address() != self.body.from {
+            return Err(SignatureError::BadKey);
+        }
+        keys::verify_with(key, &self.body.signing_digest(), &self.signature)
+    }
     pub fn encode(&self) -> Vec<u8> {
         encoding::encode(self)
     }
@@ -166,6 +174,29 @@ mod tests {
         let raw = k.sign(&sha256(&[&encoding::encode(tx.body())]).to_bytes());
         let unbound = Transaction::from_parts(*tx.body(), raw);
         assert_eq!(unbound.verify_signature(), Err(SignatureError::Invalid));
+    }
+
+    /// A key decompressed once judges every signature as a fresh decompression does, and
+    /// is refused for another sender's payment.
+    #[test]
+    fn a_kept_key_verifies_as_a_fresh_one_and_only_for_its_sender() {
+        let (k, tx) = sample(0);
+        let key = keys::PublicKey::from_address(&k.address()).unwrap();
+        assert_eq!(key.address(), k.address());
+        assert_eq!(tx.verify_signature_with(&key), Ok(()));
+        let mut body = *tx.body();
+        body.amount = Amount::from_units(999);
+        let forged = Transaction::from_parts(body, *tx.signature());
+        assert_eq!(forged.verify_signature_with(&key), forged.verify_signature());
+        let other = keys::PublicKey::from_address(&body.to).unwrap();
+        assert_eq!(tx.verify_signature_with(&other), Err(SignatureError::BadKey));
+        // An address that is no point's encoding has no key (y = 2 is not on the curve).
+        let mut off_curve = [0u8; 32];
+        off_curve[0] = 2;
+        assert_eq!(
+            keys::PublicKey::from_address(&Address::from_bytes(off_curve)),
+            Err(SignatureError::BadKey)
+        );
     }
 
     #[test]

@@ -6,19 +6,32 @@
 //! entry is SHA-256(txid || signature), 32 bytes instead of the pair's 96: a tampered
 //! signature would need a second preimage of it to hit. At the default 200,000 entries the
 //! cache takes about 17 MB instead of 34 (the benchmark's nodes were at the 200 MB budget).
+//!
+//! Beside it, the key cache: senders' keys already decompressed into ed25519 points
+//! ([`PublicKey`]), so a signature the cache lacks from a sender seen before (a sync's
+//! payments, most admissions) costs one decompression instead of two. At most
+//! [`KEY_CACHE_ENTRIES`]; a peer that sends payments of ever new senders only makes every
+//! look-up miss, each costing what a check cost without the cache.
 
-use ember_core::keys::SignatureError;
+use ember_core::keys::{PublicKey, SignatureError};
 use ember_core::validate::SigVerifier;
-use ember_core::{Signature, Transaction, Txid};
+use ember_core::{Address, Signature, Transaction, Txid};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// A bounded set of verified (txid, signature) pairs, oldest evicted first.
+/// Decompressed sender keys kept: 8,192 x about 260 bytes (the 32-byte address twice, the
+/// 192-byte key, the map's overhead) = about 2 MB.
+pub const KEY_CACHE_ENTRIES: usize = 8_192;
+
+/// A bounded set of verified (txid, signature) pairs, oldest evicted first, and the
+/// decompressed keys of recent senders.
 pub struct SigCache {
-    inner: Mutex<Inner>,
+    inner: Mutex<Fifo<[u8; 32], ()>>,
+    keys: Mutex<Fifo<Address, PublicKey>>,
     capacity: usize,
     /// Verifications skipped thanks to the cache (a metric).
     pub hits: AtomicU64,
@@ -26,20 +39,28 @@ pub struct SigCache {
     pub verified: AtomicU64,
 }
 
-#[derive(Default)]
-struct Inner {
-    set: HashSet<[u8; 32]>,
-    order: VecDeque<[u8; 32]>,
+/// A map of at most a given number of entries, the oldest evicted first.
+struct Fifo<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
 }
 
-impl Inner {
-    /// Adds `e`, evicting the oldest entries beyond `capacity`.
-    fn insert(&mut self, e: [u8; 32], capacity: usize) {
-        if self.set.insert(e) {
-            self.order.push_back(e);
+impl<K: Hash + Eq + Copy, V> Fifo<K, V> {
+    fn new() -> Self {
+        Fifo { map: HashMap::new(), order: VecDeque::new() }
+    }
+
+    fn contains(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+
+    /// Adds `k`, evicting the oldest entries beyond `capacity`.
+    fn insert(&mut self, k: K, v: V, capacity: usize) {
+        if self.map.insert(k, v).is_none() {
+            self.order.push_back(k);
             while self.order.len() > capacity {
                 if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
+                    self.map.remove(&old);
                 }
             }
         }
@@ -57,7 +78,8 @@ fn entry(txid: &Txid, sig: &Signature) -> [u8; 32] {
 impl SigCache {
     pub fn new(capacity: usize) -> Self {
         SigCache {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Fifo::new()),
+            keys: Mutex::new(Fifo::new()),
             capacity,
             hits: AtomicU64::new(0),
             verified: AtomicU64::new(0),
@@ -66,13 +88,35 @@ impl SigCache {
 
     pub fn contains(&self, tx: &Transaction) -> bool {
         let e = entry(&tx.txid(), tx.signature());
-        self.inner.lock().expect("sig cache lock is never poisoned").set.contains(&e)
+        self.inner.lock().expect("sig cache lock is never poisoned").contains(&e)
     }
 
     /// Records that `tx`'s signature verified.
     pub fn insert(&self, txid: Txid, sig: Signature) {
         let e = entry(&txid, &sig);
-        self.inner.lock().expect("sig cache lock is never poisoned").insert(e, self.capacity);
+        self.inner.lock().expect("sig cache lock is never poisoned").insert(e, (), self.capacity);
+    }
+
+    /// Checks `tx`'s signature (strict ed25519, [`Transaction::verify_signature_with`])
+    /// with its sender's key from the key cache, decompressing and keeping it on a miss;
+    /// the (txid, signature) cache is neither read nor written.
+    pub fn check(&self, tx: &Transaction) -> Result<(), SignatureError> {
+        let from = tx.body().from;
+        let kept =
+            self.keys.lock().expect("key cache lock is never poisoned").map.get(&from).copied();
+        let key = match kept {
+            Some(key) => key,
+            None => {
+                let key = PublicKey::from_address(&from)?;
+                self.keys.lock().expect("key cache lock is never poisoned").insert(
+                    from,
+                    key,
+                    KEY_CACHE_ENTRIES,
+                );
+                key
+            }
+        };
+        tx.verify_signature_with(&key)
     }
 
     /// Verifies the signatures of `txs` not yet cached, in parallel on all cores, and caches
@@ -84,24 +128,24 @@ impl SigCache {
         let entries: Vec<[u8; 32]> = txs.iter().map(|t| entry(&t.txid(), t.signature())).collect();
         let todo: Vec<usize> = {
             let inner = self.inner.lock().expect("sig cache lock is never poisoned");
-            (0..txs.len()).filter(|&i| !inner.set.contains(&entries[i])).collect()
+            (0..txs.len()).filter(|&i| !inner.contains(&entries[i])).collect()
         };
         if todo.is_empty() {
             return true;
         }
         let good: Vec<usize> =
-            todo.par_iter().copied().filter(|&i| txs[i].verify_signature().is_ok()).collect();
+            todo.par_iter().copied().filter(|&i| self.check(&txs[i]).is_ok()).collect();
         self.verified.fetch_add(todo.len() as u64, Ordering::Relaxed);
         let all_valid = good.len() == todo.len();
         let mut inner = self.inner.lock().expect("sig cache lock is never poisoned");
         for i in good {
-            inner.insert(entries[i], self.capacity);
+            inner.insert(entries[i], (), self.capacity);
         }
         all_valid
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().expect("sig cache lock is never poisoned").set.len()
+        self.inner.lock().expect("sig cache lock is never poisoned").map.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -116,7 +160,7 @@ impl SigVerifier for SigCache {
             return Ok(());
         }
         self.verified.fetch_add(1, Ordering::Relaxed);
-        tx.verify_signature()?;
+        self.check(tx)?;
         self.insert(tx.txid(), *tx.signature());
         Ok(())
     }
@@ -139,6 +183,30 @@ mod tests {
         assert!(!cache.contains(&forged));
         assert_eq!(cache.verify(&forged), Err(SignatureError::Invalid));
         assert!(!cache.contains(&forged), "a failed signature is not cached");
+    }
+
+    /// A sender's key kept from one check serves the next: a good signature passes, a
+    /// tampered one is refused as without the cache, and neither is cached as verified.
+    #[test]
+    fn a_kept_key_refuses_what_a_fresh_one_refuses() {
+        let k = keys(2);
+        let p = devnet_funding(&k, 1);
+        let cache = SigCache::new(10);
+        assert!(cache.preverify(&[pay(&p, &k[0], k[1].address(), 1, 0, 0)]));
+        assert_eq!(cache.keys.lock().unwrap().map.len(), 1, "the sender's key is kept");
+        let next = pay(&p, &k[0], k[1].address(), 1, 0, 1);
+        let forged = Transaction::from_parts(*next.body(), Signature([7; 64]));
+        let mut other = *next.body();
+        other.amount = ember_core::Amount::from_units(2);
+        let moved = Transaction::from_parts(other, *next.signature());
+        for bad in [&forged, &moved] {
+            assert_eq!(cache.check(bad), bad.verify_signature());
+            assert!(cache.check(bad).is_err());
+            assert!(!cache.preverify(std::slice::from_ref(bad)));
+            assert!(!cache.contains(bad));
+        }
+        assert!(cache.preverify(&[next]));
+        assert_eq!(cache.keys.lock().unwrap().map.len(), 1);
     }
 
     #[test]
