@@ -92,22 +92,18 @@ pub fn verify(address: &Address, digest: &[u8; 32], sig: &Signature) -> Result<(
     verify_with(&PublicKey::from_address(address)?, digest, sig)
 }
 
-/// [`verify`] with the key already decompressed.
-pub fn verify_with(
-    key: &PublicKey,
-    digest: &[u8; 32],
-    sig: &Signature,
-) -> Result<(), SignatureError> {
+/// [`verify`] with the key already decompressed, over a message of any length (a payment's
+/// is its 32-byte signing digest).
+pub fn verify_with(key: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), SignatureError> {
     let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-    key.0.verify_strict(digest, &sig).map_err(|_| SignatureError::Invalid)
+    key.0.verify_strict(msg, &sig).map_err(|_| SignatureError::Invalid)
 }
 
-/// Verifies a raw message (any length) the same way; used by the edge-case vectors, which
-/// sign messages that are not 32-byte digests.
+/// Verifies a raw message (any length) the same way, through [`PublicKey`] and
+/// [`verify_with`]; used by the edge-case vectors, which sign messages that are not
+/// 32-byte digests.
 pub fn verify_message(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> Result<(), SignatureError> {
-    let key = VerifyingKey::from_bytes(key).map_err(|_| SignatureError::BadKey)?;
-    key.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
-        .map_err(|_| SignatureError::Invalid)
+    verify_with(&PublicKey::from_address(&Address::from_bytes(*key))?, msg, &Signature(*sig))
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ fn bench_mempool(c: &mut Criterion) {
                     check_tx_structure(&params, tx).unwrap();
                     let txid = tx.txid();
                     if !sig_cache.contains(tx) {
-                        tx.verify_signature().unwrap();
+                        sig_cache.check(tx).unwrap();
                         sig_cache.insert(txid, *tx.signature());
                     }
                     let chain = chain.lock().unwrap();
