@@ -25,6 +25,8 @@ impl Node {
                 cmd.env_remove(var);
             }
         }
+        // The arena limit is the test's to set (see `malloc_arenas_...`).
+        cmd.env_remove("MALLOC_ARENA_MAX");
         cmd.args(["--network", "devnet", "--data-dir"])
             .arg(dir)
             .args(["--rpc-addr", "127.0.0.1:0", "--p2p-addr", "127.0.0.1:0"])
@@ -99,4 +101,25 @@ fn boolean_settings_follow_flags_then_env_then_file() {
             assert_eq!(node.info()["height"], json!(0), "{row}: a node told not to mine mined");
         }
     }
+}
+
+/// The node runs with two malloc arenas (its peak RSS under load depends on it), unless
+/// the operator chose a number: read from the running process's environment.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn malloc_arenas_are_limited_to_two_unless_the_operator_chose() {
+    let environ = |n: &Node| {
+        let raw = std::fs::read(format!("/proc/{}/environ", n.child.id())).unwrap();
+        raw.split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .filter(|kv| kv.starts_with("MALLOC_ARENA_MAX="))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("a"), &[], &[]);
+    assert_eq!(environ(&node), vec!["MALLOC_ARENA_MAX=2"]);
+    assert!(node.info()["height"].is_u64(), "the node runs again and serves");
+    let chosen = Node::start(&dir.path().join("b"), &[], &[("MALLOC_ARENA_MAX", "4")]);
+    assert_eq!(environ(&chosen), vec!["MALLOC_ARENA_MAX=4"]);
 }
