@@ -213,7 +213,11 @@ impl KvRead for RocksKv {
 }
 
 impl KvStore for RocksKv {
-    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+    fn write(&self, mut ops: Vec<Op>) -> Result<(), StoreError> {
+        // In key order within each column: each memtable insert then lands next to the
+        // previous one, so the skiplist's search starts from where it left off. A stable
+        // sort keeps the order of ops on one key (the last put or delete wins, as before).
+        ops.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut batch = WriteBatch::default();
         for (col, key, change) in ops {
             match change {
@@ -242,5 +246,38 @@ impl KvStore for RocksKv {
             self.db.flush_cf(self.cf(col)).map_err(db_err)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch is applied as written though its ops are sorted by key: on one key the last
+    /// put or delete wins and every counter delta counts, whatever the other keys around.
+    #[test]
+    fn a_sorted_batch_keeps_the_order_of_ops_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = RocksKv::open(dir.path(), true).unwrap();
+        let put = |k: &[u8], v: &[u8]| (Column::Meta, k.to_vec(), Change::Put(v.to_vec()));
+        let del = |k: &[u8]| (Column::Meta, k.to_vec(), Change::Delete);
+        let add = |k: &[u8], n: i64| (Column::AddrCount, k.to_vec(), Change::Add(n));
+        kv.write(vec![
+            put(b"z", b"1"),
+            put(b"b", b"first"),
+            add(b"c", 5),
+            del(b"b"),
+            put(b"a", b"x"),
+            add(b"c", -2),
+            put(b"b", b"last"),
+            put(b"y", b"gone"),
+            del(b"y"),
+        ])
+        .unwrap();
+        assert_eq!(kv.get(Column::Meta, b"b").unwrap(), Some(b"last".to_vec()));
+        assert_eq!(kv.get(Column::Meta, b"y").unwrap(), None);
+        assert_eq!(kv.get(Column::Meta, b"z").unwrap(), Some(b"1".to_vec()));
+        let c = kv.get(Column::AddrCount, b"c").unwrap().unwrap();
+        assert_eq!(super::super::counter_value(&c), 3);
     }
 }
