@@ -138,11 +138,7 @@ fn bench_mempool(c: &mut Criterion) {
                 for tx in &txs {
                     // Node::submit_tx_blocking, step by step.
                     check_tx_structure(&params, tx).unwrap();
-                    let txid = tx.txid();
-                    if !sig_cache.contains(tx) {
-                        sig_cache.check(tx).unwrap();
-                        sig_cache.insert(txid, *tx.signature());
-                    }
+                    sig_cache.check_and_cache(tx).unwrap();
                     let chain = chain.lock().unwrap();
                     let state = chain.state();
                     let mut mp = mempool.lock().unwrap();

@@ -34,8 +34,8 @@ fn init_logging(format: LogFormat) {
 /// glibc's malloc gives threads that allocate at the same time arenas of their own, up to 8
 /// per core, and keeps what is freed in each for reuse: with the runtime's workers, the
 /// blocking pool and rayon's threads all allocating blocks and payments, a node under load
-/// peaked at 257-304 MB, against 149-193 MB with two arenas and no figure slower
-/// (PERFORMANCE.md, "malloc arenas"). glibc reads `MALLOC_ARENA_MAX` only when the process
+/// peaked at 257-304 MB, against 138-193 MB with two arenas, the speed figures within the
+/// spread between runs (PERFORMANCE.md, "malloc arenas"). glibc reads `MALLOC_ARENA_MAX` only when the process
 /// starts, and `mallopt` would need `unsafe` (forbidden here), so a node started without
 /// it runs itself again, same pid and arguments, with `MALLOC_ARENA_MAX=2`. An operator's
 /// own value is kept; if the re-run cannot start, the node goes on with glibc's default.

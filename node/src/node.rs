@@ -345,10 +345,7 @@ impl Node {
         check_tx_structure(&self.params, &tx).map_err(MempoolError::Tx)?;
         let txid = tx.txid();
         // Not through `SigVerifier::verify`: its hits count what block validation skips.
-        if !self.sig_cache.contains(&tx) {
-            self.sig_cache.check(&tx).map_err(|e| MempoolError::Tx(e.into()))?;
-            self.sig_cache.insert(txid, *tx.signature());
-        }
+        self.sig_cache.check_and_cache(&tx).map_err(|e| MempoolError::Tx(e.into()))?;
         let chain = self.chain.lock().expect("chain lock is never poisoned");
         let state = chain.state();
         let mut mp = self.mempool.lock().expect("mempool lock is never poisoned");

@@ -124,6 +124,18 @@ impl SigCache {
         tx.verify_signature_with(&key)
     }
 
+    /// Checks `tx`'s signature unless the cache holds it, and caches it when valid:
+    /// `Ok(true)` when it was held (no check made), `Ok(false)` when checked now. Counts
+    /// nothing; [`SigVerifier::verify`] counts for validation.
+    pub fn check_and_cache(&self, tx: &Transaction) -> Result<bool, SignatureError> {
+        if self.contains(tx) {
+            return Ok(true);
+        }
+        self.check(tx)?;
+        self.insert(tx.txid(), *tx.signature());
+        Ok(false)
+    }
+
     /// Verifies the signatures of `txs` not yet cached, in parallel on all cores, and caches
     /// the good ones. Returns whether every signature is valid (cached before, or verified
     /// now); which one is bad is not reported here: validation, if it runs, refuses it
@@ -160,14 +172,10 @@ impl SigCache {
 
 impl SigVerifier for SigCache {
     fn verify(&self, tx: &Transaction) -> Result<(), SignatureError> {
-        if self.contains(tx) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        self.verified.fetch_add(1, Ordering::Relaxed);
-        self.check(tx)?;
-        self.insert(tx.txid(), *tx.signature());
-        Ok(())
+        let result = self.check_and_cache(tx);
+        let counter = if result == Ok(true) { &self.hits } else { &self.verified };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result.map(|_| ())
     }
 }
 
