@@ -16,14 +16,23 @@
 //! `account_history`) wait for it to reach the tip they saw or the chain's tip now
 //! ([`Indexer::synced_to`], as Core's `BlockUntilSyncedToCurrentChain`), read it from one
 //! snapshot with the index tip it answers for, and read again while that tip does not
-//! [answer](Indexer::answers) them: up to [`SYNC_WAIT`], then a clear error. The
-//! thread runs at a lower priority (nice [`NICE`]) so that on a busy machine validation and
-//! relay come first; it still gets its share of the CPU, so it never stops.
+//! [answer](Indexer::answers) them: up to [`SYNC_WAIT`], then a clear error.
+//!
+//! Relay and validation come first. The thread runs at a lower priority (nice [`NICE`]),
+//! and it does not start on a block handed over until the chain has been quiet for
+//! [`SETTLE`] (no newer block handed over), at most [`MAX_DEFER`] after the first block it
+//! has not indexed: a block on its way through a line of nodes is relayed and connected
+//! everywhere before the indexes of any node take CPU for it. A reader waiting in
+//! [`Indexer::synced_to`] ends the wait: the follower indexes at once, so a reader waits
+//! for the indexing, never for the settle time. Bitcoin Core's indexes likewise run on
+//! their own thread, from the validation interface's queue, after the block is connected
+//! and announced.
 
 use crate::store::{Batch, ChainStore, StoreError, TxLocation};
 use crate::tip::{TipCell, TipSnapshot};
 use ember_core::{Address, Block, BlockId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -52,6 +61,12 @@ const REORG_HINTS: u64 = 8;
 const BATCH_OPS: usize = 5_000;
 /// How often an idle follower looks at the chain without being told of a change.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// How long the chain must be quiet (no newer block handed over) before the follower
+/// indexes the blocks handed over, unless a reader waits for them.
+pub const SETTLE: Duration = Duration::from_millis(100);
+/// The longest the follower defers a block handed over (the chain never quiet, as in a
+/// sync), unless a reader waits for it.
+pub const MAX_DEFER: Duration = Duration::from_secs(1);
 
 /// Where the indexes stand: the last main-chain block whose entries they hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,9 +251,19 @@ fn write_entries(b: &mut Batch, block: &Block, add: bool) {
     }
 }
 
+/// What the follower thread is handed: a block of a main-chain change, or a wake-up for a
+/// reader that waits for the indexes.
+enum Msg {
+    Block(Arc<Block>),
+    Wanted,
+}
+
 /// The running follower: a thread, the blocks handed to it, and its published tip.
 pub struct Indexer {
-    hints: Mutex<Option<SyncSender<Arc<Block>>>>,
+    hints: Mutex<Option<SyncSender<Msg>>>,
+    /// Set by a reader waiting for the indexes; the follower then indexes without waiting
+    /// for the chain to settle, and clears it once it has reached the chain's tip.
+    wanted: Arc<AtomicBool>,
     tip: watch::Receiver<IndexTip>,
     thread: Mutex<Option<JoinHandle<()>>>,
     store: ChainStore,
@@ -250,11 +275,19 @@ impl Indexer {
         let follower = IndexFollower::open(store.clone())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(HINTS);
         let (publish, tip) = watch::channel(follower.tip());
+        let wanted = Arc::new(AtomicBool::new(false));
+        let demand = wanted.clone();
         let thread = std::thread::Builder::new()
             .name("ember-indexer".into())
-            .spawn(move || follow(follower, rx, publish))
+            .spawn(move || follow(follower, rx, &demand, publish))
             .map_err(|e| StoreError::Db(format!("cannot start the index thread: {e}")))?;
-        Ok(Indexer { hints: Mutex::new(Some(tx)), tip, thread: Mutex::new(Some(thread)), store })
+        Ok(Indexer {
+            hints: Mutex::new(Some(tx)),
+            wanted,
+            tip,
+            thread: Mutex::new(Some(thread)),
+            store,
+        })
     }
 
     /// Tells the follower the main chain changed, handing over the blocks concerned
@@ -264,9 +297,21 @@ impl Indexer {
         let guard = self.hints.lock().expect("index hints lock is never poisoned");
         let Some(tx) = guard.as_ref() else { return };
         for b in blocks {
-            match tx.try_send(b) {
+            match tx.try_send(Msg::Block(b)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => break,
+            }
+        }
+    }
+
+    /// Asks the follower to index now, without waiting for the chain to settle (a reader
+    /// waits). Never blocks: when the hand-over channel is full, the follower has blocks
+    /// to take and sees the request when it takes them.
+    fn want(&self) {
+        if !self.wanted.swap(true, Ordering::AcqRel) {
+            let guard = self.hints.lock().expect("index hints lock is never poisoned");
+            if let Some(tx) = guard.as_ref() {
+                let _ = tx.try_send(Msg::Wanted);
             }
         }
     }
@@ -296,7 +341,7 @@ impl Indexer {
     /// Waits, until `deadline`, for the indexes to [`answer`](Self::answers) a reader that
     /// saw the chain at `seen` (the chain's tip now read from `tips`, so a chain that got
     /// shorter meanwhile is waited for too), then returns their tip; else says how far
-    /// behind they are.
+    /// behind they are. While it waits, the follower indexes without deferring.
     pub async fn synced_to(
         &self,
         seen: TipSnapshot,
@@ -312,6 +357,7 @@ impl Indexer {
                 if self.answers(t, &seen, &now) {
                     return Some(t);
                 }
+                self.want();
                 tokio::select! {
                     r = indexed.changed() => r.ok()?,
                     r = chain.changed() => r.ok()?,
@@ -343,31 +389,82 @@ impl Drop for Indexer {
 }
 
 /// The thread: catch up, then wait for a change (or [`IDLE_CHECK`]), until the sender
-/// is dropped.
-fn follow(mut f: IndexFollower, rx: Receiver<Arc<Block>>, publish: watch::Sender<IndexTip>) {
+/// is dropped. Blocks handed over are indexed once the chain has been quiet for
+/// [`SETTLE`], at most [`MAX_DEFER`] after the first of them, or at once when a reader
+/// waits (`wanted`); a change found without a hand-over (at start, or by the idle
+/// check) is indexed at once.
+fn follow(
+    mut f: IndexFollower,
+    rx: Receiver<Msg>,
+    wanted: &AtomicBool,
+    publish: watch::Sender<IndexTip>,
+) {
     lower_priority();
+    let mut deferred = Deferred::default();
     loop {
-        // Take every block handed over so far, then move as far as the chain is.
+        // Take every block handed over so far.
         loop {
             match rx.try_recv() {
-                Ok(b) => f.hint(b),
+                Ok(m) => deferred.take(&mut f, m, Instant::now()),
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
             }
         }
-        match f.step() {
-            Ok(true) => {
-                publish.send_replace(f.tip());
-                continue;
-            }
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "indexing failed; retrying"),
-        }
-        match rx.recv_timeout(IDLE_CHECK) {
-            Ok(b) => f.hint(b),
+        deferred.urgent |= wanted.swap(false, Ordering::AcqRel);
+        let wait = match deferred.due(Instant::now()) {
+            None => match f.step() {
+                Ok(true) => {
+                    publish.send_replace(f.tip());
+                    continue;
+                }
+                Ok(false) => {
+                    deferred = Deferred::default();
+                    IDLE_CHECK
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "indexing failed; retrying");
+                    IDLE_CHECK
+                }
+            },
+            Some(wait) => wait,
+        };
+        match rx.recv_timeout(wait) {
+            Ok(m) => deferred.take(&mut f, m, Instant::now()),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// The blocks handed over and not indexed yet: since when, the last one when, and whether
+/// a reader waits for them.
+#[derive(Debug, Default)]
+struct Deferred {
+    first: Option<Instant>,
+    last: Option<Instant>,
+    urgent: bool,
+}
+
+impl Deferred {
+    fn take(&mut self, f: &mut IndexFollower, m: Msg, now: Instant) {
+        match m {
+            Msg::Block(b) => {
+                f.hint(b);
+                self.first.get_or_insert(now);
+                self.last = Some(now);
+            }
+            Msg::Wanted => self.urgent = true,
+        }
+    }
+
+    /// How long to wait before indexing, or `None` to index now.
+    fn due(&self, now: Instant) -> Option<Duration> {
+        let (Some(first), Some(last)) = (self.first, self.last) else { return None };
+        if self.urgent {
+            return None;
+        }
+        let at = (last + SETTLE).min(first + MAX_DEFER);
+        at.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 }
 
@@ -377,5 +474,34 @@ fn lower_priority() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
         tracing::debug!(error = %e, "could not lower the index thread's priority");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule, by the clock: blocks handed over wait for [`SETTLE`] of quiet after the
+    /// last, never longer than [`MAX_DEFER`] after the first, and not at all for a reader.
+    #[test]
+    fn handed_over_blocks_wait_for_a_quiet_chain_at_most_max_defer_and_never_for_a_reader() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let at = |first: u64, last: u64, urgent: bool| Deferred {
+            first: Some(t0 + ms(first)),
+            last: Some(t0 + ms(last)),
+            urgent,
+        };
+        assert_eq!(Deferred::default().due(t0), None, "nothing handed over: index now");
+        assert_eq!(at(0, 0, false).due(t0), Some(SETTLE));
+        assert_eq!(at(0, 0, false).due(t0 + ms(40)), Some(SETTLE - ms(40)));
+        assert_eq!(at(0, 0, false).due(t0 + SETTLE), None, "quiet for SETTLE");
+        // Another block 60 ms later starts the quiet time again...
+        assert_eq!(at(0, 60, false).due(t0 + SETTLE), Some(ms(60)));
+        // ...but a chain never quiet (a block every 60 ms) waits MAX_DEFER at most.
+        let max = MAX_DEFER.as_millis() as u64;
+        assert_eq!(at(0, max - 40, false).due(t0 + ms(max - 30)), Some(ms(30)));
+        assert_eq!(at(0, max - 10, false).due(t0 + MAX_DEFER), None);
+        assert_eq!(at(0, 0, true).due(t0), None, "a reader waits: index now");
     }
 }

@@ -2,7 +2,7 @@
 //! shorter, a branch that fails halfway (its first blocks briefly on the main chain in the
 //! store, never published).
 
-use super::tests::{chain_indexed_to_2_of_5, open, NOW};
+use super::tests::{chain_indexed_to_2_of_5, open, paying_blocks, setup, NOW};
 use super::*;
 use crate::indexer::IndexFollower;
 use crate::store::{Column, KvStore, MemKv};
@@ -41,6 +41,40 @@ async fn a_reader_waits_for_the_chain_as_it_is_now_when_it_got_shorter() {
     let read = cm.store().tx_lookup(&blocks[2].txs[0].txid(), (t.height, t.id)).unwrap();
     assert_eq!(read.found.map(|(loc, tx)| (loc.height, tx)), Some((3, blocks[2].txs[0])));
     assert!(read.on_main_chain);
+}
+
+/// Blocks handed to the running follower are indexed with no reader asking (once the chain
+/// is quiet: the follower defers them, it never drops them), and a reader that waits for
+/// the next one is answered with the indexes at that block.
+#[tokio::test]
+async fn blocks_handed_over_are_indexed_with_or_without_a_reader() {
+    let (k, params, kv) = setup();
+    let mut cm = open(&params, &kv);
+    let blocks = paying_blocks(&params, &k, 4);
+    let indexer = crate::indexer::Indexer::start(cm.store().clone()).unwrap();
+    let tips = crate::tip::TipCell::new(&cm);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for b in &blocks[..3] {
+        cm.accept_block(b.clone(), NOW).unwrap();
+        tips.publish(&cm);
+        indexer.notify([Arc::new(b.clone())]);
+    }
+    // No reader: the indexes still reach the chain's tip.
+    while indexer.tip().height < 3 {
+        assert!(std::time::Instant::now() < deadline, "indexes stuck at {:?}", indexer.tip());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(indexer.tip().id, blocks[2].id());
+    let loc = cm.store().tx_location(&blocks[2].txs[0].txid()).unwrap().expect("indexed");
+    assert_eq!(loc.height, 3);
+    // A reader of the next block is answered at it.
+    cm.accept_block(blocks[3].clone(), NOW).unwrap();
+    tips.publish(&cm);
+    indexer.notify([Arc::new(blocks[3].clone())]);
+    let t = indexer.synced_to(tips.get(), &tips, deadline).await.expect("answered");
+    assert_eq!((t.id, t.height), (blocks[3].id(), 4));
+    let loc = cm.store().tx_location(&blocks[3].txs[0].txid()).unwrap().expect("indexed");
+    assert_eq!(loc.height, 4);
 }
 
 /// A MemKv that runs a hook after each write (not for writes made by the hook itself).
