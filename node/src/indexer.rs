@@ -20,9 +20,10 @@
 //!
 //! Relay and validation come first. The thread runs at a lower priority (nice [`NICE`]),
 //! and it does not start on a block handed over until the chain has been quiet for
-//! [`SETTLE`] (no newer block handed over), at most [`MAX_DEFER`] after the first block it
-//! has not indexed: a block on its way through a line of nodes is relayed and connected
-//! everywhere before the indexes of any node take CPU for it. A reader waiting in
+//! [`SETTLE`] (no newer block handed over), at most [`MAX_DEFER`] after it took the first
+//! block it has not indexed: a block on its way through a line of nodes is usually relayed
+//! and connected everywhere before the indexes of any node take CPU for it (unless the
+//! line takes longer than [`SETTLE`], or a reader asks). A reader waiting in
 //! [`Indexer::synced_to`] ends the wait: the follower indexes at once, so a reader waits
 //! for the indexing, never for the settle time. Bitcoin Core's indexes likewise run on
 //! their own thread, from the validation interface's queue, after the block is connected
@@ -60,13 +61,29 @@ const REORG_HINTS: u64 = 8;
 /// (50,000 writes) held every block write, and so every RPC call, for seconds.
 const BATCH_OPS: usize = 5_000;
 /// How often an idle follower looks at the chain without being told of a change.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
+pub const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// How long the chain must be quiet (no newer block handed over) before the follower
 /// indexes the blocks handed over, unless a reader waits for them.
 pub const SETTLE: Duration = Duration::from_millis(100);
 /// The longest the follower defers a block handed over (the chain never quiet, as in a
-/// sync), unless a reader waits for it.
+/// sync), unless a reader waits for it: counted from when it takes the block.
 pub const MAX_DEFER: Duration = Duration::from_secs(1);
+
+/// When the follower indexes: [`Deferral::DEFAULT`] in a node; tests pass their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deferral {
+    /// Quiet time after the last block handed over ([`SETTLE`]).
+    pub settle: Duration,
+    /// Longest wait after the first block not indexed ([`MAX_DEFER`]).
+    pub max_defer: Duration,
+    /// How often an idle follower looks at the chain unasked ([`IDLE_CHECK`]).
+    pub idle_check: Duration,
+}
+
+impl Deferral {
+    pub const DEFAULT: Deferral =
+        Deferral { settle: SETTLE, max_defer: MAX_DEFER, idle_check: IDLE_CHECK };
+}
 
 /// Where the indexes stand: the last main-chain block whose entries they hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,8 +278,9 @@ enum Msg {
 /// The running follower: a thread, the blocks handed to it, and its published tip.
 pub struct Indexer {
     hints: Mutex<Option<SyncSender<Msg>>>,
-    /// Set by a reader waiting for the indexes; the follower then indexes without waiting
-    /// for the chain to settle, and clears it once it has reached the chain's tip.
+    /// Set by a reader waiting for the indexes (with a `Msg::Wanted` sent when it was
+    /// clear); the follower takes it (clears it) each time round its loop, and then indexes
+    /// without waiting for the chain to settle until it reaches the chain's tip.
     wanted: Arc<AtomicBool>,
     tip: watch::Receiver<IndexTip>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -272,6 +290,11 @@ pub struct Indexer {
 impl Indexer {
     /// Opens the follower on `store` and starts its thread, which catches up at once.
     pub fn start(store: ChainStore) -> Result<Indexer, StoreError> {
+        Self::start_with(store, Deferral::DEFAULT)
+    }
+
+    /// [`Indexer::start`] with its own timings.
+    pub fn start_with(store: ChainStore, timing: Deferral) -> Result<Indexer, StoreError> {
         let follower = IndexFollower::open(store.clone())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(HINTS);
         let (publish, tip) = watch::channel(follower.tip());
@@ -279,7 +302,7 @@ impl Indexer {
         let demand = wanted.clone();
         let thread = std::thread::Builder::new()
             .name("ember-indexer".into())
-            .spawn(move || follow(follower, rx, &demand, publish))
+            .spawn(move || follow(follower, rx, &demand, publish, timing))
             .map_err(|e| StoreError::Db(format!("cannot start the index thread: {e}")))?;
         Ok(Indexer {
             hints: Mutex::new(Some(tx)),
@@ -388,9 +411,9 @@ impl Drop for Indexer {
     }
 }
 
-/// The thread: catch up, then wait for a change (or [`IDLE_CHECK`]), until the sender
+/// The thread: catch up, then wait for a change (or `idle_check`), until the sender
 /// is dropped. Blocks handed over are indexed once the chain has been quiet for
-/// [`SETTLE`], at most [`MAX_DEFER`] after the first of them, or at once when a reader
+/// `settle`, at most `max_defer` after the first of them, or at once when a reader
 /// waits (`wanted`); a change found without a hand-over (at start, or by the idle
 /// check) is indexed at once.
 fn follow(
@@ -398,6 +421,7 @@ fn follow(
     rx: Receiver<Msg>,
     wanted: &AtomicBool,
     publish: watch::Sender<IndexTip>,
+    timing: Deferral,
 ) {
     lower_priority();
     let mut deferred = Deferred::default();
@@ -411,7 +435,7 @@ fn follow(
             }
         }
         deferred.urgent |= wanted.swap(false, Ordering::AcqRel);
-        let wait = match deferred.due(Instant::now()) {
+        let wait = match deferred.due(Instant::now(), &timing) {
             None => match f.step() {
                 Ok(true) => {
                     publish.send_replace(f.tip());
@@ -419,11 +443,11 @@ fn follow(
                 }
                 Ok(false) => {
                     deferred = Deferred::default();
-                    IDLE_CHECK
+                    timing.idle_check
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "indexing failed; retrying");
-                    IDLE_CHECK
+                    timing.idle_check
                 }
             },
             Some(wait) => wait,
@@ -458,12 +482,12 @@ impl Deferred {
     }
 
     /// How long to wait before indexing, or `None` to index now.
-    fn due(&self, now: Instant) -> Option<Duration> {
+    fn due(&self, now: Instant, timing: &Deferral) -> Option<Duration> {
         let (Some(first), Some(last)) = (self.first, self.last) else { return None };
         if self.urgent {
             return None;
         }
-        let at = (last + SETTLE).min(first + MAX_DEFER);
+        let at = (last + timing.settle).min(first + timing.max_defer);
         at.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 }
@@ -486,22 +510,23 @@ mod tests {
     #[test]
     fn handed_over_blocks_wait_for_a_quiet_chain_at_most_max_defer_and_never_for_a_reader() {
         let t0 = Instant::now();
+        let d = Deferral::DEFAULT;
         let ms = Duration::from_millis;
         let at = |first: u64, last: u64, urgent: bool| Deferred {
             first: Some(t0 + ms(first)),
             last: Some(t0 + ms(last)),
             urgent,
         };
-        assert_eq!(Deferred::default().due(t0), None, "nothing handed over: index now");
-        assert_eq!(at(0, 0, false).due(t0), Some(SETTLE));
-        assert_eq!(at(0, 0, false).due(t0 + ms(40)), Some(SETTLE - ms(40)));
-        assert_eq!(at(0, 0, false).due(t0 + SETTLE), None, "quiet for SETTLE");
+        assert_eq!(Deferred::default().due(t0, &d), None, "nothing handed over: index now");
+        assert_eq!(at(0, 0, false).due(t0, &d), Some(SETTLE));
+        assert_eq!(at(0, 0, false).due(t0 + ms(40), &d), Some(SETTLE - ms(40)));
+        assert_eq!(at(0, 0, false).due(t0 + SETTLE, &d), None, "quiet for SETTLE");
         // Another block 60 ms later starts the quiet time again...
-        assert_eq!(at(0, 60, false).due(t0 + SETTLE), Some(ms(60)));
+        assert_eq!(at(0, 60, false).due(t0 + SETTLE, &d), Some(ms(60)));
         // ...but a chain never quiet (a block every 60 ms) waits MAX_DEFER at most.
         let max = MAX_DEFER.as_millis() as u64;
-        assert_eq!(at(0, max - 40, false).due(t0 + ms(max - 30)), Some(ms(30)));
-        assert_eq!(at(0, max - 10, false).due(t0 + MAX_DEFER), None);
-        assert_eq!(at(0, 0, true).due(t0), None, "a reader waits: index now");
+        assert_eq!(at(0, max - 40, false).due(t0 + ms(max - 30), &d), Some(ms(30)));
+        assert_eq!(at(0, max - 10, false).due(t0 + MAX_DEFER, &d), None);
+        assert_eq!(at(0, 0, true).due(t0, &d), None, "a reader waits: index now");
     }
 }

@@ -43,38 +43,70 @@ async fn a_reader_waits_for_the_chain_as_it_is_now_when_it_got_shorter() {
     assert!(read.on_main_chain);
 }
 
-/// Blocks handed to the running follower are indexed with no reader asking (once the chain
-/// is quiet: the follower defers them, it never drops them), and a reader that waits for
-/// the next one is answered with the indexes at that block.
-#[tokio::test]
-async fn blocks_handed_over_are_indexed_with_or_without_a_reader() {
+/// A chain of four paying blocks, the first connected and indexed by a follower started
+/// with `timing`, which is then idle (waiting `idle_check`); the other three connected and
+/// handed to it. Returns what the tests need.
+async fn follower_handed_three_blocks(
+    timing: crate::indexer::Deferral,
+) -> (ChainManager, Vec<Block>, crate::indexer::Indexer, crate::tip::TipCell) {
     let (k, params, kv) = setup();
     let mut cm = open(&params, &kv);
     let blocks = paying_blocks(&params, &k, 4);
-    let indexer = crate::indexer::Indexer::start(cm.store().clone()).unwrap();
-    let tips = crate::tip::TipCell::new(&cm);
+    cm.accept_block(blocks[0].clone(), NOW).unwrap();
+    let indexer = crate::indexer::Indexer::start_with(cm.store().clone(), timing).unwrap();
+    // Its catch-up at start (nothing handed over: at once) reaches block 1; after that only
+    // a hand-over, a reader or the idle check moves it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    for b in &blocks[..3] {
+    while indexer.tip().height < 1 {
+        assert!(std::time::Instant::now() < deadline, "no catch-up at start");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let tips = crate::tip::TipCell::new(&cm);
+    for b in &blocks[1..] {
         cm.accept_block(b.clone(), NOW).unwrap();
         tips.publish(&cm);
         indexer.notify([Arc::new(b.clone())]);
     }
-    // No reader: the indexes still reach the chain's tip.
-    while indexer.tip().height < 3 {
-        assert!(std::time::Instant::now() < deadline, "indexes stuck at {:?}", indexer.tip());
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    (cm, blocks, indexer, tips)
+}
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Blocks handed over are deferred, never dropped: with no reader, the follower indexes
+/// them once the chain has been quiet for `settle`, or `max_defer` after the first
+/// (whichever comes first; the idle check, an hour here, plays no part).
+#[tokio::test]
+async fn blocks_handed_over_are_indexed_with_no_reader_when_the_deferral_ends() {
+    let short = std::time::Duration::from_millis(20);
+    for (settle, max_defer) in [(short, HOUR), (HOUR, short)] {
+        let timing = crate::indexer::Deferral { settle, max_defer, idle_check: HOUR };
+        let (cm, blocks, indexer, _tips) = follower_handed_three_blocks(timing).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while indexer.tip().height < 4 {
+            assert!(std::time::Instant::now() < deadline, "stuck at {:?}", indexer.tip());
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(indexer.tip().id, blocks[3].id());
+        let loc = cm.store().tx_location(&blocks[3].txs[0].txid()).unwrap().expect("indexed");
+        assert_eq!(loc.height, 4);
     }
-    assert_eq!(indexer.tip().id, blocks[2].id());
-    let loc = cm.store().tx_location(&blocks[2].txs[0].txid()).unwrap().expect("indexed");
-    assert_eq!(loc.height, 3);
-    // A reader of the next block is answered at it.
-    cm.accept_block(blocks[3].clone(), NOW).unwrap();
-    tips.publish(&cm);
-    indexer.notify([Arc::new(blocks[3].clone())]);
+}
+
+/// A reader ends the deferral at once: with an hour of settle time, an hour's cap and an
+/// hourly idle check, only its request can make the follower index the blocks handed
+/// over within the reader's deadline.
+#[tokio::test]
+async fn a_reader_ends_the_deferral_at_once() {
+    let timing = crate::indexer::Deferral { settle: HOUR, max_defer: HOUR, idle_check: HOUR };
+    let (cm, blocks, indexer, tips) = follower_handed_three_blocks(timing).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let t = indexer.synced_to(tips.get(), &tips, deadline).await.expect("answered");
     assert_eq!((t.id, t.height), (blocks[3].id(), 4));
-    let loc = cm.store().tx_location(&blocks[3].txs[0].txid()).unwrap().expect("indexed");
-    assert_eq!(loc.height, 4);
+    let loc = cm.store().tx_location(&blocks[2].txs[0].txid()).unwrap().expect("indexed");
+    assert_eq!(loc.height, 3);
+    // A second reader, with the indexes already at the tip, is answered too.
+    let t = indexer.synced_to(tips.get(), &tips, deadline).await.expect("answered again");
+    assert_eq!(t.height, 4);
 }
 
 /// A MemKv that runs a hook after each write (not for writes made by the hook itself).
