@@ -73,7 +73,8 @@ pub struct BenchOptions {
     /// Nodes of the line for block and payment propagation (at least 5; the 5-node figures
     /// are taken on its first 5 nodes).
     pub nodes: usize,
-    /// Where the nodes' data dirs go (a temp dir, removed at the end, when `None`).
+    /// Where the nodes' data dirs go (a temp dir when `None`: removed at the end, kept
+    /// when the run fails).
     pub dir: Option<PathBuf>,
     /// Set on Ctrl-C: the run stops at the next step and cleans up.
     pub stop: Arc<AtomicBool>,
@@ -287,16 +288,28 @@ pub fn run(opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Report
     if opts.nodes < 5 || opts.nodes > 50 {
         bail!("--nodes must be between 5 and 50 (the 5-node figures use the first 5)");
     }
+    match &opts.dir {
+        Some(d) => run_in(opts, d, &mut progress),
+        None => {
+            let temp = tempfile::Builder::new().prefix("ember-bench").tempdir()?;
+            let result = run_in(opts, temp.path(), &mut progress);
+            if result.is_err() {
+                // A failed run's nodes' logs are what tells why: kept, and said where.
+                let kept = temp.keep();
+                return result.with_context(|| {
+                    format!("the nodes' data dirs and logs are kept in {}", kept.display())
+                });
+            }
+            result
+        }
+    }
+}
+
+/// [`run`] in the testnet directory `dir`.
+fn run_in(opts: &BenchOptions, dir: &Path, mut progress: impl FnMut(&str)) -> Result<Report> {
     let started = Instant::now();
     let sizes = Sizes::new(opts.quick);
-    let temp;
-    let dir = match &opts.dir {
-        Some(d) => d.clone(),
-        None => {
-            temp = tempfile::Builder::new().prefix("ember-bench").tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
+    let dir = dir.to_path_buf();
     let mut b = Bench { opts, sizes, figures: Vec::new(), machine: None, block_cpu_ms: Vec::new() };
 
     progress("measuring the machine: verify_strict on one core and on all, loopback round trip");
@@ -577,15 +590,16 @@ impl Bench<'_> {
         senders: &mut Senders,
         clock: Clock,
     ) -> Result<Vec<Vec<f64>>> {
-        // Polling for the stored times only has to see the height reached: it leaves the
-        // cores to the nodes between rounds instead of spinning on RPC.
+        // Polling for the stored times only has to see the height reached: it polls the far
+        // node alone, pausing between calls, and leaves the cores to the nodes instead of
+        // spinning on RPC (then one round checks that every node has the block).
         let pause = match clock {
             Clock::Polled | Clock::Far => Duration::ZERO,
-            Clock::Stored => Duration::from_millis(2),
+            Clock::Stored => STORED_POLL_PAUSE,
         };
         let polled = match clock {
-            Clock::Far => &clients[clients.len() - 1..],
-            Clock::Polled | Clock::Stored => clients,
+            Clock::Far | Clock::Stored => &clients[clients.len() - 1..],
+            Clock::Polled => clients,
         };
         let mut times = Vec::new();
         for _ in 0..samples {
@@ -610,7 +624,12 @@ impl Bench<'_> {
             senders.confirm_all();
             times.push(match clock {
                 Clock::Polled | Clock::Far => arrived,
-                Clock::Stored => stored_times(clients, target)?,
+                Clock::Stored => {
+                    // The far node can store a block before a node nearer node 0 does
+                    // (each forwards it before storing it): wait for every node.
+                    poll_heights(clients, target, Instant::now(), STORED_POLL_PAUSE)?;
+                    stored_times(clients, target)?
+                }
             });
             if txs > 0 {
                 wait_mempools(clients, 0, Duration::from_secs(30))?;
@@ -1599,9 +1618,18 @@ fn wait_mempools(clients: &[RpcClient], count: usize, timeout: Duration) -> Resu
 
 /// One node's height and mempool, as [`wait_mempools`] reports them.
 fn mempool_state(i: usize, c: &RpcClient, count: usize) -> String {
-    let height = c.call("node_info", json!([])).map(|v| v["height"].clone()).unwrap_or_default();
+    let info = c.call("node_info", json!([])).unwrap_or_default();
     let n = mempool_count(c).unwrap_or(u64::MAX);
-    let mut out = format!("node {i}: height {height}, {n} pooled");
+    // What a stuck node knows: its peers, the headers it holds past its tip, its sync.
+    let mut out = format!(
+        "node {i}: height {}, {n} pooled, {} peers, {} known headers, best peer height {}, \
+         sync {}",
+        info["height"],
+        info["peers"],
+        info["known_headers"],
+        info["best_peer_height"],
+        info["sync"]
+    );
     if n == count as u64 {
         return out;
     }
@@ -1711,6 +1739,13 @@ fn poll_heights(
     }
     Ok(at.into_iter().map(|t| t.expect("loop ends when all are set")).collect())
 }
+
+/// The pause between polls of the far node's height when the times are the nodes' own
+/// records (`Clock::Stored`): the poll's resolution does not enter those times, and each
+/// call costs a node and the bench CPU on the cores the hops are timed on (an idle RPC
+/// round trip is 50-100 µs here). Until 2026-12-04 every node still short of the block was
+/// polled round-robin with a 2 ms pause: up to ten calls every ~3 ms.
+const STORED_POLL_PAUSE: Duration = Duration::from_millis(5);
 
 /// How [`Bench::propagation_samples`] times a block's arrival.
 #[derive(Clone, Copy)]

@@ -37,7 +37,7 @@ Exit codes: 0 done, 1 failed (soak: also an invariant broken), 2 bad command lin
 )]
 pub(crate) struct Cli {
     /// Directory of the testnet: genesis, node data dirs and logs, testnet.json [default:
-    /// .testnet; for bench, a temp dir removed at the end].
+    /// .testnet; for bench, a temp dir removed at the end, kept when the run fails].
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
     #[command(subcommand)]
